@@ -1,0 +1,1 @@
+//! The one dispatcher: typed requests, each checked by `auth::check` before it runs.

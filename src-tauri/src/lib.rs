@@ -1,0 +1,16 @@
+//! Stator: an HMI core for Siemens S7-1200 PLCs over OPC UA.
+//!
+//! See ARCHITECTURE.md at the repository root for the module map and the invariants.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+#[cfg(feature = "desktop")]
+pub mod desktop;
+pub mod live;
+pub mod logging;
+pub mod plc;
+pub mod remote;
+pub mod sim;
+pub mod store;

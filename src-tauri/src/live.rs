@@ -1,0 +1,575 @@
+//! The live picture: latest value per tag of every PLC, with change sequence numbers.
+//!
+//! The engine writes into it; transports read full snapshots and deltas. Writers never wait on
+//! readers for more than a short critical section, and listeners are woken through a
+//! `tokio::sync::watch` channel, which never blocks the sender and naturally coalesces: a slow
+//! listener sees only the newest sequence number.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// Connection state of one PLC; serialised as the wire contract's upper-case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PlcStatus {
+    #[default]
+    Disconnected,
+    Connecting,
+    Connected,
+    Error,
+}
+
+impl PlcStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlcStatus::Disconnected => "DISCONNECTED",
+            PlcStatus::Connecting => "CONNECTING",
+            PlcStatus::Connected => "CONNECTED",
+            PlcStatus::Error => "ERROR",
+        }
+    }
+}
+
+/// OPC UA quality reduced to the three classes an operator cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    Good,
+    Uncertain,
+    #[default]
+    Bad,
+}
+
+/// What the PLC told us about a variable at discovery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagMeta {
+    /// Browse path below the root joined with `/`, e.g. `Meteo/Irradiance_W_m2`.
+    pub name: String,
+    /// The NodeId in OPC UA text form.
+    pub node_id: String,
+    /// OPC UA built-in data type name: `Boolean`, `Int16`, `Float`, `String`, …
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// Length of a one-dimensional array value; `None` for scalars.
+    pub array_size: Option<u32>,
+    /// The PLC allows writing (AccessLevel and UserAccessLevel both have CurrentWrite).
+    pub writable: bool,
+    /// NodeIds of element children `[0]`, `[1]`, … where the PLC exposes them.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub element_node_ids: Vec<String>,
+}
+
+/// The latest value of a tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagValue {
+    /// Typed JSON: numbers, booleans, strings, arrays; Int64/UInt64 beyond 2^53 as strings;
+    /// DateTime as RFC 3339. `null` before the first value arrives.
+    pub value: serde_json::Value,
+    pub quality: Quality,
+    /// Why the quality is not good: an OPC UA status name (`BadSensorFailure`) or
+    /// `not_connected` when the PLC dropped. `None` when good.
+    pub reason: Option<String>,
+    /// Source timestamp (or server/receive time when the PLC gives none).
+    pub ts: Option<DateTime<Utc>>,
+}
+
+impl Default for TagValue {
+    fn default() -> Self {
+        Self {
+            value: serde_json::Value::Null,
+            quality: Quality::Bad,
+            reason: Some("no_value".into()),
+            ts: None,
+        }
+    }
+}
+
+/// A value change as delivered by the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueUpdate {
+    pub tag: String,
+    pub value: TagValue,
+}
+
+/// One tag in a snapshot (wire shape of the remote protocol).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSnapshot {
+    pub name: String,
+    pub node_id: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub array_size: Option<u32>,
+    pub value: serde_json::Value,
+    pub quality: Quality,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    pub ts: Option<DateTime<Utc>>,
+    pub writable: bool,
+}
+
+/// One PLC in a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlcSnapshot {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub status: PlcStatus,
+    /// Last error message while ERROR/DISCONNECTED, for diagnostics.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// The server's application name, read at connect.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub server_name: Option<String>,
+    pub nodes: Vec<NodeSnapshot>,
+}
+
+/// Full picture at sequence `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub plcs: Vec<PlcSnapshot>,
+}
+
+/// One changed value in a delta.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub name: String,
+    pub value: serde_json::Value,
+    pub quality: Quality,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    pub ts: Option<DateTime<Utc>>,
+}
+
+/// What changed on one PLC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlcDelta {
+    pub id: String,
+    pub status: PlcStatus,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// True when the tag list itself changed (rediscovery): the client should take a snapshot.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub rediscovered: bool,
+    pub changes: Vec<Change>,
+}
+
+/// Everything that changed after a sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    pub seq: u64,
+    pub plcs: Vec<PlcDelta>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.plcs.is_empty()
+    }
+}
+
+struct TagEntry {
+    meta: TagMeta,
+    value: TagValue,
+    seq: u64,
+}
+
+struct PlcEntry {
+    id: String,
+    name: String,
+    url: String,
+    status: PlcStatus,
+    error: Option<String>,
+    server_name: Option<String>,
+    /// Sequence of the last status change.
+    status_seq: u64,
+    /// Sequence of the last rediscovery.
+    tags_seq: u64,
+    tags: Vec<TagEntry>,
+    index: HashMap<String, usize>,
+}
+
+struct State {
+    seq: u64,
+    plcs: Vec<PlcEntry>,
+}
+
+/// Shared handle to the live cache; cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    state: Arc<RwLock<State>>,
+    notify: Arc<watch::Sender<u64>>,
+}
+
+/// Identifies a configured PLC for [`Cache::new`].
+#[derive(Debug, Clone)]
+pub struct PlcInfo {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl Cache {
+    /// A cache for these PLCs, all DISCONNECTED and without tags.
+    pub fn new(plcs: impl IntoIterator<Item = PlcInfo>) -> Self {
+        let plcs = plcs
+            .into_iter()
+            .map(|p| PlcEntry {
+                id: p.id,
+                name: p.name,
+                url: p.url,
+                status: PlcStatus::Disconnected,
+                error: None,
+                server_name: None,
+                status_seq: 0,
+                tags_seq: 0,
+                tags: Vec::new(),
+                index: HashMap::new(),
+            })
+            .collect();
+        let (tx, _) = watch::channel(0);
+        Self {
+            state: Arc::new(RwLock::new(State { seq: 0, plcs })),
+            notify: Arc::new(tx),
+        }
+    }
+
+    /// Built from the configuration's PLC list.
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        Self::new(cfg.plc_config.iter().map(|p| PlcInfo {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            url: p.url.clone(),
+        }))
+    }
+
+    /// Wakes on every new sequence number; never blocks the writer, coalesces for slow readers.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.notify.subscribe()
+    }
+
+    /// The current sequence number.
+    pub fn seq(&self) -> u64 {
+        self.state.read().seq
+    }
+
+    /// Ids of all configured PLCs, in configuration order.
+    pub fn plc_ids(&self) -> Vec<String> {
+        self.state
+            .read()
+            .plcs
+            .iter()
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    fn bump(&self, seq: u64) {
+        self.notify.send_replace(seq);
+    }
+
+    fn with_plc<R>(&self, plc: &str, f: impl FnOnce(&mut PlcEntry, u64) -> R) -> Option<R> {
+        let (r, seq) = {
+            let mut st = self.state.write();
+            let seq = st.seq + 1;
+            let p = st.plcs.iter_mut().find(|p| p.id == plc)?;
+            let r = f(p, seq);
+            st.seq = seq;
+            (r, seq)
+        };
+        self.bump(seq);
+        Some(r)
+    }
+
+    /// Sets a PLC's connection state (and the error text that explains ERROR/DISCONNECTED).
+    /// Leaving CONNECTED marks every value of that PLC stale (`bad`, `not_connected`), keeping
+    /// the last value.
+    pub fn set_status(&self, plc: &str, status: PlcStatus, error: Option<String>) {
+        let mut st = self.state.write();
+        let seq = st.seq + 1;
+        let Some(p) = st.plcs.iter_mut().find(|p| p.id == plc) else {
+            return;
+        };
+        if p.status == status && p.error == error {
+            return;
+        }
+        let was_connected = p.status == PlcStatus::Connected;
+        p.status = status;
+        p.error = error;
+        p.status_seq = seq;
+        if was_connected && status != PlcStatus::Connected {
+            for t in &mut p.tags {
+                if t.value.quality != Quality::Bad
+                    || t.value.reason.as_deref() != Some("not_connected")
+                {
+                    t.value.quality = Quality::Bad;
+                    t.value.reason = Some("not_connected".into());
+                    t.seq = seq;
+                }
+            }
+        }
+        st.seq = seq;
+        drop(st);
+        self.bump(seq);
+    }
+
+    /// Records the server's application name.
+    pub fn set_server_name(&self, plc: &str, name: Option<String>) {
+        let mut st = self.state.write();
+        if let Some(p) = st.plcs.iter_mut().find(|p| p.id == plc) {
+            p.server_name = name;
+        }
+    }
+
+    /// Replaces the tag list after (re)discovery. Tags that still exist keep their last value
+    /// (stale until fresh data arrives); tags that vanished are dropped.
+    pub fn set_tags(&self, plc: &str, tags: Vec<TagMeta>) {
+        self.with_plc(plc, |p, seq| {
+            let mut old: HashMap<String, TagEntry> =
+                p.tags.drain(..).map(|t| (t.meta.name.clone(), t)).collect();
+            p.index.clear();
+            for (i, meta) in tags.into_iter().enumerate() {
+                let value = old.remove(&meta.name).map(|t| t.value).unwrap_or_default();
+                p.index.insert(meta.name.clone(), i);
+                p.tags.push(TagEntry { meta, value, seq });
+            }
+            p.tags_seq = seq;
+        });
+    }
+
+    /// Takes a batch of value changes from the engine; unknown tags are ignored. Values equal to
+    /// the current one (value, quality, timestamp) do not advance the sequence.
+    pub fn update(&self, plc: &str, updates: impl IntoIterator<Item = ValueUpdate>) -> usize {
+        let mut st = self.state.write();
+        let seq = st.seq + 1;
+        let Some(p) = st.plcs.iter_mut().find(|p| p.id == plc) else {
+            return 0;
+        };
+        let mut n = 0;
+        for u in updates {
+            if let Some(&i) = p.index.get(&u.tag) {
+                let t = &mut p.tags[i];
+                if t.value != u.value {
+                    t.value = u.value;
+                    t.seq = seq;
+                    n += 1;
+                }
+            }
+        }
+        if n > 0 {
+            st.seq = seq;
+            drop(st);
+            self.bump(seq);
+        }
+        n
+    }
+
+    /// Metadata of one tag (for writes and the detail screen).
+    pub fn tag_meta(&self, plc: &str, tag: &str) -> Option<TagMeta> {
+        let st = self.state.read();
+        let p = st.plcs.iter().find(|p| p.id == plc)?;
+        p.index.get(tag).map(|&i| p.tags[i].meta.clone())
+    }
+
+    /// Current value of one tag.
+    pub fn value(&self, plc: &str, tag: &str) -> Option<TagValue> {
+        let st = self.state.read();
+        let p = st.plcs.iter().find(|p| p.id == plc)?;
+        p.index.get(tag).map(|&i| p.tags[i].value.clone())
+    }
+
+    /// Connection state of one PLC.
+    pub fn status(&self, plc: &str) -> Option<PlcStatus> {
+        self.state
+            .read()
+            .plcs
+            .iter()
+            .find(|p| p.id == plc)
+            .map(|p| p.status)
+    }
+
+    /// The full picture of the PLCs accepted by `visible`.
+    pub fn snapshot(&self, visible: impl Fn(&str) -> bool) -> Snapshot {
+        let st = self.state.read();
+        Snapshot {
+            seq: st.seq,
+            plcs: st
+                .plcs
+                .iter()
+                .filter(|p| visible(&p.id))
+                .map(|p| PlcSnapshot {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    url: p.url.clone(),
+                    status: p.status,
+                    error: p.error.clone(),
+                    server_name: p.server_name.clone(),
+                    nodes: p
+                        .tags
+                        .iter()
+                        .map(|t| NodeSnapshot {
+                            name: t.meta.name.clone(),
+                            node_id: t.meta.node_id.clone(),
+                            data_type: t.meta.data_type.clone(),
+                            array_size: t.meta.array_size,
+                            value: t.value.value.clone(),
+                            quality: t.value.quality,
+                            reason: t.value.reason.clone(),
+                            ts: t.value.ts,
+                            writable: t.meta.writable,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What changed after `since` on the PLCs accepted by `visible`. A PLC appears when its
+    /// status or any of its values changed.
+    pub fn changes_since(&self, since: u64, visible: impl Fn(&str) -> bool) -> Delta {
+        let st = self.state.read();
+        let mut plcs = Vec::new();
+        for p in st.plcs.iter().filter(|p| visible(&p.id)) {
+            let changes: Vec<Change> = p
+                .tags
+                .iter()
+                .filter(|t| t.seq > since)
+                .map(|t| Change {
+                    name: t.meta.name.clone(),
+                    value: t.value.value.clone(),
+                    quality: t.value.quality,
+                    reason: t.value.reason.clone(),
+                    ts: t.value.ts,
+                })
+                .collect();
+            if !changes.is_empty() || p.status_seq > since || p.tags_seq > since {
+                plcs.push(PlcDelta {
+                    id: p.id.clone(),
+                    status: p.status,
+                    error: p.error.clone(),
+                    rediscovered: p.tags_seq > since,
+                    changes,
+                });
+            }
+        }
+        Delta { seq: st.seq, plcs }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cache() -> Cache {
+        let c = Cache::new(["a", "b"].map(|id| PlcInfo {
+            id: id.into(),
+            name: id.to_uppercase(),
+            url: format!("opc.tcp://{id}:4840"),
+        }));
+        for id in ["a", "b"] {
+            c.set_tags(
+                id,
+                vec![TagMeta {
+                    name: "P".into(),
+                    node_id: "ns=4;i=10".into(),
+                    data_type: "Float".into(),
+                    array_size: None,
+                    writable: false,
+                    element_node_ids: vec![],
+                }],
+            );
+        }
+        c
+    }
+
+    fn good(v: serde_json::Value) -> TagValue {
+        TagValue {
+            value: v,
+            quality: Quality::Good,
+            reason: None,
+            ts: Some(Utc::now()),
+        }
+    }
+
+    #[test]
+    fn deltas_carry_only_what_changed_and_respect_visibility() {
+        let c = cache();
+        c.set_status("a", PlcStatus::Connected, None);
+        let s0 = c.seq();
+        let v = good(json!(1.5));
+        assert_eq!(
+            c.update(
+                "a",
+                [ValueUpdate {
+                    tag: "P".into(),
+                    value: v.clone()
+                }]
+            ),
+            1
+        );
+        // The same value again is not a change.
+        assert_eq!(
+            c.update(
+                "a",
+                [ValueUpdate {
+                    tag: "P".into(),
+                    value: v
+                }]
+            ),
+            0
+        );
+        let d = c.changes_since(s0, |_| true);
+        assert_eq!(d.plcs.len(), 1);
+        assert_eq!(d.plcs[0].changes[0].value, json!(1.5));
+        assert!(c.changes_since(d.seq, |_| true).is_empty());
+        assert!(c.changes_since(s0, |p| p == "b").is_empty());
+        assert_eq!(c.snapshot(|p| p == "b").plcs.len(), 1);
+    }
+
+    #[test]
+    fn dropping_a_plc_keeps_values_but_marks_them_stale() {
+        let c = cache();
+        c.set_status("a", PlcStatus::Connected, None);
+        c.update(
+            "a",
+            [ValueUpdate {
+                tag: "P".into(),
+                value: good(json!(7)),
+            }],
+        );
+        let s = c.seq();
+        c.set_status("a", PlcStatus::Error, Some("connection lost".into()));
+        let v = c.value("a", "P").unwrap();
+        assert_eq!(v.value, json!(7));
+        assert_eq!(v.quality, Quality::Bad);
+        assert_eq!(v.reason.as_deref(), Some("not_connected"));
+        let d = c.changes_since(s, |_| true);
+        assert_eq!(d.plcs[0].status, PlcStatus::Error);
+        assert_eq!(d.plcs[0].changes.len(), 1);
+        // Rediscovery keeps the last value of tags that still exist.
+        c.set_tags("a", vec![c.tag_meta("a", "P").unwrap()]);
+        assert_eq!(c.value("a", "P").unwrap().value, json!(7));
+    }
+
+    #[tokio::test]
+    async fn listeners_are_notified_without_blocking() {
+        let c = cache();
+        let mut rx = c.subscribe();
+        for i in 0..1000 {
+            c.update(
+                "a",
+                [ValueUpdate {
+                    tag: "P".into(),
+                    value: good(json!(i)),
+                }],
+            );
+        }
+        rx.changed().await.unwrap();
+        assert_eq!(*rx.borrow(), c.seq());
+    }
+}
