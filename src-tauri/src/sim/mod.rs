@@ -318,6 +318,7 @@ async fn start_park(
         .trust_client_certs(true)
         .subscription_poll_interval_ms(SUBSCRIPTION_POLL_MS)
         .max_sessions(200)
+        .max_session_timeout_ms(3_600_000)
         .add_endpoint("none", ServerEndpoint::new_none("/", &anonymous))
         .with_node_manager(address_space::builder(
             tags.clone(),
