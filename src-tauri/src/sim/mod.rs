@@ -85,7 +85,8 @@ impl SimOptions {
 
 impl From<&SimArgs> for SimOptions {
     /// The password of `--secure-user` comes from [`PASSWORD_ENV`] (empty when unset, which
-    /// [`start`] refuses).
+    /// [`start`] refuses); the PKI dir from `--pki`, else [`default_pki_dir`] with
+    /// `--secure-user`, else a temporary directory.
     fn from(a: &SimArgs) -> Self {
         SimOptions {
             listen: a.listen.clone(),
@@ -97,9 +98,18 @@ impl From<&SimArgs> for SimOptions {
                 .secure_user
                 .as_ref()
                 .map(|u| (u.clone(), std::env::var(PASSWORD_ENV).unwrap_or_default())),
-            pki_dir: None,
+            pki_dir: a.pki.clone().or_else(|| {
+                a.secure_user.as_ref()?;
+                default_pki_dir()
+            }),
         }
     }
+}
+
+/// `sim-pki` in the platform data dir: a persistent server certificate, so a client trusts
+/// the `--secure-user` simulator once.
+pub fn default_pki_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "stator").map(|d| d.data_dir().join("sim-pki"))
 }
 
 /// Why the simulator could not start or a tag could not be set.
