@@ -6,9 +6,9 @@
 //! [`start`] returns a [`SimHandle`] once every endpoint accepts TCP connections; tests read
 //! back writes with [`SimHandle::value`] and stop/restart parks on the same port.
 
-pub mod address_space;
+mod address_space;
 pub mod cli;
-pub mod process;
+mod process;
 pub mod tags;
 
 use std::collections::HashMap;
@@ -198,8 +198,17 @@ async fn resolve(listen: &str) -> Result<SocketAddr, SimError> {
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(bad());
     }
-    let mut addrs = tokio::net::lookup_host(listen).await.map_err(|_| bad())?;
-    addrs.next().ok_or_else(bad)
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|_| bad())?
+        .collect();
+    // `localhost` may resolve to ::1 first; IPv4 is what PLC configs use.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(bad)
 }
 
 /// Starts every park; returns once each endpoint accepts TCP connections.
