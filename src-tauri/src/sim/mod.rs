@@ -573,3 +573,77 @@ pub fn variant_json(v: &Variant) -> serde_json::Value {
         other => J::String(format!("{other:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn sim_args(args: &[&str]) -> SimArgs {
+        let mut argv = vec!["stator", "sim"];
+        argv.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(argv)
+            .expect("parses")
+            .command
+        {
+            Some(crate::cli::Command::Sim(a)) => a,
+            other => panic!("not sim: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_follow_the_command_line() {
+        let o = SimOptions::from(&sim_args(&[]));
+        assert_eq!(o, SimOptions::default());
+        let o = SimOptions::from(&sim_args(&[
+            "--listen",
+            "0.0.0.0:4850",
+            "--plcs",
+            "3",
+            "--tags",
+            "10000",
+            "--period-ms",
+            "100",
+            "--no-array-elements",
+            "--pki",
+            "/tmp/x",
+        ]));
+        assert_eq!(o.listen, "0.0.0.0:4850");
+        assert_eq!((o.plcs, o.tags, o.period_ms), (3, 10_000, 100));
+        assert!(!o.array_elements);
+        assert_eq!(o.pki_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(o.secure_user, None);
+    }
+
+    #[test]
+    fn element_names_point_at_children_or_index_ranges() {
+        let tags = tags::standard_tags();
+        let with = name_map(&tags, true);
+        let without = name_map(&tags, false);
+        assert!(
+            matches!(&with["CMD_Instant_Cutoff[3]"], Target::Node(id) if *id == NodeId::new(NS, 104u32))
+        );
+        assert!(
+            matches!(&without["CMD_Instant_Cutoff[3]"], Target::Element(id, 3) if *id == NodeId::new(NS, 100u32))
+        );
+        assert!(with.contains_key("Meteo/Irradiance_W_m2"));
+    }
+
+    #[test]
+    fn json_of_variants() {
+        use serde_json::json;
+        assert_eq!(
+            variant_json(&Variant::UInt64(9_007_199_254_740_993)),
+            json!(9_007_199_254_740_993u64)
+        );
+        assert_eq!(variant_json(&Variant::Float(1.5)), json!(1.5));
+        assert_eq!(variant_json(&Variant::Double(f64::NAN)), json!(null));
+        assert_eq!(
+            variant_json(&tags::vec_variant(
+                SimType::Boolean,
+                vec![true.into(), false.into()]
+            )),
+            json!([true, false])
+        );
+    }
+}
