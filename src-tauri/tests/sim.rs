@@ -867,3 +867,44 @@ fn cli_prints_endpoints_and_stops_on_sigterm() {
     };
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_can_be_refused_for_polling_fallbacks() {
+    let h = tokio::time::timeout(
+        WAIT,
+        sim::start_with(
+            SimOptions::ephemeral(),
+            sim::SimExtras {
+                refuse_subscriptions: true,
+            },
+        ),
+    )
+    .await
+    .expect("in time")
+    .expect("starts");
+    let c = connect(&h.endpoints()[0]).await;
+    let r = c
+        .session
+        .create_subscription(
+            Duration::from_millis(100),
+            30,
+            10,
+            0,
+            0,
+            true,
+            DataChangeCallback::new(|_, _| {}),
+        )
+        .await;
+    let err = r.expect_err("subscriptions refused");
+    assert!(
+        format!("{err}").contains("BadTooManySubscriptions"),
+        "{err}"
+    );
+    // Reads still work.
+    assert!(matches!(
+        read_value(&c.session, &tag_id(&h, "Inverter_Count")).await,
+        Variant::Int16(4)
+    ));
+    c.close().await;
+    h.stop().await;
+}

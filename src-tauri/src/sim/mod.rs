@@ -211,8 +211,21 @@ async fn resolve(listen: &str) -> Result<SocketAddr, SimError> {
         .ok_or_else(bad)
 }
 
+/// Rarely needed behaviours, kept out of [`SimOptions`] so its field list stays the contract.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimExtras {
+    /// Refuse every CreateSubscription with BadTooManySubscriptions (like a PLC whose
+    /// subscription budget is used up), so a client's polling fallback can be tested.
+    pub refuse_subscriptions: bool,
+}
+
 /// Starts every park; returns once each endpoint accepts TCP connections.
 pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
+    start_with(opts, SimExtras::default()).await
+}
+
+/// [`start`] with [`SimExtras`].
+pub async fn start_with(opts: SimOptions, extras: SimExtras) -> Result<SimHandle, SimError> {
     if opts.plcs == 0 {
         return Err(SimError::Options("--plcs must be at least 1".into()));
     }
@@ -263,7 +276,7 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         if base.port() != 0 {
             addr.set_port(base.port() + i as u16);
         }
-        match start_park(i, addr, &opts, &tags, &pki_dir).await {
+        match start_park(i, addr, &opts, &extras, &tags, &pki_dir).await {
             Ok(p) => handle.parks.push(p),
             Err(e) => {
                 handle.stop_parks().await;
@@ -307,6 +320,7 @@ async fn start_park(
     index: usize,
     addr: SocketAddr,
     opts: &SimOptions,
+    extras: &SimExtras,
     tags: &Arc<Vec<TagInfo>>,
     pki_dir: &std::path::Path,
 ) -> Result<Park, SimError> {
@@ -378,7 +392,8 @@ async fn start_park(
     limits.subscriptions.min_sampling_interval_ms = 10.0;
     limits.subscriptions.min_publishing_interval_ms = 20.0;
     limits.subscriptions.max_queued_notifications = 1_000;
-    limits.subscriptions.max_subscriptions_per_session = 100;
+    limits.subscriptions.max_subscriptions_per_session =
+        if extras.refuse_subscriptions { 0 } else { 100 };
     limits.operational.max_monitored_items_per_call = 100_000;
     limits.operational.max_nodes_per_read = 100_000;
     limits.operational.max_nodes_per_write = 100_000;
