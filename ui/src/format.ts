@@ -50,6 +50,18 @@ export function guessUnit(name: string): string | null {
   return null
 }
 
+/** A readable label from a tag's leaf name: unit suffix dropped, underscores as spaces. */
+export function tagLabel(leaf: string): string {
+  let s = leaf
+  for (const [re] of UNIT_SUFFIXES) {
+    if (re.test(s)) {
+      s = s.replace(re, '')
+      break
+    }
+  }
+  return s.replace(/_/g, ' ').trim() || leaf
+}
+
 /** A float with precision that suits its magnitude. */
 export function formatNumber(v: number, type = 'Double'): string {
   if (!Number.isFinite(v)) return String(v)

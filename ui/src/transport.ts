@@ -245,6 +245,8 @@ export class BrowserTransport implements Transport {
       this.attempt = 0
       this.link.value = 'online'
     }
+    // Errors are always followed by a close event, which decides what happens next.
+    ws.onerror = () => undefined
     ws.onmessage = (ev) => this.onMessage(typeof ev.data === 'string' ? ev.data : '')
     ws.onclose = (ev) => {
       if (this.ws !== ws) return
