@@ -4,7 +4,7 @@ import { reactive } from 'vue'
 import type { LoginResult, Role, UserSummary } from './protocol'
 import { toApiError } from './protocol'
 import { applySnapshot, applyUpdate, createLiveState } from './store'
-import { transport, type Credentials } from './transport'
+import { transport, type Credentials, type MeResult } from './transport'
 
 /** Default idle timeouts per role (issue 3), used when the server does not say. */
 export const DEFAULT_IDLE_S: Record<Role, number> = {
@@ -129,6 +129,28 @@ function startLive(token: string) {
   })
 }
 
+/**
+ * The idle timeout of this session in seconds: `idle_timeout_s` when the server says it, else
+ * derived from `me`'s `idle_expires_at` (just slid by that very call) minus the server's clock.
+ */
+export function idleFromMe(me: MeResult, serverNow: number): number | null {
+  if (typeof me.idle_timeout_s === 'number' && me.idle_timeout_s > 0) return me.idle_timeout_s
+  const at = Date.parse(me.user?.idle_expires_at ?? '')
+  if (Number.isNaN(at)) return null
+  const s = Math.round((at - serverNow) / 1000)
+  return s > 0 ? s : null
+}
+
+async function learnIdleTimeout() {
+  try {
+    const { me, serverNow } = await transport.me()
+    const s = idleFromMe(me, serverNow)
+    if (s && session.token) session.idleTimeoutS = s
+  } catch {
+    /* keep the role default */
+  }
+}
+
 function begin(r: LoginResult) {
   session.token = r.token
   session.user = r.user
@@ -146,6 +168,7 @@ function begin(r: LoginResult) {
     /* no storage */
   }
   startLive(r.token)
+  if (!(typeof r.idle_timeout_s === 'number' && r.idle_timeout_s > 0)) void learnIdleTimeout()
   navigate({ name: 'overview' })
 }
 

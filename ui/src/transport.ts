@@ -30,6 +30,13 @@ export type Credentials =
   | { username: string; pin: string }
   | { badge: string }
 
+/** Reply of `me`: `{"user":{username, role, parks, idle_expires_at?, expires_at?, …}}`. */
+export interface MeResult {
+  user?: { username: string; role: string; parks: string[]; idle_expires_at?: string; expires_at?: string }
+  idle_timeout_s?: number
+  [k: string]: unknown
+}
+
 export interface Health {
   status: string
   needs_setup?: boolean
@@ -44,6 +51,8 @@ export interface Transport {
   /** Creates the first superuser (only while the database has no user) and logs in. */
   setup(username: string, password: string): Promise<LoginResult>
   logout(): Promise<void>
+  /** `me` of the current session, with the server's clock at the time of the answer (ms). */
+  me(): Promise<{ me: MeResult; serverNow: number }>
   /** Adopts a saved token after a page reload; resolves to `me` when the token still works. */
   resume?(token: string): Promise<unknown>
   /** Any dispatcher op (`write`, `users_list`, `audit_page`, `ping`, …); resolves to `result`. */
@@ -108,7 +117,7 @@ export class BrowserTransport implements Transport {
       wsUrl ?? (loc ? `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/ws` : 'ws://127.0.0.1:8765/ws')
   }
 
-  private async http<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async http<T>(method: string, path: string, body?: unknown, onDate?: (ms: number) => void): Promise<T> {
     const headers: Record<string, string> = {}
     if (body !== undefined) headers['Content-Type'] = 'application/json'
     if (this.token) headers['Authorization'] = `Bearer ${this.token}`
@@ -123,6 +132,8 @@ export class BrowserTransport implements Transport {
     } catch (e) {
       throw new ApiError('not_connected', e instanceof Error ? e.message : String(e))
     }
+    const date = Date.parse(res.headers.get('date') ?? '')
+    if (onDate) onDate(Number.isNaN(date) ? Date.now() : date)
     if (res.status === 204) return undefined as T
     const text = await res.text()
     let data: unknown = undefined
@@ -153,6 +164,12 @@ export class BrowserTransport implements Transport {
     const r = await this.http<LoginResult>('POST', '/api/setup', { username, password })
     this.token = r.token
     return r
+  }
+
+  async me(): Promise<{ me: MeResult; serverNow: number }> {
+    let serverNow = Date.now()
+    const me = await this.http<MeResult>('GET', '/api/me', undefined, (d) => (serverNow = d))
+    return { me, serverNow }
   }
 
   async resume(token: string): Promise<unknown> {
@@ -340,6 +357,10 @@ export class TauriTransport implements Transport {
 
   request<T = unknown>(req: Request): Promise<T> {
     return this.call<T>(req)
+  }
+
+  async me(): Promise<{ me: MeResult; serverNow: number }> {
+    return { me: await this.call<MeResult>({ op: 'me' }), serverNow: Date.now() }
   }
 
   startLive(token: string, h: LiveHandlers): void {
