@@ -28,6 +28,8 @@ describe('value formatting', () => {
     expect(guessUnit('Module_Temp_C')).toBe('°C')
     expect(guessUnit('Limit_pct')).toBe('%')
     expect(guessUnit('Status_Word')).toBeNull()
+    expect(guessUnit('Meteo/Wind_Speed_m_s')).toBe('m/s')
+    expect(guessUnit('Heartbeat_ms')).toBe('ms')
     expect(tagLabel('Active_Power_kW')).toBe('Active Power')
     expect(tagLabel('Status_Word')).toBe('Status Word')
   })

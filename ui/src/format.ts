@@ -37,11 +37,11 @@ const UNIT_SUFFIXES: [RegExp, string][] = [
   [/_A$/, 'A'],
   [/_(degC|C)$/, '°C'],
   [/_(pct|percent)$/i, '%'],
+  [/_m_s$/, 'm/s'],
   [/_ms$/, 'ms'],
   [/_s$/, 's'],
   [/_rpm$/i, 'rpm'],
   [/_bar$/, 'bar'],
-  [/_m_s$/, 'm/s'],
 ]
 
 /** Unit from a name such as `Active_Power_kW` → `kW`; null when the name says nothing. */

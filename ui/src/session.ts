@@ -97,7 +97,7 @@ export function navigate(r: Route): void {
 
 /** Seconds until the idle logout. */
 export function idleLeft(): number {
-  return session.idleTimeoutS - (session.now - session.lastActivity) / 1000
+  return session.idleTimeoutS - Math.max(0, session.now - session.lastActivity) / 1000
 }
 
 let lastPing = 0
