@@ -71,6 +71,8 @@ async function waitFor(what, fn, ms = 15000, every = 200) {
 }
 
 let bin, tmp, cfgPath, dbPath, base, server, serverLog = '', browser, page
+const cspViolations = []
+const pageErrors = []
 
 function stator(args, input) {
   const r = spawnSync(bin, ['--config', cfgPath, '--db', dbPath, ...args], { input, cwd: ROOT, encoding: 'utf8', timeout: 30000 })
@@ -161,7 +163,8 @@ describe('panel UI against stator serve --demo', () => {
     const park = snap.plcs.find((p) => p.id === 'eco_solar')
     const candidates = park.nodes.filter((n) => n.writable && NUMERIC.has(n.type) && n.array_size == null && !Array.isArray(n.value) && n.quality === 'good')
     assert.ok(candidates.length, `no writable numeric tag in ${park.nodes.map((n) => n.name).join(', ')}`)
-    const n = candidates.find((c) => /setpoint|limit|_sp\b|sp_/i.test(c.name)) ?? candidates[0]
+    // The simulator's setpoints are SP_*; SP_Power_Limit_kW is the natural one to move.
+    const n = candidates.find((c) => /^SP_Power_Limit/i.test(c.name)) ?? candidates.find((c) => /setpoint|limit|(^|_)SP_/i.test(c.name)) ?? candidates[0]
     setpoint = { plc: park.id, tag: n.name, type: n.type, range: n.range ?? null, value: n.value }
     await api('POST', '/api/logout', lg.token)
 
@@ -173,7 +176,10 @@ describe('panel UI against stator serve --demo', () => {
     const ctx = await browser.newContext({ viewport: VIEWPORT })
     page = await ctx.newPage()
     page.setDefaultTimeout(15000)
-    page.on('pageerror', (e) => console.error('page error:', e.message))
+    page.on('pageerror', (e) => pageErrors.push(e.message))
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to (load|apply|execute)/i.test(m.text())) cspViolations.push(m.text())
+    })
     await page.goto(base + '/')
   })
 
@@ -242,7 +248,7 @@ describe('panel UI against stator serve --demo', () => {
     const { plc, tag, type, range, value } = setpoint
     let next
     if (range) next = Math.round((range[0] + (range[1] - range[0]) * (value > (range[0] + range[1]) / 2 ? 0.25 : 0.75)) * 10) / 10
-    else next = value === 42 ? 41 : 42
+    else next = Number(value) === 800 ? 750 : 800
     if (INTEGER.has(type)) next = Math.round(next)
     await openTag(plc, tag)
     await shot('04-tag')
@@ -326,5 +332,12 @@ describe('panel UI against stator serve --demo', () => {
     const notice = await page.getByTestId('login-notice').innerText()
     assert.match(notice, /inactivity|ended/i)
     await shot('11-idle-logout')
+  })
+
+  it('ran under the server CSP without violations or page errors', async () => {
+    const res = await fetch(base + '/')
+    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'self'/)
+    assert.deepEqual(cspViolations, [])
+    assert.deepEqual(pageErrors, [])
   })
 })

@@ -19,6 +19,8 @@ describe('value formatting', () => {
     expect(formatValue(null, 'Float')).toBe('—')
     expect(formatValue('18446744073709551615', 'UInt64')).toBe('18446744073709551615')
     expect(formatValue([1.5, 2.25], 'Float')).toBe('1.50, 2.25')
+    expect(formatValue('2026-11-23T10:00:00Z', 'DateTime')).toMatch(/^2026-11-2[234] \d\d:00:00$/)
+    expect(formatValue('garbage', 'DateTime')).toBe('garbage')
   })
 
   it('guesses units from S7 names and makes labels without them', () => {

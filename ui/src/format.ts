@@ -86,8 +86,7 @@ export function formatValue(v: Json, type: string, words: { on: string; off: str
   if (typeof v === 'number') return formatNumber(v, type)
   if (typeof v === 'string') {
     if (type === 'DateTime') {
-      const d = new Date(v)
-      return Number.isNaN(d.getTime()) ? v : d.toLocaleString()
+      return formatDateTime(v)
     }
     return v
   }
@@ -104,6 +103,14 @@ export function rangeFraction(v: Json, range: [number, number] | null): number |
   const [lo, hi] = range
   if (!(hi > lo)) return null
   return Math.min(1, Math.max(0, (v - lo) / (hi - lo)))
+}
+
+/** Local date and time of an RFC 3339 timestamp, `YYYY-MM-DD HH:MM:SS` (unambiguous everywhere). */
+export function formatDateTime(ts: string): string {
+  const d = new Date(ts)
+  if (Number.isNaN(d.getTime())) return ts
+  const p = (n: number) => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`
 }
 
 /** Local time of an RFC 3339 timestamp, HH:MM:SS. */
