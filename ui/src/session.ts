@@ -125,7 +125,9 @@ function startLive(token: string) {
           .catch(() => undefined)
       }
     },
-    ended: (_code, reason) => endSession('revoked', { reason }),
+    // The server closes with 4001 both for revocation and for idle expiry; when the person has
+    // been idle for (nearly) the whole timeout here too, it is the idle logout.
+    ended: (_code, reason) => (idleLeft() < Math.max(2, session.idleTimeoutS * 0.1) ? endSession('idle') : endSession('revoked', { reason })),
   })
 }
 
