@@ -242,6 +242,20 @@ describe('panel UI against stator serve --demo', () => {
       break
     }
     await shot('03-park')
+    // Filter by name with the on-screen keyboard: type the first letters of the setpoint's leaf.
+    const total = await page.locator('[data-testid^="tag-row-"]').count()
+    const letters = setpoint.tag.split('/').pop().toLowerCase().replace(/[^a-z]/g, '').slice(0, 2)
+    await page.getByTestId('park-filter').click()
+    const prompt = page.getByTestId('prompt')
+    await prompt.waitFor()
+    for (const ch of letters) await prompt.locator(`[data-key="${ch}"]`).click()
+    await prompt.locator('[data-key="done"]').click()
+    await prompt.waitFor({ state: 'detached' })
+    const names = (await page.locator('[data-testid^="tag-row-"]').evaluateAll((els) => els.map((e) => e.dataset.testid.slice(8))))
+    assert.ok(names.length > 0 && names.length < total, `filter narrowed ${total} rows to ${names.length}`)
+    for (const n of names) assert.ok(n.toLowerCase().includes(letters), `${n} matches filter ${letters}`)
+    assert.ok(names.includes(setpoint.tag))
+    await shot('03b-park-filtered')
   })
 
   it('writes a setpoint: enter, confirm with old/new, read back', async () => {
