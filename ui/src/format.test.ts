@@ -32,6 +32,8 @@ describe('value formatting', () => {
     expect(guessUnit('Status_Word')).toBeNull()
     expect(guessUnit('Meteo/Wind_Speed_m_s')).toBe('m/s')
     expect(guessUnit('Heartbeat_ms')).toBe('ms')
+    expect(guessUnit('SP_Ramp_Rate_kW_s')).toBe('kW/s')
+    expect(guessUnit('Energy_Total_Wh')).toBe('Wh')
     expect(tagLabel('Active_Power_kW')).toBe('Active Power')
     expect(tagLabel('Status_Word')).toBe('Status Word')
   })

@@ -37,7 +37,9 @@ const UNIT_SUFFIXES: [RegExp, string][] = [
   [/_A$/, 'A'],
   [/_(degC|C)$/, '°C'],
   [/_(pct|percent)$/i, '%'],
+  [/_kW_s$/, 'kW/s'],
   [/_m_s$/, 'm/s'],
+  [/_Wh$/, 'Wh'],
   [/_ms$/, 'ms'],
   [/_s$/, 's'],
   [/_rpm$/i, 'rpm'],
@@ -88,7 +90,7 @@ export function formatValue(v: Json, type: string, words: { on: string; off: str
     if (type === 'DateTime') {
       return formatDateTime(v)
     }
-    return v
+    return v === '' ? '""' : v
   }
   if (Array.isArray(v)) {
     if (v.every((x) => typeof x === 'boolean')) return formatBits(v)

@@ -139,7 +139,8 @@ export function idleFromMe(me: MeResult, serverNow: number): number | null {
   if (typeof me.idle_timeout_s === 'number' && me.idle_timeout_s > 0) return me.idle_timeout_s
   const at = Date.parse(me.user?.idle_expires_at ?? '')
   if (Number.isNaN(at)) return null
-  const s = Math.round((at - serverNow) / 1000)
+  // The HTTP Date header is truncated to whole seconds, so the difference is up to 1 s long.
+  const s = Math.floor((at - serverNow) / 1000)
   return s > 0 ? s : null
 }
 
