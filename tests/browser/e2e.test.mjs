@@ -203,6 +203,13 @@ describe('panel UI against stator serve --demo', () => {
     await page.getByTestId('mode-badge').click()
     assert.ok(await page.getByTestId('login-badge').isVisible())
     await page.getByTestId('mode-password').click()
+    // Language: German and Polish labels, then back to English.
+    await page.getByTestId('lang-de').click()
+    assert.equal((await page.getByTestId('login-submit').innerText()).trim(), 'Anmelden')
+    await page.getByTestId('lang-pl').click()
+    assert.equal((await page.getByTestId('login-submit').innerText()).trim(), 'Zaloguj')
+    await page.getByTestId('lang-en').click()
+    assert.equal((await page.getByTestId('login-submit').innerText()).trim(), 'Sign in')
   })
 
   it('refuses a wrong password with a reason', async () => {
