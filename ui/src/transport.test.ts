@@ -170,6 +170,19 @@ describe('browser transport over real sockets', () => {
     tr.stopLive()
   })
 
+  it('holds a request while the socket is connecting, then sends it', async () => {
+    onConnect = (ws) => ws.on('message', (d) => {
+      const m = JSON.parse(String(d))
+      ws.send(JSON.stringify({ type: 'reply', id: m.id, ok: true, result: { users: [] } }))
+    })
+    await start()
+    const tr = new BrowserTransport(base, base.replace('http', 'ws') + '/ws')
+    tr.startLive('tok', { snapshot: () => {}, update: () => {}, ended: () => {} })
+    expect(tr.link.value).toBe('connecting')
+    await expect(tr.request({ op: 'users_list' })).resolves.toEqual({ users: [] })
+    tr.stopLive()
+  })
+
   it('fails pending requests when the connection drops', async () => {
     onConnect = () => {}
     await start()

@@ -2,7 +2,7 @@
 // never sees whether that is a remote browser (HTTP `/api/*` + WebSocket `/ws`) or the Tauri
 // window (`invoke('api', {request, token})` + events `live-snapshot` / `live-update`).
 
-import { ref, type Ref } from 'vue'
+import { ref, watch, type Ref } from 'vue'
 import {
   ApiError,
   decodeServerMsg,
@@ -86,6 +86,7 @@ export function unwrapReply<T>(v: unknown): T {
 }
 
 const REQUEST_TIMEOUT_MS = 10000
+const OPEN_WAIT_MS = 3000
 
 // ---------------------------------------------------------------------------------------------
 // Browser: HTTP + WebSocket
@@ -192,7 +193,27 @@ export class BrowserTransport implements Transport {
     }
   }
 
-  request<T = unknown>(req: Request): Promise<T> {
+  async request<T = unknown>(req: Request): Promise<T> {
+    // While the live connection is (re)connecting, give it a moment instead of failing at once.
+    if (this.handlers && this.link.value === 'connecting' && !HTTP_OPS[req.op]) await this.waitOnline(OPEN_WAIT_MS)
+    return this.send<T>(req)
+  }
+
+  private waitOnline(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const stop = watch(this.link, (v) => {
+        if (v !== 'connecting') done()
+      })
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        stop()
+        resolve()
+      }
+    })
+  }
+
+  private send<T>(req: Request): Promise<T> {
     const ws = this.ws
     if (ws && ws.readyState === WebSocket.OPEN) {
       const id = this.nextId++
