@@ -140,6 +140,9 @@ describe('panel UI against stator serve --demo', () => {
     cfg.broadcast_interval_seconds = 0.5
     cfg.remote = { ...(cfg.remote ?? {}), listen: `127.0.0.1:${port}`, allow_remote_writes: true }
     cfg.auth = { ...(cfg.auth ?? {}), idle_timeout_minutes: { ...(cfg.auth?.idle_timeout_minutes ?? {}), viewer: 0.05 } }
+    // Engineering metadata the UI shows when the server forwards it (unit, range, key tags).
+    cfg.tags = { ...(cfg.tags ?? {}) }
+    for (const id of PARKS) cfg.tags[`${id}/SP_Power_Limit_kW`] = { unit: 'kW', range: [0, 1000], description: 'Active power limit' }
     cfgPath = path.join(tmp, 'config.json')
     dbPath = path.join(tmp, 'stator.db')
     fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2))
