@@ -93,7 +93,16 @@ describe('live store', () => {
   it('picks key tags: marked ones, else the first numeric scalars', () => {
     const s = createLiveState()
     applySnapshot(s, snap())
+    // Read-only process values with units first (root before folders), setpoints last.
     expect(keyTags(s.parks[0]).map((t) => t.name)).toEqual(['Active_Power_kW', 'Meteo/Irradiance_W_m2', 'Setpoints/Limit_pct'])
+    const m2 = snap()
+    m2.plcs[0].nodes.unshift(
+      { name: 'SP_Mode', node_id: 'x1', type: 'Int16', value: 1, quality: 'good', ts: null, writable: true },
+      { name: 'Status_Word', node_id: 'x2', type: 'UInt16', value: 1, quality: 'good', ts: null, writable: false },
+      { name: 'Grid_Frequency_Hz', node_id: 'x3', type: 'Double', value: 50, quality: 'good', ts: null, writable: false },
+    )
+    applySnapshot(s, m2)
+    expect(keyTags(s.parks[0]).map((t) => t.name)).toEqual(['Active_Power_kW', 'Grid_Frequency_Hz', 'Meteo/Irradiance_W_m2', 'Status_Word'])
     const m = snap()
     m.plcs[0].nodes[1].key = true
     applySnapshot(s, m)
@@ -104,6 +113,7 @@ describe('live store', () => {
     const s = createLiveState()
     applySnapshot(s, snap())
     expect(groupTags(s.parks[0]).map((g) => g.folder)).toEqual(['', 'Meteo', 'Setpoints'])
+    expect(groupTags(s.parks[0])[0].tags.map((t) => t.name)).toEqual(['Active_Power_kW', 'CMD_Instant_Cutoff', 'Site_Name'])
     const f = groupTags(s.parks[0], 'irrad')
     expect(f).toHaveLength(1)
     expect(f[0].tags[0].leaf).toBe('Irradiance_W_m2')

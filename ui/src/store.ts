@@ -160,11 +160,24 @@ export function findTag(s: LiveState, plc: string, name: string): Tag | undefine
   return i === undefined ? undefined : p.tags[i]
 }
 
-/** Overview values: tags marked `key`, else the first `n` numeric scalar tags. */
+/**
+ * Overview values: tags marked `key`, else `n` numeric scalar tags, process values first:
+ * read-only before writable, with a unit before without, root before folders, then by name (the
+ * PLC's browse order is not stable across reconnects, the overview must be).
+ */
 export function keyTags(p: Park, n = 4): Tag[] {
   const marked = p.tags.filter((t) => t.key)
   if (marked.length) return marked
-  return p.tags.filter((t) => isNumericType(t.type) && t.array_size == null && !Array.isArray(t.value)).slice(0, n)
+  const rank = (t: Tag) => (t.writable ? 4 : 0) + (t.unit ? 0 : 2) + (t.folder ? 1 : 0)
+  return p.tags
+    .filter((t) => isNumericType(t.type) && t.array_size == null && !Array.isArray(t.value))
+    .sort((a, b) => rank(a) - rank(b) || byName(a.name, b.name))
+    .slice(0, n)
+}
+
+/** Natural order of tag names (`T2` before `T10`), case-insensitive. */
+export function byName(a: string, b: string): number {
+  return a.localeCompare(b, undefined, { numeric: true, sensitivity: 'base' })
 }
 
 /** Tags grouped by folder, root first, then folders alphabetically; `filter` matches the name. */
@@ -179,7 +192,7 @@ export function groupTags(p: Park, filter = ''): { folder: string; tags: Tag[] }
   }
   return [...groups.entries()]
     .sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b)))
-    .map(([folder, tags]) => ({ folder, tags }))
+    .map(([folder, tags]) => ({ folder, tags: tags.sort((a, b) => byName(a.leaf, b.leaf)) }))
 }
 
 /** Counts of PLC states, for the session bar. */
