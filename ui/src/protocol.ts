@@ -103,7 +103,9 @@ export class ApiError extends Error {
   code: string
   retryAfterS?: number
   constructor(code: string, message: string, retryAfterS?: number) {
-    super(message || code)
+    // Some messages repeat the code ("forbidden: role admin …"); the UI shows the code anyway.
+    const m = message && message.startsWith(`${code}: `) ? message.slice(code.length + 2) : message
+    super(m || code)
     this.code = code
     this.retryAfterS = retryAfterS
   }

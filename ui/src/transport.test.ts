@@ -49,6 +49,7 @@ describe('message encoding', () => {
     expect(toApiError({ error: { code: 'invalid', message: 'out of range 0..100 kW' } }).message).toBe('out of range 0..100 kW')
     expect(toApiError('{"code":"not_found","message":"x"}').code).toBe('not_found')
     expect(toApiError('boom').code).toBe('internal')
+    expect(toApiError({ code: 'forbidden', message: 'forbidden: role admin may not write_tags' }).message).toBe('role admin may not write_tags')
   })
 
   it('unwraps reply envelopes', () => {
