@@ -18,12 +18,16 @@ pub fn run(global: &GlobalArgs, _demo: bool, kiosk: bool) -> i32 {
     let result = tauri::Builder::default()
         .invoke_handler(tauri::generate_handler![api])
         .setup(move |app| {
-            tauri::WebviewWindowBuilder::new(app, "main", tauri::WebviewUrl::App("index.html".into()))
-                .title("Stator")
-                .inner_size(1280.0, 400.0)
-                .fullscreen(kiosk)
-                .decorations(!kiosk)
-                .build()?;
+            tauri::WebviewWindowBuilder::new(
+                app,
+                "main",
+                tauri::WebviewUrl::App("index.html".into()),
+            )
+            .title("Stator")
+            .inner_size(1280.0, 400.0)
+            .fullscreen(kiosk)
+            .decorations(!kiosk)
+            .build()?;
             Ok(())
         })
         .run(tauri::generate_context!());

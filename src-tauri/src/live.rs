@@ -13,6 +13,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::config::TagConfig;
+
 /// Connection state of one PLC; serialised as the wire contract's upper-case names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -111,6 +113,17 @@ pub struct NodeSnapshot {
     pub reason: Option<String>,
     pub ts: Option<DateTime<Utc>>,
     pub writable: bool,
+    /// Engineering unit from config `tags` (the PLC does not carry one).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub unit: Option<String>,
+    /// Engineering range `[min, max]` from config `tags`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub range: Option<[f64; 2]>,
+    /// Shown on the overview (config `tags.<plc>/<tag>.key`).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub key: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub description: Option<String>,
 }
 
 /// One PLC in a snapshot.
@@ -192,6 +205,8 @@ struct PlcEntry {
     tags_seq: u64,
     tags: Vec<TagEntry>,
     index: HashMap<String, usize>,
+    /// Configured metadata by tag name (unit, range, key, description).
+    extras: HashMap<String, TagConfig>,
 }
 
 struct State {
@@ -212,6 +227,8 @@ pub struct PlcInfo {
     pub id: String,
     pub name: String,
     pub url: String,
+    /// Configured metadata of its tags, by tag name.
+    pub tags: HashMap<String, TagConfig>,
 }
 
 impl Cache {
@@ -230,6 +247,7 @@ impl Cache {
                 tags_seq: 0,
                 tags: Vec::new(),
                 index: HashMap::new(),
+                extras: p.tags,
             })
             .collect();
         let (tx, _) = watch::channel(0);
@@ -241,10 +259,20 @@ impl Cache {
 
     /// Built from the configuration's PLC list.
     pub fn from_config(cfg: &crate::config::Config) -> Self {
-        Self::new(cfg.plc_config.iter().map(|p| PlcInfo {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            url: p.url.clone(),
+        Self::new(cfg.plc_config.iter().map(|p| {
+            PlcInfo {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                url: p.url.clone(),
+                tags: cfg
+                    .tags
+                    .iter()
+                    .filter_map(|(k, t)| {
+                        let (plc, tag) = k.split_once('/')?;
+                        (plc == p.id).then(|| (tag.to_string(), t.clone()))
+                    })
+                    .collect(),
+            }
         }))
     }
 
@@ -411,16 +439,23 @@ impl Cache {
                     nodes: p
                         .tags
                         .iter()
-                        .map(|t| NodeSnapshot {
-                            name: t.meta.name.clone(),
-                            node_id: t.meta.node_id.clone(),
-                            data_type: t.meta.data_type.clone(),
-                            array_size: t.meta.array_size,
-                            value: t.value.value.clone(),
-                            quality: t.value.quality,
-                            reason: t.value.reason.clone(),
-                            ts: t.value.ts,
-                            writable: t.meta.writable,
+                        .map(|t| {
+                            let extra = p.extras.get(&t.meta.name);
+                            NodeSnapshot {
+                                name: t.meta.name.clone(),
+                                node_id: t.meta.node_id.clone(),
+                                data_type: t.meta.data_type.clone(),
+                                array_size: t.meta.array_size,
+                                value: t.value.value.clone(),
+                                quality: t.value.quality,
+                                reason: t.value.reason.clone(),
+                                ts: t.value.ts,
+                                writable: t.meta.writable,
+                                unit: extra.and_then(|e| e.unit.clone()),
+                                range: extra.and_then(|e| e.range),
+                                key: extra.is_some_and(|e| e.key),
+                                description: extra.and_then(|e| e.description.clone()),
+                            }
                         })
                         .collect(),
                 })
@@ -470,6 +505,14 @@ mod tests {
             id: id.into(),
             name: id.to_uppercase(),
             url: format!("opc.tcp://{id}:4840"),
+            tags: HashMap::from([(
+                "P".to_string(),
+                TagConfig {
+                    unit: Some("kW".into()),
+                    range: Some([0.0, 100.0]),
+                    ..Default::default()
+                },
+            )]),
         }));
         for id in ["a", "b"] {
             c.set_tags(
@@ -528,7 +571,10 @@ mod tests {
         assert_eq!(d.plcs[0].changes[0].value, json!(1.5));
         assert!(c.changes_since(d.seq, |_| true).is_empty());
         assert!(c.changes_since(s0, |p| p == "b").is_empty());
-        assert_eq!(c.snapshot(|p| p == "b").plcs.len(), 1);
+        let snap = c.snapshot(|p| p == "b");
+        assert_eq!(snap.plcs.len(), 1);
+        assert_eq!(snap.plcs[0].nodes[0].unit.as_deref(), Some("kW"));
+        assert_eq!(snap.plcs[0].nodes[0].range, Some([0.0, 100.0]));
     }
 
     #[test]
