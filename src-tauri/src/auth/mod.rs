@@ -150,6 +150,21 @@ impl Principal {
         }
     }
 
+    /// An audit entry for an action of this principal (actor, role and source filled in); other
+    /// modules complete it and pass it to [`Auth::audit`].
+    pub fn audit_entry(&self, action: &str, target: Option<&str>, result: &str) -> AuditEntry {
+        AuditEntry {
+            actor: Some(self.username.clone()),
+            role: Some(self.audit_role()),
+            source: self.source.to_string(),
+            action: action.into(),
+            target: target.map(str::to_string),
+            old_value: None,
+            new_value: None,
+            result: result.into(),
+        }
+    }
+
     fn is_system(&self) -> bool {
         self.user_id == 0
     }
@@ -537,6 +552,9 @@ impl Auth {
         };
         if let Some(u) = &user {
             if let Some(until) = u.locked_until.filter(|t| *t > now) {
+                if source.is_remote() {
+                    self.inner.limiter.record(&src, now);
+                }
                 self.audit_login(&u.username, Some(&u.role), &source, method, "locked", now)
                     .await?;
                 return Err(AuthError::Locked {
