@@ -71,9 +71,7 @@ pub fn explain(status: StatusCode, plc_id: Option<&str>) -> ConnectError {
         None => "trust it by moving it from the PKI rejected/ to the trusted/ folder".to_string(),
     };
     match status.sub_code() {
-        s if s == StatusCode::BadCertificateUntrusted.sub_code()
-            || s == StatusCode::BadCertificateInvalid.sub_code() =>
-        {
+        s if s == StatusCode::BadCertificateUntrusted.sub_code() => {
             ConnectError::Final(format!(
                 "the PLC's certificate is not trusted ({name}); {trust_hint}"
             ))
@@ -98,11 +96,14 @@ pub fn explain(status: StatusCode, plc_id: Option<&str>) -> ConnectError {
                 "the PLC does not offer the configured security policy/mode ({name})"
             ))
         }
-        s if s == StatusCode::BadCertificateTimeInvalid.sub_code()
+        s if s == StatusCode::BadCertificateInvalid.sub_code()
+            || s == StatusCode::BadCertificateTimeInvalid.sub_code()
             || s == StatusCode::BadCertificateHostNameInvalid.sub_code()
             || s == StatusCode::BadCertificateUriInvalid.sub_code() =>
         {
-            ConnectError::Final(format!("the PLC's certificate is not acceptable ({name})"))
+            ConnectError::Final(format!(
+                "the PLC's certificate is missing, invalid or does not match its address ({name})"
+            ))
         }
         _ => ConnectError::Transient(format!("cannot connect ({name})")),
     }
@@ -159,9 +160,11 @@ async fn build_client(target: &Target) -> Result<Client, ConnectError> {
     built.map_err(|e| ConnectError::Final(format!("client configuration: {}", e.join("; "))))
 }
 
-/// Connects (endpoints, secure channel, session) within [`CONNECT_TIMEOUT`].
+/// Connects (endpoints, secure channel, session) within [`CONNECT_TIMEOUT`] (creating the
+/// client key pair on first use is not counted).
 pub async fn connect(target: &Target) -> Result<Connected, ConnectError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(target)).await {
+    let client = build_client(target).await?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(client, target)).await {
         Ok(r) => r,
         Err(_) => Err(ConnectError::Transient(format!(
             "no answer from {} within {} s",
@@ -171,8 +174,7 @@ pub async fn connect(target: &Target) -> Result<Connected, ConnectError> {
     }
 }
 
-async fn connect_inner(target: &Target) -> Result<Connected, ConnectError> {
-    let client = build_client(target).await?;
+async fn connect_inner(client: Client, target: &Target) -> Result<Connected, ConnectError> {
     let endpoints = client
         .get_server_endpoints_from_url(target.url.as_str())
         .await

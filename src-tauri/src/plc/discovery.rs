@@ -309,6 +309,24 @@ pub async fn discover(
     limits: &OpLimits,
     with_values: bool,
 ) -> Result<Vec<DiscoveredTag>, Error> {
+    // A missing root is an error, not an empty plant.
+    let root_class = session
+        .read(
+            &[attr_id(root.clone(), AttributeId::NodeClass)],
+            TimestampsToReturn::Neither,
+            0.0,
+        )
+        .await?;
+    if let Some(status) = root_class
+        .first()
+        .and_then(|dv| dv.status)
+        .filter(|s| !s.is_good())
+    {
+        return Err(Error::new(
+            status,
+            format!("the root node {root} does not exist on the PLC"),
+        ));
+    }
     let mut visited: HashSet<NodeId> = HashSet::new();
     visited.insert(root.clone());
     let mut tags: Vec<Pending> = Vec::new();
