@@ -324,4 +324,16 @@ impl Auth {
         };
         let _ = self.tx.send(uid);
     }
+    pub async fn create_first_superuser(
+        &self,
+        username: &str,
+        password: &str,
+        source: Source,
+    ) -> Result<LoginOk, AuthError> {
+        if !self.inner.lock().users.is_empty() {
+            return Err(AuthError::Forbidden("users exist".into()));
+        }
+        self.stub_add_user(username, password, Role::Superuser, &[]);
+        self.login(username, password, source).await
+    }
 }
