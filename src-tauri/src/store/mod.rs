@@ -1,3 +1,270 @@
 //! SQLite: schema, migrations, and one file per table family. No SQL outside this module.
+//!
+//! One database file in WAL mode. All writes of this process go through ONE writer connection
+//! (serialised by a mutex, `BEGIN IMMEDIATE`), reads use a small pool of read connections; both
+//! run on tokio's blocking pool (`spawn_blocking`), so database work never blocks the async
+//! runtime, and concurrent writers inside the process never see "database is locked". Writers in
+//! other processes (the `stator user` CLI next to a running server) wait on `busy_timeout`.
 
+pub mod audit;
 pub mod cli;
+pub mod sessions;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use audit::{AuditEntry, AuditFilter, AuditRow, VerifyReport};
+
+/// The numbered migrations, applied in order; `PRAGMA user_version` is the number applied.
+/// Never edit a released migration: append a new file.
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_users", include_str!("migrations/0001_users.sql")),
+    (
+        "0002_sessions",
+        include_str!("migrations/0002_sessions.sql"),
+    ),
+    ("0003_audit", include_str!("migrations/0003_audit.sql")),
+];
+
+/// How long a statement waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read connections in the pool (the writer is separate).
+const READERS: usize = 4;
+
+/// Everything that can go wrong in the store, with text an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the directory of the database {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database migration {name} failed: {source}")]
+    Migration {
+        name: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database schema version {found} is newer than this stator supports ({supported}); upgrade stator"
+    )]
+    TooNew { found: i64, supported: i64 },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// The database handle. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file and applies every pending migration.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let mut writer = open_connection(path, false)?;
+        migrate(&mut writer, None)?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(path, true).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The default database file: `--db`, else `database` from the config, else
+    /// `<platform data dir>/stator.db`.
+    pub fn default_path(db: Option<&Path>, config_database: Option<&Path>) -> PathBuf {
+        if let Some(p) = db.or(config_database) {
+            return p.to_path_buf();
+        }
+        directories::ProjectDirs::from("", "", "stator")
+            .map(|d| d.data_dir().join("stator.db"))
+            .unwrap_or_else(|| PathBuf::from("stator.db"))
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer connection, committing when it
+    /// returns `Ok`. Blocking: call from a blocking context (CLI, `spawn_blocking`).
+    pub fn write_blocking<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.inner.writer.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read connection. Blocking: call from a blocking context.
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let n = self.inner.readers.len();
+        let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Some(conn) = self.inner.readers[(start + i) % n].try_lock() {
+                return f(&conn);
+            }
+        }
+        let conn = self.inner.readers[start % n].lock();
+        f(&conn)
+    }
+
+    /// [`Store::write_blocking`] on tokio's blocking pool.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_blocking(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// [`Store::read_blocking`] on tokio's blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// The schema version of the open database (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.read_blocking(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+    }
+}
+
+/// Opens one connection with the pragmas every connection needs.
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let wrap = |source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(wrap)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(wrap)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(wrap)?;
+    Ok(conn)
+}
+
+/// Applies migrations after the current `user_version`, up to `upto` (all when `None`), each in
+/// its own transaction together with the version bump. Public so tests can build every earlier
+/// schema version.
+pub fn migrate(conn: &mut Connection, upto: Option<usize>) -> Result<i64, StoreError> {
+    let supported = MIGRATIONS.len() as i64;
+    let target = upto
+        .map(|u| u.min(MIGRATIONS.len()))
+        .unwrap_or(MIGRATIONS.len()) as i64;
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > supported {
+        return Err(StoreError::TooNew {
+            found: current,
+            supported,
+        });
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current || version > target {
+            continue;
+        }
+        let wrap = |source| StoreError::Migration {
+            name: (*name).to_string(),
+            source,
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(wrap)?;
+        tx.execute_batch(sql).map_err(wrap)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(wrap)?;
+        tx.commit().map_err(wrap)?;
+        tracing::debug!(migration = name, "applied database migration");
+    }
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Timestamps are stored as fixed-width RFC 3339 UTC text (microseconds, `Z`) so that text
+/// order is time order.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parses a stored timestamp; a corrupt value reads as the Unix epoch rather than panicking.
+pub fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}

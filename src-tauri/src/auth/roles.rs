@@ -1,0 +1,146 @@
+//! Roles and the ONE table of what each role may do.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A user's role. Ordered from least to most privileged only for display; permissions come from
+/// [`role_allows`], never from comparing roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Serviceman,
+    Admin,
+    Superuser,
+}
+
+/// Something a caller may want to do; every operation maps to exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// See live values (of granted parks; superusers: all parks).
+    ViewLive,
+    /// Write command/setpoint tags.
+    WriteTags,
+    /// Acknowledge alarms.
+    AckAlarms,
+    /// Shelve alarms.
+    ShelveAlarms,
+    /// Service mode, calibration, diagnostics.
+    ServiceMode,
+    /// Manage users and park grants (admins: not admins/superusers).
+    ManageUsers,
+    /// Read the audit trail.
+    ReadAudit,
+    /// Edit the configuration.
+    EditConfig,
+}
+
+impl Role {
+    /// Every role, least privileged first.
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Operator,
+        Role::Serviceman,
+        Role::Admin,
+        Role::Superuser,
+    ];
+
+    /// The wire/database name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Serviceman => "serviceman",
+            Role::Admin => "admin",
+            Role::Superuser => "superuser",
+        }
+    }
+
+    /// The idle timeout when the configuration does not override it.
+    pub fn default_idle_timeout(self) -> Duration {
+        let minutes = match self {
+            Role::Viewer => 30,
+            Role::Operator => 30,
+            Role::Serviceman => 240,
+            Role::Admin => 60,
+            Role::Superuser => 120,
+        };
+        Duration::from_secs(minutes * 60)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown role {s:?}; expected one of viewer, operator, serviceman, admin, superuser"
+                )
+            })
+    }
+}
+
+impl Permission {
+    /// Every permission.
+    pub const ALL: [Permission; 8] = [
+        Permission::ViewLive,
+        Permission::WriteTags,
+        Permission::AckAlarms,
+        Permission::ShelveAlarms,
+        Permission::ServiceMode,
+        Permission::ManageUsers,
+        Permission::ReadAudit,
+        Permission::EditConfig,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ViewLive => "view_live",
+            Permission::WriteTags => "write_tags",
+            Permission::AckAlarms => "ack_alarms",
+            Permission::ShelveAlarms => "shelve_alarms",
+            Permission::ServiceMode => "service_mode",
+            Permission::ManageUsers => "manage_users",
+            Permission::ReadAudit => "read_audit",
+            Permission::EditConfig => "edit_config",
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// THE role → permission table (docs/security.md shows the same table). Park access and the
+/// "admins may not manage admins/superusers" rule are checked on top of it by `Auth`.
+pub fn role_allows(role: Role, perm: Permission) -> bool {
+    use Permission::*;
+    use Role::*;
+    match perm {
+        ViewLive => true,
+        WriteTags => matches!(role, Operator | Serviceman | Superuser),
+        AckAlarms => matches!(role, Operator | Serviceman | Superuser),
+        ShelveAlarms => matches!(role, Superuser),
+        ServiceMode => matches!(role, Serviceman | Superuser),
+        ManageUsers => matches!(role, Admin | Superuser),
+        ReadAudit => matches!(role, Admin | Superuser),
+        EditConfig => matches!(role, Superuser),
+    }
+}

@@ -1,0 +1,117 @@
+//! The `sessions` and `user_changes` tables.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{parse_ts, ts, StoreError};
+
+/// One session row (the token itself is never stored, only its SHA-256).
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+/// Inserts a session; returns its id.
+pub fn insert(
+    c: &Connection,
+    token_sha256: &str,
+    user_id: i64,
+    source: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    c.execute(
+        "INSERT INTO sessions (token_sha256, user_id, source, created_at, expires_at, last_seen_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?4)",
+        params![token_sha256, user_id, source, ts(now), ts(expires_at)],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// The session with this token hash, revoked or not.
+pub fn by_token(c: &Connection, token_sha256: &str) -> Result<Option<SessionRow>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT id, user_id, source, created_at, expires_at, last_seen_at, revoked_at IS NOT NULL \
+         FROM sessions WHERE token_sha256 = ?1",
+    )?
+    .query_row([token_sha256], |r| {
+        Ok(SessionRow {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            source: r.get(2)?,
+            created_at: parse_ts(&r.get::<_, String>(3)?),
+            expires_at: parse_ts(&r.get::<_, String>(4)?),
+            last_seen_at: parse_ts(&r.get::<_, String>(5)?),
+            revoked: r.get(6)?,
+        })
+    })
+    .optional()?)
+}
+
+/// Revokes one session; returns false when it was already revoked or unknown.
+pub fn revoke(
+    c: &Connection,
+    id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    Ok(c.execute(
+        "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, ts(now), reason],
+    )? > 0)
+}
+
+/// Revokes every live session of a user; returns how many.
+pub fn revoke_user(
+    c: &Connection,
+    user_id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    Ok(c.execute(
+        "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE user_id = ?1 AND revoked_at IS NULL",
+        params![user_id, ts(now), reason],
+    )?)
+}
+
+/// Persists the last activity of a session (written lazily, not on every check).
+pub fn touch(c: &Connection, id: i64, last_seen: DateTime<Utc>) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2",
+        params![id, ts(last_seen)],
+    )?;
+    Ok(())
+}
+
+/// Records that a user's sessions, role or grants changed; returns the change id.
+pub fn record_change(c: &Connection, user_id: i64, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    c.execute(
+        "INSERT INTO user_changes (user_id, ts) VALUES (?1, ?2)",
+        params![user_id, ts(now)],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Changes after `after`, oldest first: `(change id, user id)`.
+pub fn changes_since(c: &Connection, after: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT id, user_id FROM user_changes WHERE id > ?1 ORDER BY id LIMIT 1000",
+    )?;
+    let rows = st.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest change id (0 when none).
+pub fn last_change(c: &Connection) -> Result<i64, StoreError> {
+    Ok(
+        c.query_row("SELECT COALESCE(MAX(id), 0) FROM user_changes", [], |r| {
+            r.get(0)
+        })?,
+    )
+}

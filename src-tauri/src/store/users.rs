@@ -1,0 +1,236 @@
+//! The `users`, `user_park_access` and `user_badges` tables.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{parse_ts, ts, StoreError};
+
+/// One user row as stored (hashes included; never sent to a client).
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub failed_attempts: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub pin_hash: Option<String>,
+}
+
+const COLUMNS: &str = "id, username, password_hash, role, active, created_at, last_login_at, \
+                       failed_attempts, locked_until, pin_hash";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        password_hash: r.get(2)?,
+        role: r.get(3)?,
+        active: r.get(4)?,
+        created_at: parse_ts(&r.get::<_, String>(5)?),
+        last_login_at: r.get::<_, Option<String>>(6)?.as_deref().map(parse_ts),
+        failed_attempts: r.get(7)?,
+        locked_until: r.get::<_, Option<String>>(8)?.as_deref().map(parse_ts),
+        pin_hash: r.get(9)?,
+    })
+}
+
+/// The user with this name (case-insensitive).
+pub fn by_name(c: &Connection, username: &str) -> Result<Option<UserRow>, StoreError> {
+    Ok(c.query_row(
+        &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
+        [username],
+        from_row,
+    )
+    .optional()?)
+}
+
+/// The user with this name, or `NotFound` naming it.
+pub fn require(c: &Connection, username: &str) -> Result<UserRow, StoreError> {
+    by_name(c, username)?.ok_or_else(|| StoreError::NotFound(format!("no user {username:?}")))
+}
+
+/// The user with this id.
+pub fn by_id(c: &Connection, id: i64) -> Result<Option<UserRow>, StoreError> {
+    Ok(c.query_row(
+        &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()?)
+}
+
+/// The user owning this badge (by SHA-256 of the badge ID).
+pub fn by_badge(c: &Connection, badge_sha256: &str) -> Result<Option<UserRow>, StoreError> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT {} FROM users u JOIN user_badges b ON b.user_id = u.id WHERE b.badge_sha256 = ?1",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        [badge_sha256],
+        from_row,
+    )
+    .optional()?)
+}
+
+/// Every user, by name.
+pub fn list(c: &Connection) -> Result<Vec<UserRow>, StoreError> {
+    let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))?;
+    let rows = st.query_map([], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether any user exists.
+pub fn any(c: &Connection) -> Result<bool, StoreError> {
+    Ok(c.query_row("SELECT EXISTS(SELECT 1 FROM users)", [], |r| r.get(0))?)
+}
+
+/// Inserts a user; `Conflict` when the name is taken (case-insensitively).
+pub fn insert(
+    c: &Connection,
+    username: &str,
+    password_hash: &str,
+    role: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    if by_name(c, username)?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "a user named {username:?} already exists"
+        )));
+    }
+    c.execute(
+        "INSERT INTO users (username, password_hash, role, active, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+        params![username, password_hash, role, ts(now)],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Sets the password hash.
+pub fn set_password(c: &Connection, id: i64, hash: &str) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE users SET password_hash = ?2, failed_attempts = 0, locked_until = NULL WHERE id = ?1",
+        params![id, hash],
+    )?;
+    Ok(())
+}
+
+/// Sets the PIN hash (`None` removes the PIN).
+pub fn set_pin(c: &Connection, id: i64, hash: Option<&str>) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE users SET pin_hash = ?2 WHERE id = ?1",
+        params![id, hash],
+    )?;
+    Ok(())
+}
+
+/// Enables or disables a user.
+pub fn set_active(c: &Connection, id: i64, active: bool) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE users SET active = ?2, failed_attempts = 0, locked_until = NULL WHERE id = ?1",
+        params![id, active],
+    )?;
+    Ok(())
+}
+
+/// Changes the role.
+pub fn set_role(c: &Connection, id: i64, role: &str) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE users SET role = ?2 WHERE id = ?1",
+        params![id, role],
+    )?;
+    Ok(())
+}
+
+/// Records a failed attempt; returns the new count.
+pub fn record_failure(c: &Connection, id: i64) -> Result<u32, StoreError> {
+    Ok(c.query_row(
+        "UPDATE users SET failed_attempts = failed_attempts + 1 WHERE id = ?1 RETURNING failed_attempts",
+        [id],
+        |r| r.get(0),
+    )?)
+}
+
+/// Locks the account until `until` and resets the failure counter.
+pub fn lock(c: &Connection, id: i64, until: DateTime<Utc>) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE users SET failed_attempts = 0, locked_until = ?2 WHERE id = ?1",
+        params![id, ts(until)],
+    )?;
+    Ok(())
+}
+
+/// Records a successful login: clears failures and lock, stamps `last_login_at`.
+pub fn record_login(c: &Connection, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE users SET failed_attempts = 0, locked_until = NULL, last_login_at = ?2 WHERE id = ?1",
+        params![id, ts(now)],
+    )?;
+    Ok(())
+}
+
+/// The parks granted to a user, sorted.
+pub fn parks(c: &Connection, id: i64) -> Result<Vec<String>, StoreError> {
+    let mut st =
+        c.prepare_cached("SELECT park FROM user_park_access WHERE user_id = ?1 ORDER BY park")?;
+    let rows = st.query_map([id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Grants a park; returns false when it was already granted.
+pub fn grant(c: &Connection, id: i64, park: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    Ok(c.execute(
+        "INSERT OR IGNORE INTO user_park_access (user_id, park, granted_at) VALUES (?1, ?2, ?3)",
+        params![id, park, ts(now)],
+    )? > 0)
+}
+
+/// Revokes a park; returns false when it was not granted.
+pub fn revoke(c: &Connection, id: i64, park: &str) -> Result<bool, StoreError> {
+    Ok(c.execute(
+        "DELETE FROM user_park_access WHERE user_id = ?1 AND park = ?2",
+        params![id, park],
+    )? > 0)
+}
+
+/// Adds a badge (by hash); `Conflict` when any user already has it.
+pub fn add_badge(
+    c: &Connection,
+    id: i64,
+    badge_sha256: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let n = c.execute(
+        "INSERT OR IGNORE INTO user_badges (badge_sha256, user_id, created_at) VALUES (?1, ?2, ?3)",
+        params![badge_sha256, id, ts(now)],
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict(
+            "this badge is already registered".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes a badge of this user; returns false when the user had no such badge.
+pub fn remove_badge(c: &Connection, id: i64, badge_sha256: &str) -> Result<bool, StoreError> {
+    Ok(c.execute(
+        "DELETE FROM user_badges WHERE user_id = ?1 AND badge_sha256 = ?2",
+        params![id, badge_sha256],
+    )? > 0)
+}
+
+/// How many badges a user has.
+pub fn badge_count(c: &Connection, id: i64) -> Result<u32, StoreError> {
+    Ok(c.query_row(
+        "SELECT COUNT(*) FROM user_badges WHERE user_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?)
+}

@@ -1,0 +1,743 @@
+//! People and trust against a real SQLite file: roles, parks, sessions, lockout, rate limit,
+//! timing, revocation, concurrency.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use parking_lot::Mutex;
+use stator::auth::{
+    role_allows, Auth, AuthError, Clock, Parks, Permission, Principal, Role, Source,
+};
+use stator::config::Config;
+use stator::store::{AuditFilter, Store};
+
+const CONFIG: &str = r#"{
+  "plc_config": [
+    { "id": "eco_solar", "url": "opc.tcp://127.0.0.1:4840", "name": "Eco Solar" },
+    { "id": "isiada",    "url": "opc.tcp://127.0.0.1:4841", "name": "Isiada" },
+    { "id": "kozani",    "url": "opc.tcp://127.0.0.1:4842", "name": "Kozani" }
+  ],
+  "common_root_node_id": "ns=4;i=2",
+  "broadcast_interval_seconds": 2.0,
+  "plc_reconnect_delay_minutes": 10,
+  "auth": { "source_failures_per_minute": 10, "idle_timeout_minutes": { "viewer": 15 } }
+}"#;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    auth: Auth,
+    clock: Arc<Mutex<DateTime<Utc>>>,
+    root: Principal,
+}
+
+impl Env {
+    fn advance(&self, d: Duration) {
+        *self.clock.lock() += d;
+    }
+}
+
+fn config() -> Config {
+    Config::parse(Path::new("config.json"), CONFIG).unwrap()
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("stator.db")).unwrap();
+    let clock = Arc::new(Mutex::new(Utc::now()));
+    let c = clock.clone();
+    let f: Clock = Arc::new(move || *c.lock());
+    let auth = Auth::with_clock(store, &config(), f);
+    Env {
+        _dir: dir,
+        auth,
+        clock,
+        root: Principal::system("os:test", Source::Cli),
+    }
+}
+
+const PW: &str = "correct horse battery";
+
+async fn add(e: &Env, name: &str, role: Role, parks: &[&str]) {
+    let parks: Vec<String> = parks.iter().map(|s| s.to_string()).collect();
+    e.auth
+        .add_user(&e.root, name, PW, role, &parks)
+        .await
+        .unwrap();
+}
+
+fn remote() -> Source {
+    Source::Remote("10.1.2.3".into())
+}
+
+#[tokio::test]
+async fn role_matrix_each_permission_allowed_and_denied() {
+    use Permission::*;
+    use Role::*;
+    let expected: &[(Permission, &[Role])] = &[
+        (ViewLive, &[Viewer, Operator, Serviceman, Admin, Superuser]),
+        (WriteTags, &[Operator, Serviceman, Superuser]),
+        (AckAlarms, &[Operator, Serviceman, Superuser]),
+        (ShelveAlarms, &[Superuser]),
+        (ServiceMode, &[Serviceman, Superuser]),
+        (ManageUsers, &[Admin, Superuser]),
+        (ReadAudit, &[Admin, Superuser]),
+        (EditConfig, &[Superuser]),
+    ];
+    for (perm, allowed) in expected {
+        for role in Role::ALL {
+            assert_eq!(
+                role_allows(role, *perm),
+                allowed.contains(&role),
+                "{role} / {perm}"
+            );
+        }
+    }
+    // And through `check` with real sessions: every permission allowed and denied somewhere.
+    let e = env();
+    for role in Role::ALL {
+        add(&e, role.as_str(), role, &["eco_solar"]).await;
+    }
+    for role in Role::ALL {
+        let t = e
+            .auth
+            .login(role.as_str(), PW, remote())
+            .await
+            .unwrap()
+            .token;
+        for perm in Permission::ALL {
+            let r = e.auth.check(&t, perm, Some("eco_solar")).await;
+            if role_allows(role, perm) {
+                assert!(r.is_ok(), "{role} {perm}: {r:?}");
+            } else {
+                assert_eq!(r.unwrap_err().code(), "forbidden", "{role} {perm}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn park_filtering() {
+    let e = env();
+    add(&e, "op", Role::Operator, &["eco_solar"]).await;
+    add(&e, "boss", Role::Superuser, &[]).await;
+    let op = e.auth.login("op", PW, remote()).await.unwrap();
+    assert_eq!(
+        op.principal.parks,
+        Parks::Only(["eco_solar".to_string()].into())
+    );
+    assert_eq!(e.auth.visible_parks(&op.principal), vec!["eco_solar"]);
+    let t = &op.token;
+    assert!(e
+        .auth
+        .check(t, Permission::ViewLive, Some("eco_solar"))
+        .await
+        .is_ok());
+    assert_eq!(
+        e.auth
+            .check(t, Permission::ViewLive, Some("isiada"))
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    assert_eq!(
+        e.auth
+            .check(t, Permission::ViewLive, Some("nowhere"))
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    let boss = e.auth.login("BOSS", PW, remote()).await.unwrap();
+    assert_eq!(boss.principal.parks, Parks::All);
+    assert_eq!(
+        e.auth.visible_parks(&boss.principal),
+        vec!["eco_solar", "isiada", "kozani"]
+    );
+    for p in ["eco_solar", "isiada", "kozani"] {
+        assert!(e
+            .auth
+            .check(&boss.token, Permission::ViewLive, Some(p))
+            .await
+            .is_ok());
+    }
+    // A configured park is required even for superusers.
+    assert!(e
+        .auth
+        .check(&boss.token, Permission::ViewLive, Some("nowhere"))
+        .await
+        .is_err());
+    // Granting a park that is not configured is refused.
+    let err = e
+        .auth
+        .grant_park(&e.root, "op", "nowhere")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_found", "{err}");
+}
+
+#[tokio::test]
+async fn lockout_and_expiry_with_injected_clock() {
+    let e = env();
+    add(&e, "anna", Role::Operator, &[]).await;
+    for _ in 0..3 {
+        // The third failure is still answered invalid_credentials.
+        assert_eq!(
+            e.auth
+                .login("anna", "wrong password", Source::Panel)
+                .await
+                .unwrap_err(),
+            AuthError::InvalidCredentials
+        );
+    }
+    // Locked now, even with the right password.
+    match e.auth.login("anna", PW, Source::Panel).await.unwrap_err() {
+        AuthError::Locked { retry_after_s } => assert_eq!(retry_after_s, 300),
+        other => panic!("{other:?}"),
+    }
+    e.advance(Duration::seconds(200));
+    match e.auth.login("Anna", PW, Source::Panel).await.unwrap_err() {
+        AuthError::Locked { retry_after_s } => assert_eq!(retry_after_s, 100),
+        other => panic!("{other:?}"),
+    }
+    e.advance(Duration::seconds(101));
+    let ok = e.auth.login("anna", PW, Source::Panel).await.unwrap();
+    assert_eq!(ok.principal.username, "anna");
+    // The lockout is audited.
+    let rows = e
+        .auth
+        .audit_page(
+            &e.root,
+            AuditFilter {
+                action: Some("lockout".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].target.as_deref(), Some("anna"));
+}
+
+#[tokio::test]
+async fn per_source_rate_limit() {
+    let e = env();
+    add(&e, "anna", Role::Operator, &[]).await;
+    // 10 failures per minute from one address (unknown users, so no account lockout).
+    for i in 0..10 {
+        let r = e
+            .auth
+            .login(&format!("ghost{i}"), "nope nope", remote())
+            .await;
+        assert_eq!(r.unwrap_err(), AuthError::InvalidCredentials);
+    }
+    match e.auth.login("anna", PW, remote()).await.unwrap_err() {
+        AuthError::RateLimited { retry_after_s } => assert!((1..=60).contains(&retry_after_s)),
+        other => panic!("{other:?}"),
+    }
+    // Another address and the panel are not affected.
+    assert!(e
+        .auth
+        .login("anna", PW, Source::Remote("10.9.9.9".into()))
+        .await
+        .is_ok());
+    assert!(e.auth.login("anna", PW, Source::Panel).await.is_ok());
+    e.advance(Duration::seconds(61));
+    assert!(e.auth.login("anna", PW, remote()).await.is_ok());
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn unknown_and_known_users_cost_the_same() {
+    let e = env();
+    add(&e, "anna", Role::Operator, &[]).await;
+    // Warm up (dummy hash, connections).
+    let _ = e
+        .auth
+        .login("nobody", "wrong password", Source::Panel)
+        .await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..5 {
+        // Keep "anna" below the lockout threshold.
+        if i % 2 == 0 {
+            e.auth.login("anna", PW, Source::Panel).await.unwrap();
+        }
+        let t = Instant::now();
+        let r = e.auth.login("anna", "wrong password", Source::Panel).await;
+        known.push(t.elapsed().as_secs_f64());
+        assert_eq!(r.unwrap_err(), AuthError::InvalidCredentials);
+        let t = Instant::now();
+        let r = e
+            .auth
+            .login(&format!("nobody{i}"), "wrong password", Source::Panel)
+            .await;
+        unknown.push(t.elapsed().as_secs_f64());
+        assert_eq!(r.unwrap_err(), AuthError::InvalidCredentials);
+    }
+    let (k, u) = (median(known), median(unknown));
+    assert!(k > 0.010, "a verify must cost real time, got {k}s");
+    assert!((k - u).abs() / k < 0.35, "known {k:.4}s vs unknown {u:.4}s");
+}
+
+#[tokio::test]
+async fn sessions_slide_and_expire() {
+    let e = env();
+    add(&e, "vera", Role::Viewer, &["isiada"]).await; // idle 15 min from config
+    add(&e, "otto", Role::Operator, &["isiada"]).await; // idle 30 min default
+    assert_eq!(e.auth.idle_timeout(Role::Viewer), Duration::minutes(15));
+    assert_eq!(
+        e.auth.idle_timeout(Role::Serviceman),
+        Duration::minutes(240)
+    );
+    let v = e.auth.login("vera", PW, Source::Panel).await.unwrap();
+    assert_eq!(v.token.len(), 43);
+    e.advance(Duration::minutes(14));
+    // peek does not slide ...
+    e.auth.peek(&v.token).await.unwrap();
+    e.advance(Duration::minutes(1) + Duration::seconds(1));
+    assert_eq!(
+        e.auth.peek(&v.token).await.unwrap_err().code(),
+        "unauthorized"
+    );
+
+    let o = e.auth.login("otto", PW, Source::Panel).await.unwrap();
+    for _ in 0..5 {
+        e.advance(Duration::minutes(25));
+        // ... check does.
+        let p = e
+            .auth
+            .check(&o.token, Permission::ViewLive, None)
+            .await
+            .unwrap();
+        assert_eq!(p.idle_expires_at, *e.clock.lock() + Duration::minutes(30));
+    }
+    // The absolute lifetime (12 h default) still ends it.
+    for _ in 0..24 {
+        e.advance(Duration::minutes(29));
+        let _ = e.auth.check(&o.token, Permission::ViewLive, None).await;
+    }
+    assert_eq!(
+        e.auth
+            .check(&o.token, Permission::ViewLive, None)
+            .await
+            .unwrap_err()
+            .code(),
+        "unauthorized"
+    );
+    // Garbage tokens are unauthorized, not errors.
+    assert_eq!(e.auth.peek("x").await.unwrap_err().code(), "unauthorized");
+}
+
+#[tokio::test]
+async fn logout_revokes() {
+    let e = env();
+    add(&e, "anna", Role::Operator, &[]).await;
+    let t = e.auth.login("anna", PW, Source::Panel).await.unwrap().token;
+    e.auth.logout(&t).await.unwrap();
+    assert_eq!(e.auth.peek(&t).await.unwrap_err().code(), "unauthorized");
+}
+
+async fn next_change(rx: &mut tokio::sync::broadcast::Receiver<i64>) -> i64 {
+    tokio::time::timeout(StdDuration::from_secs(5), rx.recv())
+        .await
+        .expect("a change event within 5 s")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn revocation_on_disable_password_role_and_grant_changes() {
+    let e = env();
+    add(&e, "anna", Role::Operator, &["eco_solar"]).await;
+    let mut rx = e.auth.changes();
+    let login = || e.auth.login("anna", PW, remote());
+
+    // Disable.
+    let a = login().await.unwrap();
+    e.auth
+        .check(&a.token, Permission::WriteTags, None)
+        .await
+        .unwrap();
+    e.auth.set_active(&e.root, "anna", false).await.unwrap();
+    assert_eq!(next_change(&mut rx).await, a.principal.user_id);
+    assert_eq!(
+        e.auth.peek(&a.token).await.unwrap_err().code(),
+        "unauthorized"
+    );
+    assert_eq!(login().await.unwrap_err(), AuthError::InvalidCredentials);
+    e.auth.set_active(&e.root, "anna", true).await.unwrap();
+    assert_eq!(next_change(&mut rx).await, a.principal.user_id);
+
+    // Password change.
+    let b = login().await.unwrap();
+    e.auth
+        .check(&b.token, Permission::ViewLive, None)
+        .await
+        .unwrap();
+    e.auth
+        .set_password(&e.root, "anna", "a new password!")
+        .await
+        .unwrap();
+    assert_eq!(next_change(&mut rx).await, b.principal.user_id);
+    assert_eq!(
+        e.auth.peek(&b.token).await.unwrap_err().code(),
+        "unauthorized"
+    );
+    e.auth.set_password(&e.root, "anna", PW).await.unwrap();
+    next_change(&mut rx).await;
+
+    // Role change.
+    let c = login().await.unwrap();
+    e.auth
+        .check(&c.token, Permission::WriteTags, None)
+        .await
+        .unwrap();
+    e.auth
+        .set_role(&e.root, "anna", Role::Viewer)
+        .await
+        .unwrap();
+    assert_eq!(next_change(&mut rx).await, c.principal.user_id);
+    assert_eq!(
+        e.auth.peek(&c.token).await.unwrap_err().code(),
+        "unauthorized"
+    );
+    let c2 = login().await.unwrap();
+    assert_eq!(
+        e.auth
+            .check(&c2.token, Permission::WriteTags, None)
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+
+    // Grant changes update the live session (no revocation).
+    e.auth
+        .check(&c2.token, Permission::ViewLive, Some("eco_solar"))
+        .await
+        .unwrap();
+    e.auth
+        .revoke_park(&e.root, "anna", "eco_solar")
+        .await
+        .unwrap();
+    assert_eq!(next_change(&mut rx).await, c2.principal.user_id);
+    assert_eq!(
+        e.auth
+            .check(&c2.token, Permission::ViewLive, Some("eco_solar"))
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    e.auth.grant_park(&e.root, "anna", "isiada").await.unwrap();
+    assert_eq!(next_change(&mut rx).await, c2.principal.user_id);
+    let p = e.auth.peek(&c2.token).await.unwrap();
+    assert_eq!(p.parks, Parks::Only(["isiada".to_string()].into()));
+}
+
+#[tokio::test]
+async fn changes_from_another_process_reach_the_cache() {
+    // A second Auth over the same file stands in for `stator user disable` in another process.
+    let e = env();
+    add(&e, "anna", Role::Operator, &[]).await;
+    let t = e.auth.login("anna", PW, Source::Panel).await.unwrap();
+    e.auth
+        .check(&t.token, Permission::ViewLive, None)
+        .await
+        .unwrap();
+    let mut rx = e.auth.changes();
+    let other = Auth::new(Store::open(e.auth.store().path()).unwrap(), &config());
+    other.set_active(&e.root, "anna", false).await.unwrap();
+    assert_eq!(next_change(&mut rx).await, t.principal.user_id);
+    assert_eq!(
+        e.auth.peek(&t.token).await.unwrap_err().code(),
+        "unauthorized"
+    );
+}
+
+#[tokio::test]
+async fn admins_may_not_manage_admins_or_superusers() {
+    let e = env();
+    add(&e, "adm", Role::Admin, &["eco_solar"]).await;
+    add(&e, "adm2", Role::Admin, &[]).await;
+    add(&e, "root2", Role::Superuser, &[]).await;
+    add(&e, "op", Role::Operator, &[]).await;
+    let adm = e
+        .auth
+        .login("adm", PW, Source::Panel)
+        .await
+        .unwrap()
+        .principal;
+    assert_eq!(
+        e.auth
+            .set_active(&adm, "adm2", false)
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    assert_eq!(
+        e.auth
+            .set_role(&adm, "root2", Role::Viewer)
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    assert_eq!(
+        e.auth
+            .set_role(&adm, "op", Role::Admin)
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    assert_eq!(
+        e.auth
+            .add_user(&adm, "newsu", PW, Role::Superuser, &[])
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    e.auth.set_role(&adm, "op", Role::Serviceman).await.unwrap();
+    e.auth.grant_park(&adm, "op", "eco_solar").await.unwrap();
+    // Only parks the admin has.
+    assert_eq!(
+        e.auth
+            .grant_park(&adm, "op", "isiada")
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    let users = e.auth.list_users(&adm).await.unwrap();
+    assert_eq!(users.len(), 4);
+    // Operators may not manage users at all.
+    let op = e
+        .auth
+        .login("op", PW, Source::Panel)
+        .await
+        .unwrap()
+        .principal;
+    assert_eq!(
+        e.auth.list_users(&op).await.unwrap_err().code(),
+        "forbidden"
+    );
+    // Refused attempts are audited.
+    let rows = e
+        .auth
+        .audit_page(&e.root, AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r.result == "forbidden" && r.actor.as_deref() == Some("adm")));
+}
+
+#[tokio::test]
+async fn policy_usernames_pins_and_badges() {
+    let e = env();
+    let err = e
+        .auth
+        .add_user(&e.root, "bob", "short", Role::Viewer, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid");
+    let err = e
+        .auth
+        .add_user(&e.root, "bobbybobby", "BobbyBobby", Role::Viewer, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid");
+    add(&e, "Bob", Role::Operator, &[]).await;
+    // Case-insensitive uniqueness.
+    let err = e
+        .auth
+        .add_user(&e.root, "bob", PW, Role::Viewer, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid", "{err}");
+
+    assert_eq!(
+        e.auth
+            .set_pin(&e.root, "bob", "12")
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid"
+    );
+    e.auth.set_pin(&e.root, "bob", "4711").await.unwrap();
+    assert!(e.auth.login_pin("bob", "4711", Source::Panel).await.is_ok());
+    assert_eq!(
+        e.auth
+            .login_pin("bob", "4711", remote())
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    assert_eq!(
+        e.auth
+            .login_pin("bob", "4712", Source::Panel)
+            .await
+            .unwrap_err(),
+        AuthError::InvalidCredentials
+    );
+
+    e.auth
+        .add_badge(&e.root, "bob", "0004711234")
+        .await
+        .unwrap();
+    add(&e, "carl", Role::Viewer, &[]).await;
+    assert_eq!(
+        e.auth
+            .add_badge(&e.root, "carl", "0004711234")
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid"
+    );
+    let ok = e
+        .auth
+        .login_badge("0004711234\n", Source::Panel)
+        .await
+        .unwrap();
+    assert_eq!(ok.principal.username, "Bob");
+    assert_eq!(
+        e.auth
+            .login_badge("0004711234", remote())
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    e.auth
+        .remove_badge(&e.root, "bob", "0004711234")
+        .await
+        .unwrap();
+    assert_eq!(
+        e.auth
+            .login_badge("0004711234", Source::Panel)
+            .await
+            .unwrap_err(),
+        AuthError::InvalidCredentials
+    );
+    // The badge is never stored in clear.
+    let rows = e
+        .auth
+        .audit_page(&e.root, AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| !format!("{r:?}").contains("0004711234")));
+}
+
+#[tokio::test]
+async fn first_run_and_last_superuser() {
+    let e = env();
+    assert!(!e.auth.has_users().await.unwrap());
+    assert!(!e.auth.log_first_run_hint().await.unwrap());
+    assert_eq!(
+        e.auth
+            .login("anyone", "whatever1", Source::Panel)
+            .await
+            .unwrap_err(),
+        AuthError::InvalidCredentials
+    );
+    assert_eq!(
+        e.auth
+            .create_first_superuser("chief", PW, remote())
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    let ok = e
+        .auth
+        .create_first_superuser("chief", PW, Source::Panel)
+        .await
+        .unwrap();
+    assert_eq!(ok.principal.role, Role::Superuser);
+    assert!(e.auth.has_users().await.unwrap());
+    assert_eq!(
+        e.auth
+            .create_first_superuser("chief2", PW, Source::Panel)
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    // The only superuser cannot be disabled or demoted.
+    assert_eq!(
+        e.auth
+            .set_active(&e.root, "chief", false)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid"
+    );
+    assert_eq!(
+        e.auth
+            .set_role(&e.root, "chief", Role::Admin)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_logins_never_lock_the_database() {
+    let e = env();
+    for i in 0..5 {
+        add(&e, &format!("user{i}"), Role::Operator, &["eco_solar"]).await;
+    }
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let auth = e.auth.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("user{}", i % 5);
+            // A mix of successes, failures and checks.
+            if i % 7 == 0 {
+                let r = auth
+                    .login(
+                        &name,
+                        "wrong password",
+                        Source::Remote(format!("10.0.0.{i}")),
+                    )
+                    .await;
+                assert_eq!(r.unwrap_err(), AuthError::InvalidCredentials);
+                return;
+            }
+            let ok = auth
+                .login(&name, PW, Source::Remote(format!("10.0.0.{i}")))
+                .await
+                .unwrap_or_else(|err| panic!("login {i}: {err:?}"));
+            auth.check(&ok.token, Permission::WriteTags, Some("eco_solar"))
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(StdDuration::from_secs(60), t)
+            .await
+            .expect("logins finish")
+            .unwrap();
+    }
+    let v = e
+        .auth
+        .store()
+        .read(stator::store::audit::verify)
+        .await
+        .unwrap();
+    assert_eq!(v.first_bad, None);
+    assert!(v.rows >= 55, "{v:?}");
+}
