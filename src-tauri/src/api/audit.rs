@@ -1,25 +1,40 @@
-//! The audit trail, one page at a time (ReadAudit).
+//! The audit trail, one page at a time (ReadAudit), newest first.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{Api, ApiError, Ctx};
 use crate::auth::Permission;
+use crate::store::audit::AuditFilter;
+
+fn bound(s: Option<String>, end: bool) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    s.map(|s| crate::store::cli::parse_bound(&s, end).map_err(ApiError::invalid))
+        .transpose()
+}
 
 /// `audit_page {from,to,actor,action,limit,before_id}` → `{"rows":[…]}`.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn page(
     api: &Api,
     ctx: &Ctx,
-    _from: Option<String>,
-    _to: Option<String>,
-    _actor: Option<String>,
-    _action: Option<String>,
-    _limit: Option<u32>,
-    _before_id: Option<i64>,
+    from: Option<String>,
+    to: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    limit: Option<u32>,
+    before_id: Option<i64>,
 ) -> Result<Value, ApiError> {
-    let _actor = api
+    let p = api
         .auth()
         .check(api.token(ctx)?, Permission::ReadAudit, None)
         .await?;
-    Err(ApiError::internal("audit_page is not available yet"))
+    let filter = AuditFilter {
+        from: bound(from, false)?,
+        to: bound(to, true)?,
+        actor,
+        action,
+        before_id,
+        limit,
+    };
+    let rows = api.auth().audit_page(&p, filter).await?;
+    Ok(json!({ "rows": rows }))
 }

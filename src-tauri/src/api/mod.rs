@@ -241,7 +241,12 @@ impl Api {
     }
 
     /// An api whose writes go to `writer` (the PLC engine).
-    pub fn with_writer(auth: Auth, cache: Cache, cfg: Arc<Config>, writer: Arc<dyn PlcWriter>) -> Api {
+    pub fn with_writer(
+        auth: Auth,
+        cache: Cache,
+        cfg: Arc<Config>,
+        writer: Arc<dyn PlcWriter>,
+    ) -> Api {
         Self::build(auth, cache, cfg, Some(writer), Metrics::new())
     }
 
@@ -282,15 +287,16 @@ impl Api {
         &self.inner.metrics
     }
 
-    /// The park ids `parks` lets a principal see, in configuration order.
+    /// The configured park ids `parks` lets a principal see, sorted.
     pub fn visible_parks(&self, parks: &Parks) -> Vec<String> {
-        self.inner
+        let configured: Vec<String> = self
+            .inner
             .cfg
             .plc_config
             .iter()
-            .filter(|p| parks.contains(&p.id))
             .map(|p| p.id.clone())
-            .collect()
+            .collect();
+        parks.to_list(&configured)
     }
 
     /// The `user` object of login and `me` replies.
@@ -326,7 +332,9 @@ impl Api {
 pub async fn dispatch(api: &Api, ctx: &Ctx, req: Request) -> Result<serde_json::Value, ApiError> {
     match req {
         Request::Ping => session::ping(api, ctx).await,
-        Request::Login { username, password } => session::login(api, ctx, &username, &password).await,
+        Request::Login { username, password } => {
+            session::login(api, ctx, &username, &password).await
+        }
         Request::LoginPin { username, pin } => session::login_pin(api, ctx, &username, &pin).await,
         Request::LoginBadge { badge } => session::login_badge(api, ctx, &badge).await,
         Request::Logout => session::logout(api, ctx).await,

@@ -41,7 +41,10 @@ pub(super) async fn login(
     username: &str,
     password: &str,
 ) -> Result<Value, ApiError> {
-    let r = api.auth().login(username, password, ctx.source.clone()).await;
+    let r = api
+        .auth()
+        .login(username, password, ctx.source.clone())
+        .await;
     counted(api, r)
 }
 
@@ -52,7 +55,10 @@ pub(super) async fn login_pin(
     username: &str,
     pin: &str,
 ) -> Result<Value, ApiError> {
-    let r = api.auth().login_pin(username, pin, ctx.source.clone()).await;
+    let r = api
+        .auth()
+        .login_pin(username, pin, ctx.source.clone())
+        .await;
     counted(api, r)
 }
 

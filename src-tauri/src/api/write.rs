@@ -93,13 +93,20 @@ pub fn split_element(node: &str) -> (&str, Option<u32>) {
 }
 
 /// Whether config and the PLC allow writing `plc/tag`; `Err(reason)` when not.
-pub fn writable_by_policy(cfg: &Config, plc: &str, tag: &str, meta: &TagMeta) -> Result<(), String> {
+pub fn writable_by_policy(
+    cfg: &Config,
+    plc: &str,
+    tag: &str,
+    meta: &TagMeta,
+) -> Result<(), String> {
     let configured = cfg.tag(plc, tag).and_then(|t| t.writable);
     if !meta.writable {
         return Err(format!("the PLC reports {tag} as read-only"));
     }
     if configured == Some(false) {
-        return Err(format!("configuration forbids writing {tag} (tags.{plc}/{tag}.writable: false)"));
+        return Err(format!(
+            "configuration forbids writing {tag} (tags.{plc}/{tag}.writable: false)"
+        ));
     }
     let policy = cfg.plc(plc).map(|p| p.write_policy).unwrap_or_default();
     if policy == WritePolicy::Allowlist && configured != Some(true) {
@@ -139,12 +146,13 @@ pub(super) async fn write(
     };
     api.metrics()
         .write_result(r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code));
-    let old = api.cache().value(plc, split_element(node).0).map(|v| {
-        match split_element(node).1 {
+    let old = api
+        .cache()
+        .value(plc, split_element(node).0)
+        .map(|v| match split_element(node).1 {
             Some(i) => v.value.get(i as usize).cloned().unwrap_or(Value::Null),
             None => v.value,
-        }
-    });
+        });
     let entry = AuditEntry {
         actor: principal.as_ref().map(|p| p.username.clone()),
         role: principal.as_ref().map(|p| p.role.as_str().to_string()),

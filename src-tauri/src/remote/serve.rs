@@ -11,19 +11,6 @@ use crate::cli::{GlobalArgs, ServeArgs, EXIT_CONFIG, EXIT_FAILURE};
 use crate::config::Config;
 use crate::live::Cache;
 
-/// The database file: `--db`, else `database` in config, else `<platform data dir>/stator.db`.
-pub fn db_path(global: &GlobalArgs, cfg: &Config) -> PathBuf {
-    if let Some(p) = &global.db {
-        return p.clone();
-    }
-    if let Some(p) = &cfg.database {
-        return p.clone();
-    }
-    directories::ProjectDirs::from("", "", "stator")
-        .map(|d| d.data_dir().join("stator.db"))
-        .unwrap_or_else(|| PathBuf::from("stator.db"))
-}
-
 /// Entry point of `stator serve`; returns the exit code.
 pub fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
     let (mut cfg, _path) = match crate::cli::load_config(global) {
@@ -45,7 +32,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let db = db_path(global, &cfg);
+    let db = crate::store::cli::db_path(global, Some(&cfg));
     rt.block_on(serve(cfg, db, args.demo))
 }
 
@@ -64,13 +51,8 @@ async fn serve(cfg: Config, db: PathBuf, demo: bool) -> i32 {
         }
     };
     let auth = Auth::new(store, &cfg);
-    match auth.has_users().await {
-        Ok(false) => tracing::warn!(
-            "no users yet: create the first superuser with \
-             `stator user add <name> --role superuser --password-stdin`"
-        ),
-        Ok(true) => {}
-        Err(e) => tracing::error!(error = %e, "cannot read users"),
+    if let Err(e) = auth.log_first_run_hint().await {
+        tracing::error!(error = %e, "cannot read users");
     }
     let cfg = Arc::new(cfg);
     let cache = Cache::from_config(&cfg);

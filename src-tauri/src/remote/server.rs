@@ -170,11 +170,16 @@ impl ServerHandle {
     /// Closes every WebSocket (1001), stops accepting, and waits at most ~3 s for the rest.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown_tx.send(true);
-        self.handle
-            .graceful_shutdown(Some(Duration::from_secs(2)));
-        for t in [self.task.take(), self.broadcaster.take()].into_iter().flatten() {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
+        for t in [self.task.take(), self.broadcaster.take()]
+            .into_iter()
+            .flatten()
+        {
             let abort = t.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(3), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(3), t)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -185,7 +190,10 @@ impl Drop for ServerHandle {
     fn drop(&mut self) {
         let _ = self.shutdown_tx.send(true);
         self.handle.shutdown();
-        for t in [self.task.take(), self.broadcaster.take()].into_iter().flatten() {
+        for t in [self.task.take(), self.broadcaster.take()]
+            .into_iter()
+            .flatten()
+        {
             t.abort();
         }
     }

@@ -56,16 +56,20 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
             || origin.eq_ignore_ascii_case(&format!("https://{host}")))
 }
 
-/// The token of `Sec-WebSocket-Protocol: bearer, <token>`.
-fn protocol_token(ws: &WebSocketUpgrade) -> Option<String> {
-    let items: Vec<String> = ws
-        .requested_protocols()
+/// The token of `Sec-WebSocket-Protocol: bearer, <token>` (read from the raw header: the
+/// upgrade extractor keeps the offered protocols in a sorted set, losing their order).
+fn protocol_token(headers: &HeaderMap) -> Option<String> {
+    let items: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let i = items.iter().position(|s| s.eq_ignore_ascii_case("bearer"))?;
+    let i = items
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case("bearer"))?;
     items.get(i + 1).cloned()
 }
 
@@ -97,7 +101,7 @@ pub(super) async fn upgrade(
                 .into_response()
         }
     };
-    let token = protocol_token(&ws).or(q.token);
+    let token = protocol_token(&headers).or(q.token);
     let max = st.cfg.max_inbound_bytes;
     ws.protocols(["bearer"])
         .max_message_size(max)
@@ -148,7 +152,9 @@ fn key_of(api: &crate::api::Api, p: &Principal) -> ParkKey {
 }
 
 impl Client {
-    async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), ()> {
+    /// Sends one text frame; a send blocked longer than the slow-client timeout ends the
+    /// connection as too slow (4008), any other failure drops it.
+    async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), End> {
         let n = text.len();
         match tokio::time::timeout(
             self.st.cfg.slow_client_timeout,
@@ -160,7 +166,8 @@ impl Client {
                 self.st.api.metrics().sent(n);
                 Ok(())
             }
-            _ => Err(()),
+            Ok(Err(_)) => Err(End::Drop),
+            Err(_) => Err(too_slow()),
         }
     }
 
@@ -195,7 +202,7 @@ impl Client {
         self.st.hub.unregister(id);
         metrics.client_delta(-1);
         if let End::Close(code, reason) = end {
-            if code == super::ws::CLOSE_TOO_SLOW {
+            if code == CLOSE_TOO_SLOW {
                 metrics.slow_closed();
             }
             self.close(code, &reason).await;
@@ -253,7 +260,9 @@ impl Client {
                     let ctx = Ctx::new(None, self.source.clone());
                     let r = match req {
                         Ok(req @ Request::Login { .. }) => dispatch(&self.st.api, &ctx, req).await,
-                        Ok(_) | Err(_) => Err(ApiError::invalid("login needs username and password")),
+                        Ok(_) | Err(_) => {
+                            Err(ApiError::invalid("login needs username and password"))
+                        }
                     };
                     match r {
                         Ok(result) => {
@@ -275,9 +284,7 @@ impl Client {
     async fn send_snapshot(&mut self, p: &Principal) -> Result<(), End> {
         let snap = self.st.api.snapshot_json(p);
         self.delivered = snap["seq"].as_u64().unwrap_or(0);
-        self.send_text(snap.to_string().into())
-            .await
-            .map_err(|_| End::Drop)
+        self.send_text(snap.to_string().into()).await
     }
 
     /// Sends everything after `delivered` as one coalesced update (for a client that lagged).
@@ -291,9 +298,7 @@ impl Client {
         if d.is_empty() {
             return Ok(());
         }
-        self.send_text(encode_update(d.seq, &d.plcs))
-            .await
-            .map_err(|_| End::Drop)
+        self.send_text(encode_update(d.seq, &d.plcs)).await
     }
 
     async fn live(
@@ -309,7 +314,8 @@ impl Client {
         let cfg = self.st.cfg.clone();
         let mut changes = self.st.api.auth().changes();
         let mut shutdown = self.st.shutdown.clone();
-        let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
         let mut last_seen = Instant::now();
         let ctx = Ctx::new(Some(token.to_string()), self.source.clone());
         loop {
@@ -320,9 +326,7 @@ impl Client {
                 _ = shutdown.changed() => {
                     return End::Close(CLOSE_GOING_AWAY, "server shutting down".into());
                 }
-                _ = reg.kick.notified() => {
-                    return End::Close(CLOSE_TOO_SLOW, "too slow: the client stayed behind the live stream".into());
-                }
+                _ = reg.kick.notified() => return too_slow(),
                 ch = changes.recv() => match ch {
                     Ok(uid) => repeek = uid == principal.user_id,
                     Err(RecvError::Lagged(_)) => repeek = true,
@@ -344,14 +348,14 @@ impl Client {
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Ok(Message::Binary(_))) => {
                             let e = ApiError::invalid("binary frames are not supported; send JSON text");
-                            if self.send_text(reply_err(&Value::Null, &e).into()).await.is_err() {
-                                return End::Drop;
+                            if let Err(end) = self.send_text(reply_err(&Value::Null, &e).into()).await {
+                                return end;
                             }
                         }
                         Some(Ok(Message::Text(t))) => {
                             let (out, after) = handle_text(&self.st.api, &ctx, t.as_str()).await;
-                            if self.send_text(out.into()).await.is_err() {
-                                return End::Drop;
+                            if let Err(end) = self.send_text(out.into()).await {
+                                return end;
                             }
                             repeek |= after;
                         }
@@ -366,8 +370,8 @@ impl Client {
                     }
                     if f.seq > self.delivered {
                         self.delivered = f.seq;
-                        if self.send_text(f.text).await.is_err() {
-                            return End::Drop;
+                        if let Err(end) = self.send_text(f.text).await {
+                            return end;
                         }
                     }
                 }
@@ -375,9 +379,10 @@ impl Client {
                     if last_seen.elapsed() > cfg.ping_interval * 2 {
                         return End::Drop;
                     }
-                    let sent = tokio::time::timeout(cfg.slow_client_timeout, self.socket.send(Message::Ping(Default::default()))).await;
-                    if !matches!(sent, Ok(Ok(()))) {
-                        return End::Drop;
+                    match tokio::time::timeout(cfg.slow_client_timeout, self.socket.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return End::Drop,
+                        Err(_) => return too_slow(),
                     }
                 }
             }
@@ -400,44 +405,51 @@ impl Client {
             }
         }
     }
-
 }
 
 /// Runs one client request; returns the reply text and whether to re-check the session.
 async fn handle_text(api: &crate::api::Api, ctx: &Ctx, text: &str) -> (String, bool) {
-        let v: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                return (
-                    reply_err(&Value::Null, &ApiError::invalid(format!("malformed JSON: {e}"))),
-                    false,
-                )
-            }
-        };
-        let id = v.get("id").cloned().unwrap_or(Value::Null);
-        if v.get("op").and_then(Value::as_str) == Some("auth") {
+    let v: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
             return (
-                reply_err(&id, &ApiError::invalid("already authenticated")),
+                reply_err(
+                    &Value::Null,
+                    &ApiError::invalid(format!("malformed JSON: {e}")),
+                ),
                 false,
-            );
+            )
         }
-        let req = match Request::from_json(v) {
-            Ok(r) => r,
-            Err(e) => return (reply_err(&id, &e), false),
-        };
-        let after = matches!(req, Request::Logout) || req.op().starts_with("user_");
-        match dispatch(api, ctx, req).await {
-            Ok(r) => (reply_ok(&id, r), after),
-            Err(e) => (reply_err(&id, &e), after || e.code == "unauthorized"),
-        }
+    };
+    let id = v.get("id").cloned().unwrap_or(Value::Null);
+    if v.get("op").and_then(Value::as_str) == Some("auth") {
+        return (
+            reply_err(&id, &ApiError::invalid("already authenticated")),
+            false,
+        );
+    }
+    let req = match Request::from_json(v) {
+        Ok(r) => r,
+        Err(e) => return (reply_err(&id, &e), false),
+    };
+    let after = matches!(req, Request::Logout) || req.op().starts_with("user_");
+    match dispatch(api, ctx, req).await {
+        Ok(r) => (reply_ok(&id, r), after),
+        Err(e) => (reply_err(&id, &e), after || e.code == "unauthorized"),
+    }
+}
+
+fn too_slow() -> End {
+    End::Close(
+        CLOSE_TOO_SLOW,
+        "too slow: the client stayed behind the live stream".into(),
+    )
 }
 
 /// When to re-check the session by itself: its absolute or idle expiry, whichever is first.
 fn expiry_of(p: &Principal) -> Instant {
     let at = p.expires_at.min(p.idle_expires_at);
-    let left = (at - chrono::Utc::now())
-        .to_std()
-        .unwrap_or(Duration::ZERO);
+    let left = (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
     // A little after the expiry, so that `peek` sees it expired.
     Instant::now() + left.min(Duration::from_secs(24 * 3600)) + Duration::from_millis(5)
 }
