@@ -179,10 +179,20 @@ async fn attempt(
     principal: &mut Option<Principal>,
 ) -> Result<Value, ApiError> {
     let token = api.token(ctx)?;
-    let p = api
+    let p = match api
         .auth()
         .check(token, Permission::WriteTags, Some(plc))
-        .await?;
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            // Refused for role or park: still name the actor in the audit row.
+            if let Ok(p) = api.auth().peek(token).await {
+                *principal = Some(p);
+            }
+            return Err(e.into());
+        }
+    };
     let user_id = p.user_id;
     *principal = Some(p);
     let cfg = api.config();
