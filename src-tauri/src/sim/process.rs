@@ -1,0 +1,357 @@
+//! The simulated plant: a PV park whose values change plausibly every `--period-ms`.
+//!
+//! A day is compressed into [`DAY_SECONDS`] (sunrise to sunset in 5 minutes), starting at
+//! 10:00 so a fresh demo shows power at once. Power follows the sun, is capped by
+//! `SP_Power_Limit_kW`, and drops to 0 when `SP_Enable` is false, `SP_Mode` is 0 or any
+//! `CMD_Instant_Cutoff` bit is set (which also opens the breaker). The scan loop reads the
+//! setpoints from the address space each tick and writes the process values back in one
+//! locked batch, then notifies subscriptions.
+
+use std::collections::HashMap;
+use std::f64::consts::PI;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opcua::types::{DateTime, NodeId, NumericRange, Variant};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio_util::sync::CancellationToken;
+
+use super::address_space::{self, Links, SimNodeManager};
+use super::tags::{self, SimType, TagInfo, CUTOFF_LEN, INVERTERS, NS};
+use opcua::server::SubscriptionCache;
+
+/// Length of one simulated day in real seconds.
+pub const DAY_SECONDS: f64 = 600.0;
+/// Simulated hour of day at start.
+const START_HOUR: f64 = 10.0;
+
+/// The setpoints the model reacts to.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Inputs {
+    pub enable: bool,
+    pub mode: i16,
+    pub limit_kw: f32,
+    pub power_factor: f64,
+    pub cutoff: [bool; CUTOFF_LEN],
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs {
+            enable: true,
+            mode: 1,
+            limit_kw: 1000.0,
+            power_factor: 1.0,
+            cutoff: [false; CUTOFF_LEN],
+        }
+    }
+}
+
+/// The model state of one park.
+pub(crate) struct Model {
+    park: usize,
+    capacity_kw: f64,
+    cloud: f64,
+    energy_wh: u64,
+    energy_frac: f64,
+    op_hours: u32,
+    running_s: f64,
+    was_tripped: bool,
+    toggle: bool,
+    load: usize,
+    rng: StdRng,
+}
+
+/// What one step produced: (tag name, value) pairs.
+pub(crate) type Outputs = Vec<(&'static str, Variant)>;
+
+impl Model {
+    /// A fresh model for park `park` with `load` extra `Load` tags.
+    pub(crate) fn new(park: usize, load: usize) -> Model {
+        Model {
+            park,
+            capacity_kw: 1000.0 + 250.0 * (park % 4) as f64,
+            cloud: 0.9,
+            energy_wh: 9_007_199_254_740_993,
+            energy_frac: 0.0,
+            op_hours: 43_812,
+            running_s: 0.0,
+            was_tripped: false,
+            toggle: false,
+            load,
+            rng: StdRng::seed_from_u64(0x5747_0000 + park as u64),
+        }
+    }
+
+    fn noise(&mut self, amplitude: f64) -> f64 {
+        self.rng.gen_range(-amplitude..=amplitude)
+    }
+
+    /// Advances the model to `t` seconds since start, `dt` seconds after the last step.
+    pub(crate) fn step(&mut self, t: f64, dt: f64, inp: &Inputs) -> (Outputs, Vec<f32>) {
+        let hour = (START_HOUR + t / DAY_SECONDS * 24.0 + 0.1 * self.park as f64) % 24.0;
+        let sun = if (6.0..18.0).contains(&hour) {
+            (PI * (hour - 6.0) / 12.0).sin().max(0.0)
+        } else {
+            0.0
+        };
+        self.cloud = (self.cloud + self.noise(0.03)).clamp(0.55, 1.0);
+        let irradiance = (1000.0 * sun.powf(1.2) * self.cloud + self.noise(3.0)).max(0.0);
+        let ambient = 12.0 + 8.0 * sun + self.noise(0.05);
+        let module = ambient + irradiance * 0.03;
+        let wind = (3.0 + 2.0 * (t / 37.0).sin() + self.noise(0.4)).max(0.0);
+
+        let tripped = inp.cutoff.iter().any(|b| *b);
+        let running = inp.enable && inp.mode != 0 && !tripped;
+        let available =
+            (self.capacity_kw * irradiance / 1000.0 * (1.0 - 0.004 * (module - 25.0))).max(0.0);
+        let limit = f64::from(inp.limit_kw).max(0.0);
+        let curtailed = running && available > limit;
+        let power = if running { available.min(limit) } else { 0.0 };
+        let pf = inp.power_factor.clamp(-1.0, 1.0);
+        let pf_abs = pf.abs().max(0.5);
+        let reactive = power * (pf_abs.acos()).tan() * if pf < 0.0 { -1.0 } else { 1.0 };
+        let frequency = 50.0 + 0.03 * (t / 7.0).sin() + self.noise(0.005);
+        let night = irradiance < 5.0;
+
+        let wh = power * dt / 3.6 + self.energy_frac; // kW * s → Wh
+        self.energy_frac = wh.fract();
+        self.energy_wh = self.energy_wh.saturating_add(wh.max(0.0) as u64);
+        if running {
+            self.running_s += dt;
+            // One operating hour per compressed hour of running.
+            if self.running_s >= DAY_SECONDS / 24.0 {
+                self.running_s -= DAY_SECONDS / 24.0;
+                self.op_hours = self.op_hours.saturating_add(1);
+            }
+        }
+        self.toggle = !self.toggle;
+        let status: u16 = (running as u16)
+            | ((!tripped as u16) << 1)
+            | ((curtailed as u16) << 2)
+            | ((tripped as u16) << 3)
+            | ((inp.enable as u16) << 4)
+            | ((night as u16) << 5)
+            | ((self.toggle as u16) << 15);
+        let state = if tripped {
+            "TRIPPED"
+        } else if !inp.enable || inp.mode == 0 {
+            "STOPPED"
+        } else if night {
+            "NIGHT"
+        } else if curtailed {
+            "CURTAILED"
+        } else {
+            "RUNNING"
+        };
+        let share = power / INVERTERS as f64;
+        let inverters: Vec<Variant> = (0..INVERTERS)
+            .map(|_| {
+                let n = self.noise(0.01);
+                Variant::Float((share * (1.0 + n)).max(0.0) as f32)
+            })
+            .collect();
+
+        let mut out: Outputs = vec![
+            ("Active_Power_kW", Variant::Float(power as f32)),
+            ("Reactive_Power_kvar", Variant::Float(reactive as f32)),
+            ("Grid_Frequency_Hz", Variant::Double(frequency)),
+            (
+                "Heartbeat_ms",
+                Variant::Int32(((t * 1000.0) as i64 % i64::from(i32::MAX)) as i32),
+            ),
+            ("Status_Word", Variant::UInt16(status)),
+            ("Plant_State", Variant::String(state.into())),
+            ("Breaker_Closed", Variant::Boolean(!tripped)),
+            ("Energy_Total_Wh", Variant::UInt64(self.energy_wh)),
+            ("Operating_Hours", Variant::UInt32(self.op_hours)),
+            (
+                "Inverter_Power_kW",
+                tags::vec_variant(SimType::Float, inverters),
+            ),
+            ("Meteo/Irradiance_W_m2", Variant::Float(irradiance as f32)),
+            ("Meteo/Ambient_Temp_C", Variant::Float(ambient as f32)),
+            ("Meteo/Module_Temp_C", Variant::Float(module as f32)),
+            ("Meteo/Wind_Speed_m_s", Variant::Float(wind as f32)),
+        ];
+        if tripped && !self.was_tripped {
+            out.push((
+                "Last_Trip_Time",
+                Variant::DateTime(Box::new(DateTime::now())),
+            ));
+        }
+        self.was_tripped = tripped;
+
+        let n = self.load.max(1) as f64;
+        let load = (0..self.load)
+            .map(|i| {
+                let phase = 2.0 * PI * (t / 20.0 + i as f64 / n);
+                (50.0 + 40.0 * phase.sin() + self.noise(0.5)) as f32
+            })
+            .collect();
+        (out, load)
+    }
+}
+
+/// Reads the setpoints the model needs from the address space.
+fn read_inputs(
+    space: &opcua::server::address_space::AddressSpace,
+    ids: &HashMap<String, NodeId>,
+) -> Inputs {
+    let get = |name: &str| {
+        ids.get(name)
+            .and_then(|id| address_space::current(space, id))
+    };
+    let mut inp = Inputs::default();
+    if let Some(Variant::Boolean(b)) = get("SP_Enable") {
+        inp.enable = b;
+    }
+    if let Some(Variant::Int16(m)) = get("SP_Mode") {
+        inp.mode = m;
+    }
+    if let Some(Variant::Float(l)) = get("SP_Power_Limit_kW") {
+        inp.limit_kw = l;
+    }
+    if let Some(Variant::Double(pf)) = get("SP_Power_Factor") {
+        inp.power_factor = pf;
+    }
+    if let Some(Variant::Array(a)) = get("CMD_Instant_Cutoff") {
+        for (slot, v) in inp.cutoff.iter_mut().zip(a.values.iter()) {
+            *slot = matches!(v, Variant::Boolean(true));
+        }
+    }
+    inp
+}
+
+/// Everything the scan loop of one park needs.
+pub(crate) struct ScanLoop {
+    pub park: usize,
+    pub period: Duration,
+    pub manager: Arc<SimNodeManager>,
+    pub subscriptions: Arc<SubscriptionCache>,
+    pub links: Arc<Links>,
+    pub tags: Arc<Vec<TagInfo>>,
+    pub load: usize,
+    pub token: CancellationToken,
+}
+
+impl ScanLoop {
+    /// Runs until the token is cancelled.
+    pub(crate) async fn run(self) {
+        let ids: HashMap<String, NodeId> = self
+            .tags
+            .iter()
+            .map(|t| (t.name.clone(), t.node_id()))
+            .collect();
+        let load_ids: Vec<NodeId> = (0..self.load)
+            .map(|i| NodeId::new(NS, tags::LOAD_FIRST_ID + i as u32))
+            .collect();
+        let mut model = Model::new(self.park, self.load);
+        let start = Instant::now();
+        let mut last = start;
+        let mut tick = tokio::time::interval(self.period.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = self.token.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let now = Instant::now();
+            let dt = now.duration_since(last).as_secs_f64();
+            last = now;
+            let t = now.duration_since(start).as_secs_f64();
+            let space_lock = self.manager.address_space();
+            let inputs = read_inputs(&space_lock.read(), &ids);
+            let (outputs, load) = model.step(t, dt, &inputs);
+            let mut space = space_lock.write();
+            let mut changed = Vec::with_capacity(outputs.len() + load.len());
+            for (name, value) in outputs {
+                if let Some(id) = ids.get(name) {
+                    if let Err(e) = address_space::apply(
+                        &mut space,
+                        &self.links,
+                        id,
+                        &NumericRange::None,
+                        value,
+                        &mut changed,
+                    ) {
+                        tracing::warn!(
+                            park = self.park,
+                            tag = name,
+                            "simulator update failed: {e}"
+                        );
+                    }
+                }
+            }
+            for (id, v) in load_ids.iter().zip(load) {
+                let _ = address_space::apply(
+                    &mut space,
+                    &self.links,
+                    id,
+                    &NumericRange::None,
+                    Variant::Float(v),
+                    &mut changed,
+                );
+            }
+            address_space::notify(&space, &self.subscriptions, &changed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value<'a>(out: &'a Outputs, name: &str) -> &'a Variant {
+        &out.iter().find(|(n, _)| *n == name).expect(name).1
+    }
+
+    #[test]
+    fn power_respects_limit_enable_and_cutoff() {
+        let mut m = Model::new(0, 0);
+        let inp = Inputs {
+            limit_kw: 100.0,
+            ..Inputs::default()
+        };
+        // 10:00 + 1/4 day → around 16:00 at most; take an early step at ~10:00.
+        let (out, _) = m.step(1.0, 1.0, &inp);
+        let Variant::Float(p) = value(&out, "Active_Power_kW") else {
+            panic!()
+        };
+        assert!(*p > 0.0 && *p <= 100.0, "{p}");
+        assert_eq!(
+            value(&out, "Plant_State"),
+            &Variant::String("CURTAILED".into())
+        );
+
+        let mut cut = Inputs::default();
+        cut.cutoff[3] = true;
+        let (out, _) = m.step(2.0, 1.0, &cut);
+        assert_eq!(value(&out, "Active_Power_kW"), &Variant::Float(0.0));
+        assert_eq!(value(&out, "Breaker_Closed"), &Variant::Boolean(false));
+        assert_eq!(
+            value(&out, "Plant_State"),
+            &Variant::String("TRIPPED".into())
+        );
+
+        let off = Inputs {
+            enable: false,
+            ..Inputs::default()
+        };
+        let (out, _) = m.step(3.0, 1.0, &off);
+        assert_eq!(
+            value(&out, "Plant_State"),
+            &Variant::String("STOPPED".into())
+        );
+    }
+
+    #[test]
+    fn load_values_change_every_step() {
+        let mut m = Model::new(1, 5);
+        let (_, a) = m.step(1.0, 0.1, &Inputs::default());
+        let (_, b) = m.step(1.1, 0.1, &Inputs::default());
+        assert_eq!(a.len(), 5);
+        assert!(a.iter().zip(&b).all(|(x, y)| x != y));
+    }
+}
