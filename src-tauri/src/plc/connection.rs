@@ -1,0 +1,316 @@
+//! Opening one OPC UA session to a PLC, and explaining why it failed.
+//!
+//! The engine owns reconnecting (with its own backoff and a fresh discovery each time), so the
+//! async-opcua session is built never to reconnect by itself: that also sidesteps the client's
+//! reconnect stall (field notes) and makes every failure visible to the state machine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opcua::client::{Client, ClientBuilder, IdentityToken, Session};
+use opcua::crypto::{CertificateStore, SecurityPolicy as UaPolicy, X509};
+use opcua::types::{MessageSecurityMode, StatusCode};
+use tokio::task::JoinHandle;
+
+use crate::config::{SecurityMode, SecurityPolicy};
+use crate::plc::values::status_name;
+
+/// How long one connection attempt (endpoints, channel, session) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of ordinary service calls (browse, read, create items).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The PLC id, used in messages (`stator certs trust <id>`) and the PKI notes; `None` for
+    /// `stator discover`.
+    pub plc_id: Option<String>,
+    pub url: String,
+    pub policy: SecurityPolicy,
+    pub mode: SecurityMode,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The OPC UA PKI directory (own/, private/, trusted/, rejected/).
+    pub pki_dir: PathBuf,
+}
+
+/// A live session and the task driving it. The task ends when the connection is lost.
+pub struct Connected {
+    pub session: Arc<Session>,
+    pub event_loop: JoinHandle<StatusCode>,
+    /// The server's application name from its endpoint description.
+    pub server_name: Option<String>,
+}
+
+/// Why a connection attempt failed. `Final` errors will not go away by retrying (credentials,
+/// certificates); the engine still retries with backoff, but says so clearly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Final(String),
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl ConnectError {
+    /// The message for the operator.
+    pub fn message(&self) -> &str {
+        match self {
+            ConnectError::Final(m) | ConnectError::Transient(m) => m,
+        }
+    }
+}
+
+/// Turns a failure status into a clear message and whether it is final.
+pub fn explain(status: StatusCode, plc_id: Option<&str>) -> ConnectError {
+    let name = status_name(status);
+    let trust_hint = match plc_id {
+        Some(id) => format!("if this is the right PLC, trust it with `stator certs trust {id}`"),
+        None => "trust it by moving it from the PKI rejected/ to the trusted/ folder".to_string(),
+    };
+    match status.sub_code() {
+        s if s == StatusCode::BadCertificateUntrusted.sub_code() => {
+            ConnectError::Final(format!(
+                "the PLC's certificate is not trusted ({name}); {trust_hint}"
+            ))
+        }
+        s if s == StatusCode::BadSecurityChecksFailed.sub_code() => ConnectError::Final(format!(
+            "security checks failed ({name}): the PLC may not trust Stator's client certificate \
+             (trust it on the PLC), or the PLC's certificate is not trusted here ({trust_hint})"
+        )),
+        s if s == StatusCode::BadIdentityTokenRejected.sub_code()
+            || s == StatusCode::BadIdentityTokenInvalid.sub_code()
+            || s == StatusCode::BadUserAccessDenied.sub_code() =>
+        {
+            ConnectError::Final(format!(
+                "the PLC rejected the user name or password ({name}); check `username` in the \
+                 config and the password in the keyring (`stator secret set plc/<id>`)"
+            ))
+        }
+        s if s == StatusCode::BadSecurityPolicyRejected.sub_code()
+            || s == StatusCode::BadSecurityModeRejected.sub_code() =>
+        {
+            ConnectError::Final(format!(
+                "the PLC does not offer the configured security policy/mode ({name})"
+            ))
+        }
+        s if s == StatusCode::BadCertificateInvalid.sub_code()
+            || s == StatusCode::BadCertificateTimeInvalid.sub_code()
+            || s == StatusCode::BadCertificateHostNameInvalid.sub_code()
+            || s == StatusCode::BadCertificateUriInvalid.sub_code() =>
+        {
+            ConnectError::Final(format!(
+                "the PLC's certificate is missing, invalid or does not match its address ({name})"
+            ))
+        }
+        _ => ConnectError::Transient(format!("cannot connect ({name})")),
+    }
+}
+
+fn ua_policy(p: SecurityPolicy) -> UaPolicy {
+    match p {
+        SecurityPolicy::None => UaPolicy::None,
+        SecurityPolicy::Basic256Sha256 => UaPolicy::Basic256Sha256,
+    }
+}
+
+fn ua_mode(m: SecurityMode) -> MessageSecurityMode {
+    match m {
+        SecurityMode::None => MessageSecurityMode::None,
+        SecurityMode::Sign => MessageSecurityMode::Sign,
+        SecurityMode::SignAndEncrypt => MessageSecurityMode::SignAndEncrypt,
+    }
+}
+
+/// Serialises the one-time creation of the client key pair across PLC tasks.
+static KEYPAIR_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Builds the client. Secure connections create the client certificate in `<pki>/own` on first
+/// use (RSA key generation is slow, so this runs on the blocking pool).
+async fn build_client(target: &Target) -> Result<Client, ConnectError> {
+    let secure = target.policy != SecurityPolicy::None;
+    let pki = target.pki_dir.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let _guard = KEYPAIR_LOCK.lock();
+        ClientBuilder::new()
+            .application_name("Stator")
+            .application_uri("urn:stator:client")
+            .product_uri("urn:stator")
+            .pki_dir(pki)
+            .create_sample_keypair(secure)
+            .trust_server_certs(false)
+            .verify_server_certs(true)
+            .session_retry_limit(0)
+            .request_timeout(REQUEST_TIMEOUT)
+            .keep_alive_interval(Duration::from_secs(2))
+            .max_failed_keep_alive_count(3)
+            .max_array_length(1_000_000)
+            .max_string_length(16 * 1024 * 1024)
+            .max_byte_string_length(16 * 1024 * 1024)
+            .max_message_size(256 * 1024 * 1024)
+            .max_chunk_count(8192)
+            .min_publish_interval(Duration::from_millis(10))
+            .session_name("Stator")
+            .client()
+    })
+    .await
+    .map_err(|e| ConnectError::Transient(format!("internal error: {e}")))?;
+    built.map_err(|e| ConnectError::Final(format!("client configuration: {}", e.join("; "))))
+}
+
+/// Connects (endpoints, secure channel, session) within [`CONNECT_TIMEOUT`] (creating the
+/// client key pair on first use is not counted).
+pub async fn connect(target: &Target) -> Result<Connected, ConnectError> {
+    let client = build_client(target).await?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(client, target)).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectError::Transient(format!(
+            "no answer from {} within {} s",
+            target.url,
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+async fn connect_inner(client: Client, target: &Target) -> Result<Connected, ConnectError> {
+    let endpoints = client
+        .get_server_endpoints_from_url(target.url.as_str())
+        .await
+        .map_err(|e| {
+            ConnectError::Transient(format!(
+                "cannot reach {} ({})",
+                target.url,
+                status_name(e.status())
+            ))
+        })?;
+    let policy = ua_policy(target.policy);
+    let mode = ua_mode(target.mode);
+    let endpoint = Client::find_matching_endpoint(&endpoints, &target.url, policy, mode)
+        .ok_or_else(|| {
+            let offered: Vec<String> = endpoints
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}/{:?}",
+                        UaPolicy::from_uri(e.security_policy_uri.as_ref()).to_str(),
+                        e.security_mode
+                    )
+                })
+                .collect();
+            ConnectError::Final(format!(
+                "the PLC offers no endpoint with security {}/{:?} (it offers: {})",
+                policy.to_str(),
+                mode,
+                offered.join(", ")
+            ))
+        })?;
+    let server_name =
+        Some(endpoint.server.application_name.text.to_string()).filter(|s| !s.is_empty());
+    let identity = match (&target.username, &target.password) {
+        (Some(u), Some(p)) => IdentityToken::new_user_name(u.clone(), p.clone()),
+        (Some(u), None) => {
+            return Err(ConnectError::Final(format!(
+                "no password stored for user {u:?}: run `stator secret set plc/{}`",
+                target.plc_id.as_deref().unwrap_or("<id>")
+            )))
+        }
+        _ => IdentityToken::Anonymous,
+    };
+    let server_cert = endpoint.server_certificate.clone();
+    let (session, event_loop) = client
+        .session_builder()
+        .with_endpoints(endpoints)
+        .connect_to_matching_endpoint(endpoint)
+        .map_err(|e| explain(e.status(), target.plc_id.as_deref()))?
+        .user_identity_token(identity)
+        .build(client.certificate_store().clone())
+        .map_err(|e| explain(e.status(), target.plc_id.as_deref()))?;
+    // The engine reconnects itself: a lost transport ends the event loop.
+    session.disable_reconnects();
+    // Aborted if this future is dropped (shutdown or timeout) before the session is handed out.
+    let mut guard = AbortOnDrop(Some(event_loop.spawn()));
+    let Some(event_loop) = guard.0.as_mut() else {
+        return Err(ConnectError::Transient("internal error".into()));
+    };
+    tokio::select! {
+        _ = session.wait_for_connection() => {}
+        r = event_loop => {
+            let status = r.unwrap_or(StatusCode::BadInternalError);
+            let status = if status.is_good() { StatusCode::BadConnectionClosed } else { status };
+            let err = explain(status, target.plc_id.as_deref());
+            if status.sub_code() == StatusCode::BadCertificateUntrusted.sub_code() {
+                if let Some(id) = &target.plc_id {
+                    note_rejected(&target.pki_dir, id, &server_cert);
+                }
+            }
+            return Err(err);
+        }
+    }
+    let Some(event_loop) = guard.0.take() else {
+        return Err(ConnectError::Transient("internal error".into()));
+    };
+    Ok(Connected {
+        session,
+        event_loop,
+        server_name,
+    })
+}
+
+struct AbortOnDrop(Option<JoinHandle<StatusCode>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
+/// Remembers which rejected certificate belongs to which PLC, for `stator certs trust <id>`:
+/// writes `<pki>/rejected/<plc id>.plc` holding the certificate's file name.
+fn note_rejected(pki_dir: &Path, plc_id: &str, cert: &opcua::types::ByteString) {
+    let Ok(x509) = X509::from_byte_string(cert) else {
+        return;
+    };
+    let name = CertificateStore::cert_file_name(&x509);
+    let dir = pki_dir.join("rejected");
+    let _ = std::fs::create_dir_all(&dir);
+    if let Err(e) = std::fs::write(dir.join(format!("{plc_id}.plc")), name) {
+        tracing::warn!(plc = plc_id, "cannot note the rejected certificate: {e}");
+    }
+}
+
+/// Closes the session politely, never taking longer than `limit`; the event loop is aborted.
+pub async fn close(c: Connected, limit: Duration) {
+    let Connected {
+        session,
+        event_loop,
+        ..
+    } = c;
+    let _ = tokio::time::timeout(limit, session.disconnect()).await;
+    event_loop.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_errors_say_what_to_do() {
+        let e = explain(StatusCode::BadCertificateUntrusted, Some("eco_solar"));
+        assert!(matches!(e, ConnectError::Final(_)));
+        assert!(e.message().contains("stator certs trust eco_solar"), "{e}");
+        let e = explain(StatusCode::BadIdentityTokenRejected, Some("x"));
+        assert!(matches!(e, ConnectError::Final(_)));
+        assert!(e.message().contains("user name or password"), "{e}");
+        assert!(matches!(
+            explain(StatusCode::BadSecurityChecksFailed, None),
+            ConnectError::Final(_)
+        ));
+        let e = explain(StatusCode::BadConnectionClosed, None);
+        assert!(matches!(e, ConnectError::Transient(_)));
+        assert!(e.message().contains("BadConnectionClosed"));
+    }
+}

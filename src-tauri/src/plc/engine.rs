@@ -1,0 +1,433 @@
+//! The engine: one tokio task per PLC running the connection state machine
+//! `DISCONNECTED → CONNECTING → CONNECTED → ERROR → (reconnect scheduled)`.
+//!
+//! Each task connects, reads the server name, discovers the tags afresh, subscribes (or polls),
+//! and on any loss reports ERROR with a reason and retries with exponential backoff (first retry
+//! within 2 s, capped at `plc_reconnect_delay_minutes`). One PLC failing never slows another:
+//! they share nothing but the cache, whose critical sections are short.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opcua::client::Session;
+use parking_lot::RwLock;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Acquisition, Config, PlcConfig};
+use crate::live::{Cache, PlcStatus};
+use crate::plc::connection::{self, ConnectError, Connected, Target};
+use crate::plc::discovery::{self, DiscoveredTag, OpLimits};
+use crate::plc::subscribe;
+
+/// Looks up the password of a PLC's user (the integrator wires the OS keyring, entry
+/// `plc/<id>`). `Ok(None)`: no password stored.
+pub type PasswordFn = Arc<dyn Fn(&str) -> Result<Option<String>, String> + Send + Sync>;
+
+/// How the engine is wired into its surroundings.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// OPC UA PKI directory (own/, private/, trusted/, rejected/).
+    pub pki_dir: PathBuf,
+    /// Password of a PLC's configured `username`, by PLC id.
+    pub password: PasswordFn,
+    /// `--demo`: PLC id → simulator endpoint URL, replacing the configured URL.
+    pub url_override: Option<HashMap<String, String>>,
+}
+
+impl EngineOptions {
+    /// Options without passwords or overrides (tests, anonymous plants).
+    pub fn new(pki_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            pki_dir: pki_dir.into(),
+            password: Arc::new(|_| Ok(None)),
+            url_override: None,
+        }
+    }
+}
+
+/// The first reconnect delay.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Total time [`Engine::shutdown`] may take.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_millis(1000);
+
+/// Exponential reconnect delay: 1 s, 2 s, 4 s, … capped.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    /// Starts at [`FIRST_RETRY`] (at most `cap`).
+    pub fn new(cap: Duration) -> Self {
+        Self {
+            next: FIRST_RETRY.min(cap),
+            cap,
+        }
+    }
+
+    /// The delay before the next attempt; doubles the one after.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.cap);
+        d
+    }
+
+    /// After a successful connection the next failure retries quickly again.
+    pub fn reset(&mut self) {
+        self.next = FIRST_RETRY.min(self.cap);
+    }
+}
+
+/// What a connected PLC offers to writers.
+pub(crate) struct Live {
+    pub(crate) session: Arc<Session>,
+    pub(crate) tags: Arc<Vec<DiscoveredTag>>,
+    pub(crate) index: HashMap<String, usize>,
+    pub(crate) limits: OpLimits,
+}
+
+/// Per-PLC state shared between its task and [`Engine::write`].
+pub(crate) struct PlcShared {
+    pub(crate) live: RwLock<Option<Arc<Live>>>,
+}
+
+/// The running acquisition engine.
+pub struct Engine {
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) cache: Cache,
+    pub(crate) plcs: HashMap<String, Arc<PlcShared>>,
+    tasks: Vec<JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Engine {
+    /// Spawns one task per configured PLC. Must be called inside a tokio runtime.
+    pub fn start(cfg: Arc<Config>, cache: Cache, opts: EngineOptions) -> Engine {
+        let (tx, rx) = watch::channel(false);
+        let mut plcs = HashMap::new();
+        let mut tasks = Vec::new();
+        for plc in &cfg.plc_config {
+            let shared = Arc::new(PlcShared {
+                live: RwLock::new(None),
+            });
+            plcs.insert(plc.id.clone(), shared.clone());
+            let ctx = PlcTask {
+                cfg: cfg.clone(),
+                plc: plc.clone(),
+                cache: cache.clone(),
+                opts: opts.clone(),
+                shared,
+            };
+            tasks.push(tokio::spawn(ctx.run(rx.clone())));
+        }
+        Engine {
+            cfg,
+            cache,
+            plcs,
+            tasks,
+            shutdown: tx,
+        }
+    }
+
+    /// Connection state of one PLC (from the cache).
+    pub fn status(&self, plc: &str) -> Option<PlcStatus> {
+        self.cache.status(plc)
+    }
+
+    /// The cache the engine writes into.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Stops every PLC task and closes their sessions; bounded by [`SHUTDOWN_LIMIT`], never hangs.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let mut tasks = self.tasks;
+        let all = futures::future::join_all(tasks.iter_mut());
+        if tokio::time::timeout(SHUTDOWN_LIMIT, all).await.is_err() {
+            for t in &tasks {
+                t.abort();
+            }
+        }
+        for id in self.plcs.keys() {
+            self.cache
+                .set_status(id, PlcStatus::Disconnected, Some("stopped".into()));
+        }
+    }
+}
+
+enum Outcome {
+    Shutdown,
+    /// The attempt failed or the connection was lost; `connected` tells whether it got as far
+    /// as CONNECTED (then the backoff restarts from the first delay).
+    Failed {
+        error: ConnectError,
+        connected: bool,
+    },
+}
+
+struct PlcTask {
+    cfg: Arc<Config>,
+    plc: PlcConfig,
+    cache: Cache,
+    opts: EngineOptions,
+    shared: Arc<PlcShared>,
+}
+
+impl PlcTask {
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let id = self.plc.id.clone();
+        let cap = Duration::from_secs_f64((self.cfg.plc_reconnect_delay_minutes * 60.0).max(1.0));
+        let mut backoff = Backoff::new(cap);
+        let mut last_error: Option<String> = None;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            self.cache
+                .set_status(&id, PlcStatus::Connecting, last_error.clone());
+            match self.cycle(&mut shutdown).await {
+                Outcome::Shutdown => break,
+                Outcome::Failed { error, connected } => {
+                    *self.shared.live.write() = None;
+                    if connected {
+                        backoff.reset();
+                    }
+                    let delay = backoff.next_delay();
+                    let msg = format!("{}; retrying in {}", error.message(), human(delay));
+                    match &error {
+                        ConnectError::Final(_) => tracing::error!(plc = %id, "{msg}"),
+                        ConnectError::Transient(_) => tracing::warn!(plc = %id, "{msg}"),
+                    }
+                    self.cache
+                        .set_status(&id, PlcStatus::Error, Some(error.message().to_string()));
+                    last_error = Some(error.message().to_string());
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            }
+        }
+        *self.shared.live.write() = None;
+    }
+
+    fn target(&self) -> Result<Target, ConnectError> {
+        let url = self
+            .opts
+            .url_override
+            .as_ref()
+            .and_then(|m| m.get(&self.plc.id))
+            .cloned()
+            .unwrap_or_else(|| self.plc.url.clone());
+        let password = match &self.plc.username {
+            Some(_) => (self.opts.password)(&self.plc.id).map_err(|e| {
+                ConnectError::Final(format!(
+                    "cannot read the password of plc/{}: {e}",
+                    self.plc.id
+                ))
+            })?,
+            None => None,
+        };
+        Ok(Target {
+            plc_id: Some(self.plc.id.clone()),
+            url,
+            policy: self.plc.security_policy,
+            mode: self.plc.security_mode,
+            username: self.plc.username.clone(),
+            password,
+            pki_dir: self.opts.pki_dir.clone(),
+        })
+    }
+
+    fn interval(&self) -> Duration {
+        let s = self
+            .plc
+            .sampling_interval_seconds
+            .unwrap_or(self.cfg.broadcast_interval_seconds);
+        Duration::from_secs_f64(s.clamp(0.01, 86_400.0))
+    }
+
+    /// One connection: connect, discover, subscribe/poll, run until lost or shut down.
+    async fn cycle(&self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
+        let failed = |error| Outcome::Failed {
+            error,
+            connected: false,
+        };
+        let target = match self.target() {
+            Ok(t) => t,
+            Err(e) => return failed(e),
+        };
+        let conn = tokio::select! {
+            r = connection::connect(&target) => r,
+            _ = shutdown.changed() => return Outcome::Shutdown,
+        };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => return failed(e),
+        };
+        let setup = tokio::select! {
+            r = self.setup(&conn) => Some(r),
+            _ = shutdown.changed() => None,
+        };
+        let (live, poll) = match setup {
+            Some(Ok(x)) => x,
+            None => {
+                connection::close(conn, Duration::from_millis(500)).await;
+                return Outcome::Shutdown;
+            }
+            Some(Err(e)) => {
+                connection::close(conn, Duration::from_millis(500)).await;
+                return failed(e);
+            }
+        };
+        self.run_connected(conn, live, poll, shutdown).await
+    }
+
+    /// Server name, discovery, acquisition. Returns the live state and the tag indices to poll.
+    async fn setup(&self, conn: &Connected) -> Result<(Arc<Live>, Vec<usize>), ConnectError> {
+        let id = &self.plc.id;
+        let session = &conn.session;
+        self.cache.set_server_name(id, conn.server_name.clone());
+        let limits = discovery::read_limits(session).await;
+        let root = self.cfg.root_for(&self.plc);
+        let root: opcua::types::NodeId = root
+            .parse()
+            .map_err(|_| ConnectError::Final(format!("invalid root node id {root:?}")))?;
+        let started = std::time::Instant::now();
+        let tags = discovery::discover(session, &root, &limits, false)
+            .await
+            .map_err(|e| {
+                ConnectError::Transient(format!(
+                    "discovery below {root} failed ({})",
+                    crate::plc::values::status_name(e.status())
+                ))
+            })?;
+        if tags.is_empty() {
+            tracing::warn!(plc = %id, "no variables found below {root}");
+        }
+        tracing::info!(plc = %id, tags = tags.len(), "discovered in {:?}", started.elapsed());
+        self.cache
+            .set_tags(id, tags.iter().map(|t| t.meta.clone()).collect());
+        let tags = Arc::new(tags);
+        let poll: Vec<usize> = match self.plc.acquisition {
+            Acquisition::Poll => (0..tags.len()).collect(),
+            Acquisition::Subscribe => {
+                match subscribe::subscribe(
+                    session,
+                    id,
+                    &self.cache,
+                    &tags,
+                    self.interval(),
+                    &limits,
+                )
+                .await
+                {
+                    Ok(refused) => {
+                        if !refused.is_empty() {
+                            tracing::warn!(plc = %id, n = refused.len(), "monitored items refused; polling those");
+                        }
+                        refused
+                    }
+                    Err(e) => {
+                        tracing::warn!(plc = %id, "subscriptions refused ({}); polling instead", crate::plc::values::status_name(e.status()));
+                        (0..tags.len()).collect()
+                    }
+                }
+            }
+        };
+        let index = tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.meta.name.clone(), i))
+            .collect();
+        let live = Arc::new(Live {
+            session: session.clone(),
+            tags,
+            index,
+            limits,
+        });
+        Ok((live, poll))
+    }
+
+    async fn run_connected(
+        &self,
+        conn: Connected,
+        live: Arc<Live>,
+        poll: Vec<usize>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        let id = &self.plc.id;
+        *self.shared.live.write() = Some(live.clone());
+        self.cache.set_status(id, PlcStatus::Connected, None);
+        tracing::info!(plc = %id, "connected");
+        // Field notes: make sure data flows right away after (re)connecting.
+        conn.session.trigger_publish_now();
+        let names: Vec<String> = poll
+            .iter()
+            .map(|&i| live.tags[i].meta.name.clone())
+            .collect();
+        let nodes: Vec<opcua::types::NodeId> =
+            poll.iter().map(|&i| live.tags[i].node.clone()).collect();
+        let mut ticker = tokio::time::interval(self.interval());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let Connected {
+            session,
+            mut event_loop,
+            server_name,
+        } = conn;
+        loop {
+            tokio::select! {
+                r = &mut event_loop => {
+                    let status = r.unwrap_or(opcua::types::StatusCode::BadInternalError);
+                    let why = if status.is_good() {
+                        "connection lost".to_string()
+                    } else {
+                        format!("connection lost ({})", crate::plc::values::status_name(status))
+                    };
+                    return Outcome::Failed { error: ConnectError::Transient(why), connected: true };
+                }
+                _ = ticker.tick(), if !nodes.is_empty() => {
+                    if let Err(e) = subscribe::poll_once(&session, id, &self.cache, &names, &nodes, &live.limits).await {
+                        tracing::debug!(plc = %id, "poll failed: {e}");
+                    }
+                }
+                _ = shutdown.changed() => {
+                    *self.shared.live.write() = None;
+                    connection::close(Connected { session, event_loop, server_name }, Duration::from_millis(500)).await;
+                    return Outcome::Shutdown;
+                }
+            }
+        }
+    }
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{:.1} min", s / 60.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_fast_doubles_and_caps() {
+        let mut b = Backoff::new(Duration::from_secs(10));
+        let d: Vec<u64> = (0..6).map(|_| b.next_delay().as_secs()).collect();
+        assert_eq!(d, vec![1, 2, 4, 8, 10, 10]);
+        b.reset();
+        assert_eq!(b.next_delay(), FIRST_RETRY);
+        assert!(FIRST_RETRY <= Duration::from_secs(2));
+        let mut tiny = Backoff::new(Duration::from_millis(300));
+        assert_eq!(tiny.next_delay(), Duration::from_millis(300));
+    }
+}
