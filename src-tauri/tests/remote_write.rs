@@ -130,7 +130,7 @@ async fn policy_refusals_read_only_config_and_allowlist() {
     .await;
     let op = env.login("olga", Role::Operator, &["alpha", "beta"]).await;
     for (plc, node, needle) in [
-        ("alpha", "Label", "read-only"),
+        ("alpha", "Label", "does not allow"),
         ("alpha", "P", "writable: false"),
         ("beta", "P", "allowlist"),
     ] {

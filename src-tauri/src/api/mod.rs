@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::live::Cache;
 use crate::remote::metrics::Metrics;
 
-pub use write::{PlcWriter, WriteFailure};
+pub use write::{PlcWriter, SharedEngine, WriteFailure};
 
 /// One operation a person can ask for. Wire form: a JSON object with `"op"` naming the
 /// operation in snake_case plus the operation's fields (extra fields such as a WebSocket `id`

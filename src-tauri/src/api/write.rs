@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use super::{Api, ApiError, Ctx};
 use crate::auth::{Permission, Principal};
-use crate::config::{Config, WritePolicy};
-use crate::live::{PlcStatus, TagMeta};
+use crate::live::PlcStatus;
+use crate::plc::{split_element, writable_by_policy, Engine, WriteError};
 use crate::store::AuditEntry;
 
 /// The PLC side of a write, implemented by the engine: coerce `value` to the node's DataType,
@@ -27,7 +27,7 @@ pub trait PlcWriter: Send + Sync + 'static {
         plc: &'a str,
         node: &'a str,
         value: &'a Value,
-        range: Option<[f64; 2]>,
+        range: Option<(f64, f64)>,
     ) -> BoxFuture<'a, Result<Value, WriteFailure>>;
 }
 
@@ -39,6 +39,65 @@ pub struct WriteFailure {
     pub code: &'static str,
     /// Human text; carries the OPC UA status name when the PLC refused.
     pub message: String,
+}
+
+impl From<WriteError> for WriteFailure {
+    fn from(e: WriteError) -> Self {
+        WriteFailure {
+            code: e.code(),
+            message: e.message().to_string(),
+        }
+    }
+}
+
+/// The running [`Engine`] shared between the api (writes) and its owner (shutdown): writes take
+/// a read lock, [`SharedEngine::shutdown`] takes the engine out (waiting for writes in flight,
+/// each bounded by the engine's 5 s write timeout) and stops it. Writes after that are
+/// `not_connected`.
+#[derive(Clone)]
+pub struct SharedEngine {
+    inner: std::sync::Arc<tokio::sync::RwLock<Option<Engine>>>,
+}
+
+impl SharedEngine {
+    /// Wraps a started engine.
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            inner: std::sync::Arc::new(tokio::sync::RwLock::new(Some(engine))),
+        }
+    }
+
+    /// Stops the engine (bounded by the engine's own shutdown limit); idempotent.
+    pub async fn shutdown(&self) {
+        let engine = self.inner.write().await.take();
+        if let Some(e) = engine {
+            e.shutdown().await;
+        }
+    }
+}
+
+impl PlcWriter for SharedEngine {
+    fn write<'a>(
+        &'a self,
+        plc: &'a str,
+        node: &'a str,
+        value: &'a Value,
+        range: Option<(f64, f64)>,
+    ) -> BoxFuture<'a, Result<Value, WriteFailure>> {
+        Box::pin(async move {
+            let guard = self.inner.read().await;
+            let Some(engine) = guard.as_ref() else {
+                return Err(WriteFailure {
+                    code: "not_connected",
+                    message: "the PLC engine is stopped".into(),
+                });
+            };
+            engine
+                .write(plc, node, value, range)
+                .await
+                .map_err(WriteFailure::from)
+        })
+    }
 }
 
 /// Longest a write may take before the api answers `not_connected` ("timeout"); the engine
@@ -76,45 +135,6 @@ impl RateLimiter {
             Err((1.0 - *tokens) / self.rate)
         }
     }
-}
-
-/// Splits `Tag[3]` into (`Tag`, Some(3)); anything else is (`node`, None).
-pub fn split_element(node: &str) -> (&str, Option<u32>) {
-    if let Some(stripped) = node.strip_suffix(']') {
-        if let Some((base, idx)) = stripped.rsplit_once('[') {
-            if let Ok(i) = idx.parse::<u32>() {
-                if !base.is_empty() {
-                    return (base, Some(i));
-                }
-            }
-        }
-    }
-    (node, None)
-}
-
-/// Whether config and the PLC allow writing `plc/tag`; `Err(reason)` when not.
-pub fn writable_by_policy(
-    cfg: &Config,
-    plc: &str,
-    tag: &str,
-    meta: &TagMeta,
-) -> Result<(), String> {
-    let configured = cfg.tag(plc, tag).and_then(|t| t.writable);
-    if !meta.writable {
-        return Err(format!("the PLC reports {tag} as read-only"));
-    }
-    if configured == Some(false) {
-        return Err(format!(
-            "configuration forbids writing {tag} (tags.{plc}/{tag}.writable: false)"
-        ));
-    }
-    let policy = cfg.plc(plc).map(|p| p.write_policy).unwrap_or_default();
-    if policy == WritePolicy::Allowlist && configured != Some(true) {
-        return Err(format!(
-            "{plc} uses write_policy allowlist and {tag} is not configured writable: true"
-        ));
-    }
-    Ok(())
 }
 
 fn clip(v: &Value) -> String {
@@ -235,7 +255,7 @@ async fn attempt(
             None => return Err(ApiError::invalid(format!("{tag} is not an array"))),
         }
     }
-    writable_by_policy(cfg, plc, tag, &meta).map_err(ApiError::forbidden)?;
+    writable_by_policy(cfg, plc, node, &meta).map_err(ApiError::forbidden)?;
     if status != PlcStatus::Connected {
         return Err(ApiError::not_connected(format!(
             "{plc} is {}",
@@ -245,7 +265,10 @@ async fn attempt(
     let Some(writer) = api.inner.writer.as_ref() else {
         return Err(ApiError::not_connected("no PLC engine is running"));
     };
-    let range = cfg.tag(plc, tag).and_then(|t| t.range);
+    let range = cfg
+        .tag(plc, tag)
+        .and_then(|t| t.range)
+        .map(|[lo, hi]| (lo, hi));
     match tokio::time::timeout(WRITE_TIMEOUT, writer.write(plc, node, value, range)).await {
         Err(_) => Err(ApiError::not_connected(format!("{plc}: timeout"))),
         Ok(Err(f)) => Err(ApiError {
@@ -260,14 +283,6 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn element_names_split() {
-        assert_eq!(split_element("CMD[3]"), ("CMD", Some(3)));
-        assert_eq!(split_element("CMD"), ("CMD", None));
-        assert_eq!(split_element("CMD[x]"), ("CMD[x]", None));
-        assert_eq!(split_element("[3]"), ("[3]", None));
-    }
 
     #[test]
     fn rate_limiter_refills() {

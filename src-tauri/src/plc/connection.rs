@@ -71,11 +71,9 @@ pub fn explain(status: StatusCode, plc_id: Option<&str>) -> ConnectError {
         None => "trust it by moving it from the PKI rejected/ to the trusted/ folder".to_string(),
     };
     match status.sub_code() {
-        s if s == StatusCode::BadCertificateUntrusted.sub_code() => {
-            ConnectError::Final(format!(
-                "the PLC's certificate is not trusted ({name}); {trust_hint}"
-            ))
-        }
+        s if s == StatusCode::BadCertificateUntrusted.sub_code() => ConnectError::Final(format!(
+            "the PLC's certificate is not trusted ({name}); {trust_hint}"
+        )),
         s if s == StatusCode::BadSecurityChecksFailed.sub_code() => ConnectError::Final(format!(
             "security checks failed ({name}): the PLC may not trust Stator's client certificate \
              (trust it on the PLC), or the PLC's certificate is not trusted here ({trust_hint})"
