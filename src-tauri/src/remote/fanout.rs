@@ -1,0 +1,225 @@
+//! Fan-out of live updates: one broadcaster task per server computes the delta once per
+//! distinct set of visible parks and shares the encoded frame (`Utf8Bytes`, reference counted)
+//! with every client of that set.
+//!
+//! Each client has a bounded queue. When it is full the frame is skipped and the client is
+//! flagged `lagging`; the client task then sends one coalesced catch-up update (latest values
+//! since the last frame it delivered) instead of the missed frames. A client that stays behind
+//! for `slow_client_timeout` is told to close (4008). Nobody waits for a slow client: the
+//! broadcaster only ever `try_send`s.
+//!
+//! Ordering: a client registers, then takes its snapshot at sequence S; the broadcaster computes
+//! deltas while holding the registry lock, so every change after S reaches the client either
+//! through a frame or through the snapshot; frames with `seq <= delivered` are dropped by the
+//! client task, so values never go back in time.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::api::Api;
+use crate::live::PlcDelta;
+
+/// An encoded update and the cache sequence it brings the client to.
+#[derive(Clone)]
+pub(super) struct Frame {
+    pub seq: u64,
+    pub text: Utf8Bytes,
+}
+
+/// Wire shape of an update.
+#[derive(Serialize)]
+struct UpdateMsg<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    plcs: &'a [PlcDelta],
+}
+
+/// Encodes `{"type":"update","seq","plcs"}`.
+pub(super) fn encode_update(seq: u64, plcs: &[PlcDelta]) -> Utf8Bytes {
+    let s = serde_json::to_string(&UpdateMsg {
+        kind: "update",
+        seq,
+        plcs,
+    })
+    .unwrap_or_else(|_| String::from("{}"));
+    Utf8Bytes::from(s)
+}
+
+/// Visible park ids of a client, sorted; the grouping key of the fan-out.
+pub(super) type ParkKey = Arc<Vec<String>>;
+
+struct Slot {
+    key: ParkKey,
+    tx: mpsc::Sender<Frame>,
+    lagging: Arc<AtomicBool>,
+    kick: Arc<Notify>,
+    behind_since: Option<Instant>,
+}
+
+/// What a client task holds: its queue and the flags the broadcaster sets.
+pub(super) struct Registration {
+    pub id: u64,
+    pub rx: mpsc::Receiver<Frame>,
+    pub lagging: Arc<AtomicBool>,
+    pub kick: Arc<Notify>,
+}
+
+/// The registry of authenticated clients.
+pub(super) struct Hub {
+    clients: Mutex<HashMap<u64, Slot>>,
+    next: AtomicU64,
+    queue: usize,
+    slow_timeout: Duration,
+}
+
+impl Hub {
+    pub(super) fn new(queue: usize, slow_timeout: Duration) -> Self {
+        Self {
+            clients: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            queue: queue.max(1),
+            slow_timeout,
+        }
+    }
+
+    /// Adds a client that sees `key`; take the snapshot only after this returns.
+    pub(super) fn register(&self, key: ParkKey) -> Registration {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.queue);
+        let lagging = Arc::new(AtomicBool::new(false));
+        let kick = Arc::new(Notify::new());
+        self.clients.lock().insert(
+            id,
+            Slot {
+                key,
+                tx,
+                lagging: lagging.clone(),
+                kick: kick.clone(),
+                behind_since: None,
+            },
+        );
+        Registration {
+            id,
+            rx,
+            lagging,
+            kick,
+        }
+    }
+
+    /// Changes what a client sees (grants changed); take a fresh snapshot after this.
+    pub(super) fn set_key(&self, id: u64, key: ParkKey) {
+        if let Some(s) = self.clients.lock().get_mut(&id) {
+            s.key = key;
+        }
+    }
+
+    /// Removes a client.
+    pub(super) fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// Number of registered clients.
+    #[allow(dead_code)]
+    pub(super) fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// One broadcast: deltas after `since`, encoded once per distinct park set, offered to
+    /// every client. Returns the sequence the next broadcast starts from.
+    fn broadcast(&self, api: &Api, since: u64) -> u64 {
+        let cache = api.cache();
+        let metrics = api.metrics();
+        let mut clients = self.clients.lock();
+        let mut groups: HashMap<ParkKey, Vec<u64>> = HashMap::new();
+        for (id, s) in clients.iter() {
+            groups.entry(s.key.clone()).or_default().push(*id);
+        }
+        let mut next = u64::MAX;
+        let mut counted: HashSet<String> = HashSet::new();
+        let mut changes = 0u64;
+        if groups.is_empty() {
+            let d = cache.changes_since(since, |_| true);
+            changes += d.plcs.iter().map(|p| p.changes.len() as u64).sum::<u64>();
+            next = d.seq;
+        }
+        let now = Instant::now();
+        let mut closed = Vec::new();
+        for (key, ids) in groups {
+            let delta = cache.changes_since(since, |p| key.iter().any(|k| k == p));
+            next = next.min(delta.seq);
+            if delta.is_empty() {
+                continue;
+            }
+            for p in &delta.plcs {
+                if counted.insert(p.id.clone()) {
+                    changes += p.changes.len() as u64;
+                }
+            }
+            let frame = Frame {
+                seq: delta.seq,
+                text: encode_update(delta.seq, &delta.plcs),
+            };
+            metrics.encoded();
+            for id in ids {
+                let Some(s) = clients.get_mut(&id) else {
+                    continue;
+                };
+                match s.tx.try_send(frame.clone()) {
+                    Ok(()) => s.behind_since = None,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        s.lagging.store(true, Ordering::Release);
+                        let since = *s.behind_since.get_or_insert(now);
+                        if now.duration_since(since) >= self.slow_timeout {
+                            s.kick.notify_one();
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => closed.push(id),
+                }
+            }
+        }
+        for id in closed {
+            clients.remove(&id);
+        }
+        drop(clients);
+        metrics.value_changes(changes);
+        if next == u64::MAX {
+            since
+        } else {
+            next
+        }
+    }
+}
+
+/// The broadcaster: wakes on cache changes, at most once per `interval`, until shutdown.
+pub(super) async fn run(
+    hub: Arc<Hub>,
+    api: Api,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut changed = api.cache().subscribe();
+    let mut since = api.cache().seq();
+    let mut last = tokio::time::Instant::now() - interval;
+    loop {
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { break },
+            _ = shutdown.changed() => break,
+        }
+        let due = last + interval;
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {},
+            _ = shutdown.changed() => break,
+        }
+        changed.borrow_and_update();
+        last = tokio::time::Instant::now();
+        since = hub.broadcast(&api, since);
+    }
+}

@@ -1,0 +1,160 @@
+//! REST endpoints: translate HTTP ⇄ [`crate::api`] requests. Error bodies are
+//! `{"error":<code>,"message":…}` (+ `retry_after_s` for `locked`/`rate_limited`).
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::server::AppState;
+use crate::api::{dispatch, ApiError, Ctx, Request};
+use crate::auth::Source;
+
+/// The HTTP status of an api error code.
+pub(super) fn status_of(code: &str) -> StatusCode {
+    match code {
+        "unauthorized" | "invalid_credentials" => StatusCode::UNAUTHORIZED,
+        "forbidden" => StatusCode::FORBIDDEN,
+        "invalid" => StatusCode::BAD_REQUEST,
+        "not_found" => StatusCode::NOT_FOUND,
+        "not_connected" => StatusCode::SERVICE_UNAVAILABLE,
+        "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+        "locked" => StatusCode::LOCKED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn error_response(e: ApiError) -> Response {
+    let status = status_of(e.code);
+    let mut body = json!({ "error": e.code, "message": e.message });
+    if let Some(s) = e.retry_after_s {
+        body["retry_after_s"] = json!(s);
+    }
+    let mut resp = (status, Json(body)).into_response();
+    if let Some(s) = e.retry_after_s {
+        if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+fn reply(r: Result<Value, ApiError>) -> Response {
+    match r {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `Authorization: Bearer <token>`.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+fn ctx(headers: &HeaderMap, addr: SocketAddr) -> Ctx {
+    Ctx::new(bearer(headers), Source::Remote(addr.ip().to_string()))
+}
+
+/// Parses a JSON object body and adds `"op"`.
+fn request_from_body(op: &str, body: &Bytes) -> Result<Request, ApiError> {
+    let mut v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("body is not JSON: {e}")))?;
+    let Value::Object(m) = &mut v else {
+        return Err(ApiError::invalid("body must be a JSON object"));
+    };
+    m.insert("op".into(), op.into());
+    Request::from_json(v)
+}
+
+/// `GET /health`: liveness without auth and without park data.
+pub(super) async fn health(State(st): State<AppState>) -> Response {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": st.started.elapsed().as_secs(),
+    }))
+    .into_response()
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub(super) async fn metrics(State(st): State<AppState>) -> Response {
+    let body = st.api.metrics().render(st.api.cache());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `POST /api/login {username,password}`.
+pub(super) async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match request_from_body("login", &body) {
+        Ok(r @ Request::Login { .. }) => r,
+        Ok(_) => return error_response(ApiError::invalid("expected {username,password}")),
+        Err(e) => return error_response(e),
+    };
+    let c = Ctx::new(None, ctx(&headers, addr).source);
+    reply(dispatch(&st.api, &c, req).await)
+}
+
+/// `POST /api/logout` (Bearer) → 204.
+pub(super) async fn logout(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    match dispatch(&st.api, &ctx(&headers, addr), Request::Logout).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `GET /api/me` (Bearer).
+pub(super) async fn me(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Me).await)
+}
+
+/// `GET /api/snapshot` (Bearer): the WebSocket snapshot body.
+pub(super) async fn snapshot(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Snapshot).await)
+}
+
+/// `POST /api/write {plc,node,value}` (Bearer).
+pub(super) async fn write(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let c = ctx(&headers, addr);
+    let req = match request_from_body("write", &body) {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
+    reply(dispatch(&st.api, &c, req).await)
+}

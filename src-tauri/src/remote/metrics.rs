@@ -1,0 +1,194 @@
+//! Prometheus metrics for `/metrics` (prometheus-client, text exposition format).
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::live::{Cache, PlcStatus};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlcLabel {
+    plc: String,
+    status: String,
+}
+
+struct Inner {
+    registry: Registry,
+    clients: Gauge,
+    messages_out: Counter,
+    bytes_out: Counter,
+    encodes: Counter,
+    slow_closed: Counter,
+    value_changes: Counter,
+    logins: Family<ResultLabel, Counter>,
+    writes: Family<ResultLabel, Counter>,
+    plc_status: Family<PlcLabel, Gauge>,
+}
+
+/// Counters and gauges of the remote server and the dispatcher. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every Stator metric registered at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let clients = Gauge::default();
+        let messages_out = Counter::default();
+        let bytes_out = Counter::default();
+        let encodes = Counter::default();
+        let slow_closed = Counter::default();
+        let value_changes = Counter::default();
+        let logins = Family::<ResultLabel, Counter>::default();
+        let writes = Family::<ResultLabel, Counter>::default();
+        let plc_status = Family::<PlcLabel, Gauge>::default();
+        registry.register(
+            "stator_remote_clients",
+            "Authenticated WebSocket clients connected now",
+            clients.clone(),
+        );
+        registry.register(
+            "stator_remote_messages_out",
+            "WebSocket text frames sent (snapshots, updates, replies)",
+            messages_out.clone(),
+        );
+        registry.register(
+            "stator_remote_bytes_out",
+            "Bytes of WebSocket text frames sent",
+            bytes_out.clone(),
+        );
+        registry.register(
+            "stator_remote_update_encodes",
+            "Update frames encoded (once per distinct park set and broadcast)",
+            encodes.clone(),
+        );
+        registry.register(
+            "stator_remote_slow_clients_closed",
+            "WebSocket clients closed because they stayed behind",
+            slow_closed.clone(),
+        );
+        registry.register(
+            "stator_value_changes",
+            "Tag value changes seen by the broadcaster (rate() gives changes/s)",
+            value_changes.clone(),
+        );
+        registry.register(
+            "stator_logins",
+            "Login attempts by result (ok or an error code)",
+            logins.clone(),
+        );
+        registry.register(
+            "stator_writes",
+            "PLC write attempts by result (ok or an error code)",
+            writes.clone(),
+        );
+        registry.register(
+            "stator_plc_status",
+            "1 for the current connection status of each PLC",
+            plc_status.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                clients,
+                messages_out,
+                bytes_out,
+                encodes,
+                slow_closed,
+                value_changes,
+                logins,
+                writes,
+                plc_status,
+            }),
+        }
+    }
+
+    /// One login attempt ended with `result` (`ok` or an error code).
+    pub fn login_result(&self, result: &str) {
+        self.inner
+            .logins
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// One write attempt ended with `result` (`ok` or an error code).
+    pub fn write_result(&self, result: &str) {
+        self.inner
+            .writes
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// A client finished authenticating (+1) or left (-1).
+    pub fn client_delta(&self, d: i64) {
+        self.inner.clients.inc_by(d);
+    }
+
+    /// A frame of `bytes` went out.
+    pub fn sent(&self, bytes: usize) {
+        self.inner.messages_out.inc();
+        self.inner.bytes_out.inc_by(bytes as u64);
+    }
+
+    /// One update frame was encoded.
+    pub fn encoded(&self) {
+        self.inner.encodes.inc();
+    }
+
+    /// A slow client was closed.
+    pub fn slow_closed(&self) {
+        self.inner.slow_closed.inc();
+    }
+
+    /// `n` value changes passed through the broadcaster.
+    pub fn value_changes(&self, n: u64) {
+        self.inner.value_changes.inc_by(n);
+    }
+
+    /// The text exposition, with PLC states refreshed from `cache`.
+    pub fn render(&self, cache: &Cache) -> String {
+        for id in cache.plc_ids() {
+            let now = cache.status(&id).unwrap_or_default();
+            for s in [
+                PlcStatus::Disconnected,
+                PlcStatus::Connecting,
+                PlcStatus::Connected,
+                PlcStatus::Error,
+            ] {
+                self.inner
+                    .plc_status
+                    .get_or_create(&PlcLabel {
+                        plc: id.clone(),
+                        status: s.as_str().into(),
+                    })
+                    .set(i64::from(s == now));
+            }
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}

@@ -1,0 +1,302 @@
+//! The axum server: router, limits, TLS, start and shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
+use axum::Router;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::fanout::Hub;
+use super::{assets, http, ws};
+use crate::api::Api;
+use crate::config::{Config, TlsConfig};
+
+/// Everything the server needs besides the [`Api`]; [`ServerConfig::from_config`] fills it from
+/// `config.json`, tests shorten the timers.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen (`remote.listen`, `serve --listen`); port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Certificate and key (PEM) for HTTPS/WSS.
+    pub tls: Option<TlsConfig>,
+    /// Most WebSocket connections at once (`remote.max_clients`).
+    pub max_clients: usize,
+    /// Most WebSocket connections from one IP address.
+    pub max_connections_per_address: usize,
+    /// Browser origins allowed besides the server's own.
+    pub allowed_origins: Vec<String>,
+    /// At most one update per client per interval (`broadcast_interval_seconds`).
+    pub broadcast_interval: Duration,
+    /// WebSocket ping period; a peer silent for two periods is dropped.
+    pub ping_interval: Duration,
+    /// Time an unauthenticated socket has to send `login`/`auth`.
+    pub auth_timeout: Duration,
+    /// Largest inbound WebSocket message/frame and HTTP body.
+    pub max_inbound_bytes: usize,
+    /// Update frames a client may have queued before it counts as behind.
+    pub client_queue: usize,
+    /// How long a client may stay behind (or block one send) before it is closed (4008).
+    pub slow_client_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// The server settings of a configuration (`listen` parsed; validated by `Config`).
+    pub fn from_config(cfg: &Config) -> Result<ServerConfig, ServerError> {
+        let listen = cfg
+            .remote
+            .listen
+            .parse()
+            .map_err(|e| ServerError::Config(format!("remote.listen: {e}")))?;
+        Ok(ServerConfig {
+            listen,
+            tls: cfg.remote.tls.clone(),
+            max_clients: cfg.remote.max_clients,
+            max_connections_per_address: cfg.remote.max_connections_per_address,
+            allowed_origins: cfg.remote.allowed_origins.clone(),
+            broadcast_interval: Duration::from_secs_f64(cfg.broadcast_interval_seconds),
+            ping_interval: Duration::from_secs(30),
+            auth_timeout: Duration::from_secs(10),
+            max_inbound_bytes: 64 * 1024,
+            client_queue: 8,
+            slow_client_timeout: Duration::from_secs(10),
+        })
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid server configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS certificate/key {cert} / {key}: {source}")]
+    Tls {
+        cert: String,
+        key: String,
+        source: std::io::Error,
+    },
+}
+
+/// Open connections per IP address and in total; a guard releases its slot on drop.
+#[derive(Default)]
+pub(super) struct ConnLimits {
+    per_addr: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One WebSocket connection's slot in [`ConnLimits`].
+pub(super) struct ConnGuard {
+    limits: Arc<ConnLimits>,
+    ip: IpAddr,
+}
+
+/// Why a connection was refused before the upgrade.
+pub(super) enum LimitHit {
+    Total,
+    PerAddress,
+}
+
+impl ConnLimits {
+    pub(super) fn acquire(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        max_total: usize,
+        max_per_addr: usize,
+    ) -> Result<ConnGuard, LimitHit> {
+        let mut m = self.per_addr.lock();
+        let total: usize = m.values().sum();
+        if total >= max_total {
+            return Err(LimitHit::Total);
+        }
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max_per_addr {
+            return Err(LimitHit::PerAddress);
+        }
+        *n += 1;
+        Ok(ConnGuard {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut m = self.limits.per_addr.lock();
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub(super) struct AppState {
+    pub api: Api,
+    pub cfg: Arc<ServerConfig>,
+    pub hub: Arc<Hub>,
+    pub limits: Arc<ConnLimits>,
+    /// Flips to true on shutdown; client tasks close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+    pub started: std::time::Instant,
+}
+
+/// A running server.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    shutdown_tx: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    broadcaster: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Closes every WebSocket (1001), stops accepting, and waits at most ~3 s for the rest.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
+        for t in [self.task.take(), self.broadcaster.take()]
+            .into_iter()
+            .flatten()
+        {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(3), t)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+        self.handle.shutdown();
+        for t in [self.task.take(), self.broadcaster.take()]
+            .into_iter()
+            .flatten()
+        {
+            t.abort();
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let max = state.cfg.max_inbound_bytes;
+    Router::new()
+        .route("/health", get(http::health))
+        .route("/metrics", get(http::metrics))
+        .route("/api/login", post(http::login))
+        .route("/api/logout", post(http::logout))
+        .route("/api/me", get(http::me))
+        .route("/api/snapshot", get(http::snapshot))
+        .route("/api/write", post(http::write))
+        .route("/ws", any(ws::upgrade))
+        .route("/", get(assets::index))
+        .route("/{*path}", get(assets::file))
+        .layer(DefaultBodyLimit::max(max))
+        .layer(axum::middleware::from_fn(assets::security_headers))
+        .with_state(state)
+}
+
+/// Binds and starts serving `api` in the background: HTTP(S) endpoints, the WebSocket and the
+/// broadcaster. Must be called inside a tokio runtime.
+pub async fn start(api: Api, cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
+    let listener = std::net::TcpListener::bind(cfg.listen).map_err(|source| ServerError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let tls = match &cfg.tls {
+        None => None,
+        Some(t) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let rc = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
+                .await
+                .map_err(|source| ServerError::Tls {
+                    cert: t.cert.display().to_string(),
+                    key: t.key.display().to_string(),
+                    source,
+                })?;
+            Some(rc)
+        }
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let cfg = Arc::new(cfg);
+    let hub = Arc::new(Hub::new(cfg.client_queue, cfg.slow_client_timeout));
+    let broadcaster = tokio::spawn(super::fanout::run(
+        hub.clone(),
+        api.clone(),
+        cfg.broadcast_interval,
+        shutdown_rx.clone(),
+    ));
+    let state = AppState {
+        api,
+        cfg: cfg.clone(),
+        hub,
+        limits: Arc::new(ConnLimits::default()),
+        shutdown: shutdown_rx,
+        started: std::time::Instant::now(),
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let bind_err = |source| ServerError::Bind {
+        addr: cfg.listen,
+        source,
+    };
+    let task = match tls {
+        None => {
+            let server = axum_server::from_tcp(listener)
+                .map_err(bind_err)?
+                .handle(handle.clone());
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(app).await {
+                    tracing::error!(error = %e, "remote server stopped");
+                }
+            })
+        }
+        Some(rc) => {
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, rc)
+                .map_err(bind_err)?
+                .handle(handle.clone());
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(app).await {
+                    tracing::error!(error = %e, "remote server stopped");
+                }
+            })
+        }
+    };
+    tracing::info!(
+        addr = %local_addr,
+        tls = cfg.tls.is_some(),
+        "remote server listening"
+    );
+    Ok(ServerHandle {
+        local_addr,
+        handle,
+        shutdown_tx,
+        task: Some(task),
+        broadcaster: Some(broadcaster),
+    })
+}

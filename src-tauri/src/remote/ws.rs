@@ -1,0 +1,455 @@
+//! WebSocket `/ws`: authentication, snapshot, updates, replies, policing of the session.
+//!
+//! Close codes (docs/protocol.md): 4001 unauthenticated / session ended, 4008 too slow,
+//! 1009 inbound message too large, 1001 server shutting down.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use super::fanout::{encode_update, ParkKey, Registration};
+use super::server::{AppState, ConnGuard, LimitHit};
+use crate::api::{dispatch, ApiError, Ctx, Request};
+use crate::auth::{Permission, Principal, Source};
+
+/// Close code: missing, bad, expired or revoked session.
+pub const CLOSE_UNAUTHORIZED: u16 = 4001;
+/// Close code: the client stayed behind the live stream.
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// Close code: message larger than the inbound limit.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code: server shutting down.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+#[derive(serde::Deserialize)]
+pub(super) struct WsQuery {
+    token: Option<String>,
+}
+
+/// Whether a browser `Origin` may open the socket: same origin as `Host`, or allow-listed.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true; // not a browser
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
+        return true;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    !host.is_empty()
+        && (origin.eq_ignore_ascii_case(&format!("http://{host}"))
+            || origin.eq_ignore_ascii_case(&format!("https://{host}")))
+}
+
+/// The token of `Sec-WebSocket-Protocol: bearer, <token>` (read from the raw header: the
+/// upgrade extractor keeps the offered protocols in a sorted set, losing their order).
+fn protocol_token(headers: &HeaderMap) -> Option<String> {
+    let items: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let i = items
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case("bearer"))?;
+    items.get(i + 1).cloned()
+}
+
+/// `GET /ws`: checks Origin and connection limits, then upgrades.
+pub(super) async fn upgrade(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &st.cfg.allowed_origins) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let guard = match st.limits.acquire(
+        addr.ip(),
+        st.cfg.max_clients,
+        st.cfg.max_connections_per_address,
+    ) {
+        Ok(g) => g,
+        Err(LimitHit::Total) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "too many clients").into_response()
+        }
+        Err(LimitHit::PerAddress) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from this address",
+            )
+                .into_response()
+        }
+    };
+    let token = protocol_token(&headers).or(q.token);
+    let max = st.cfg.max_inbound_bytes;
+    ws.protocols(["bearer"])
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            let mut c = Client {
+                st,
+                socket,
+                source: Source::Remote(addr.ip().to_string()),
+                _guard: guard,
+                delivered: 0,
+            };
+            c.run(token).await;
+        })
+}
+
+/// How a connection ended.
+enum End {
+    Close(u16, String),
+    Drop,
+}
+
+struct Client {
+    st: AppState,
+    socket: WebSocket,
+    source: Source,
+    _guard: ConnGuard,
+    /// Highest cache sequence this client has (snapshot or update).
+    delivered: u64,
+}
+
+fn reply_ok(id: &Value, result: Value) -> String {
+    json!({"type":"reply","id":id,"ok":true,"result":result}).to_string()
+}
+
+fn reply_err(id: &Value, e: &ApiError) -> String {
+    let mut err = json!({"code": e.code, "message": e.message});
+    if let Some(s) = e.retry_after_s {
+        err["retry_after_s"] = json!(s);
+    }
+    json!({"type":"reply","id":id,"ok":false,"error":err}).to_string()
+}
+
+fn key_of(api: &crate::api::Api, p: &Principal) -> ParkKey {
+    let mut v = api.visible_parks(&p.parks);
+    v.sort();
+    Arc::new(v)
+}
+
+impl Client {
+    /// Sends one text frame; a send blocked longer than the slow-client timeout ends the
+    /// connection as too slow (4008), any other failure drops it.
+    async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        let n = text.len();
+        match tokio::time::timeout(
+            self.st.cfg.slow_client_timeout,
+            self.socket.send(Message::Text(text)),
+        )
+        .await
+        {
+            Ok(Ok(())) => {
+                self.st.api.metrics().sent(n);
+                Ok(())
+            }
+            Ok(Err(_)) => Err(End::Drop),
+            Err(_) => Err(too_slow()),
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+
+    async fn run(&mut self, token: Option<String>) {
+        let auth = match token {
+            Some(t) => self.auth_token(t).await,
+            None => self.auth_first_message().await,
+        };
+        let (token, principal) = match auth {
+            Ok(v) => v,
+            Err(End::Close(code, reason)) => return self.close(code, &reason).await,
+            Err(End::Drop) => return,
+        };
+        let metrics = self.st.api.metrics().clone();
+        metrics.client_delta(1);
+        let mut key = key_of(&self.st.api, &principal);
+        let reg = self.st.hub.register(key.clone());
+        let id = reg.id;
+        let end = self.live(reg, &token, principal, &mut key).await;
+        self.st.hub.unregister(id);
+        metrics.client_delta(-1);
+        if let End::Close(code, reason) = end {
+            if code == CLOSE_TOO_SLOW {
+                metrics.slow_closed();
+            }
+            self.close(code, &reason).await;
+        }
+    }
+
+    async fn auth_token(&mut self, token: String) -> Result<(String, Principal), End> {
+        match self
+            .st
+            .api
+            .auth()
+            .check(&token, Permission::ViewLive, None)
+            .await
+        {
+            Ok(p) => Ok((token, p)),
+            Err(e) => Err(End::Close(CLOSE_UNAUTHORIZED, e.to_string())),
+        }
+    }
+
+    /// Waits for `{"op":"login",…}` or `{"op":"auth","token"}` within the auth timeout.
+    async fn auth_first_message(&mut self) -> Result<(String, Principal), End> {
+        let deadline = Instant::now() + self.st.cfg.auth_timeout;
+        let unauth = |m: &str| End::Close(CLOSE_UNAUTHORIZED, m.to_string());
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, self.socket.recv()).await {
+                Err(_) => return Err(unauth("no authentication within the time limit")),
+                Ok(None) | Ok(Some(Err(_))) => return Err(End::Drop),
+                Ok(Some(Ok(m))) => m,
+            };
+            let text = match msg {
+                Message::Text(t) => t,
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(_) => return Err(End::Drop),
+                Message::Binary(_) => return Err(unauth("authenticate first")),
+            };
+            let v: Value = serde_json::from_str(text.as_str())
+                .map_err(|_| unauth("authenticate first (malformed JSON)"))?;
+            let id = v.get("id").cloned().unwrap_or(Value::Null);
+            match v.get("op").and_then(Value::as_str) {
+                Some("auth") => {
+                    let Some(t) = v.get("token").and_then(Value::as_str) else {
+                        return Err(unauth("auth needs a token"));
+                    };
+                    let r = self.auth_token(t.to_string()).await;
+                    if let Ok((_, p)) = &r {
+                        let user = self.st.api.user_json(p);
+                        let _ = self
+                            .send_text(reply_ok(&id, json!({ "user": user })).into())
+                            .await;
+                    }
+                    return r;
+                }
+                Some("login") => {
+                    let req = Request::from_json(v.clone());
+                    let ctx = Ctx::new(None, self.source.clone());
+                    let r = match req {
+                        Ok(req @ Request::Login { .. }) => dispatch(&self.st.api, &ctx, req).await,
+                        Ok(_) | Err(_) => {
+                            Err(ApiError::invalid("login needs username and password"))
+                        }
+                    };
+                    match r {
+                        Ok(result) => {
+                            let token = result["token"].as_str().unwrap_or_default().to_string();
+                            let _ = self.send_text(reply_ok(&id, result).into()).await;
+                            return self.auth_token(token).await;
+                        }
+                        Err(e) => {
+                            let _ = self.send_text(reply_err(&id, &e).into()).await;
+                            return Err(End::Close(CLOSE_UNAUTHORIZED, e.message));
+                        }
+                    }
+                }
+                _ => return Err(unauth("authenticate first: send login or auth")),
+            }
+        }
+    }
+
+    async fn send_snapshot(&mut self, p: &Principal) -> Result<(), End> {
+        let snap = self.st.api.snapshot_json(p);
+        self.delivered = snap["seq"].as_u64().unwrap_or(0);
+        self.send_text(snap.to_string().into()).await
+    }
+
+    /// Sends everything after `delivered` as one coalesced update (for a client that lagged).
+    async fn catch_up(&mut self, key: &ParkKey) -> Result<(), End> {
+        let d = self
+            .st
+            .api
+            .cache()
+            .changes_since(self.delivered, |p| key.iter().any(|k| k == p));
+        self.delivered = self.delivered.max(d.seq);
+        if d.is_empty() {
+            return Ok(());
+        }
+        self.send_text(encode_update(d.seq, &d.plcs)).await
+    }
+
+    async fn live(
+        &mut self,
+        mut reg: Registration,
+        token: &str,
+        mut principal: Principal,
+        key: &mut ParkKey,
+    ) -> End {
+        if let Err(e) = self.send_snapshot(&principal).await {
+            return e;
+        }
+        let cfg = self.st.cfg.clone();
+        let mut changes = self.st.api.auth().changes();
+        let mut shutdown = self.st.shutdown.clone();
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+        let mut last_seen = Instant::now();
+        let ctx = Ctx::new(Some(token.to_string()), self.source.clone());
+        loop {
+            let expiry = expiry_of(&principal);
+            let mut repeek = false;
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    return End::Close(CLOSE_GOING_AWAY, "server shutting down".into());
+                }
+                _ = reg.kick.notified() => return too_slow(),
+                ch = changes.recv() => match ch {
+                    Ok(uid) => repeek = uid == principal.user_id,
+                    Err(RecvError::Lagged(_)) => repeek = true,
+                    Err(RecvError::Closed) => {}
+                },
+                _ = tokio::time::sleep_until(expiry) => repeek = true,
+                msg = self.socket.recv() => {
+                    last_seen = Instant::now();
+                    match msg {
+                        None => return End::Drop,
+                        Some(Err(e)) => {
+                            let text = e.to_string();
+                            if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+                                return End::Close(CLOSE_TOO_BIG, format!("message larger than {} bytes", cfg.max_inbound_bytes));
+                            }
+                            return End::Drop;
+                        }
+                        Some(Ok(Message::Close(_))) => return End::Drop,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Binary(_))) => {
+                            let e = ApiError::invalid("binary frames are not supported; send JSON text");
+                            if let Err(end) = self.send_text(reply_err(&Value::Null, &e).into()).await {
+                                return end;
+                            }
+                        }
+                        Some(Ok(Message::Text(t))) => {
+                            let (out, after) = handle_text(&self.st.api, &ctx, t.as_str()).await;
+                            if let Err(end) = self.send_text(out.into()).await {
+                                return end;
+                            }
+                            repeek |= after;
+                        }
+                    }
+                }
+                f = reg.rx.recv() => {
+                    let Some(f) = f else { return End::Drop };
+                    if reg.lagging.swap(false, Ordering::AcqRel) {
+                        if let Err(e) = self.catch_up(key).await {
+                            return e;
+                        }
+                    }
+                    if f.seq > self.delivered {
+                        self.delivered = f.seq;
+                        if let Err(end) = self.send_text(f.text).await {
+                            return end;
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_seen.elapsed() > cfg.ping_interval * 2 {
+                        return End::Drop;
+                    }
+                    match tokio::time::timeout(cfg.slow_client_timeout, self.socket.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return End::Drop,
+                        Err(_) => return too_slow(),
+                    }
+                }
+            }
+            if repeek {
+                match self.st.api.auth().peek(token).await {
+                    Err(e) => return End::Close(CLOSE_UNAUTHORIZED, e.to_string()),
+                    Ok(p) => {
+                        let new_key = key_of(&self.st.api, &p);
+                        let changed = new_key != *key || p.role != principal.role;
+                        principal = p;
+                        if changed {
+                            *key = new_key.clone();
+                            self.st.hub.set_key(reg.id, new_key);
+                            if let Err(e) = self.send_snapshot(&principal).await {
+                                return e;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs one client request; returns the reply text and whether to re-check the session.
+async fn handle_text(api: &crate::api::Api, ctx: &Ctx, text: &str) -> (String, bool) {
+    let v: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                reply_err(
+                    &Value::Null,
+                    &ApiError::invalid(format!("malformed JSON: {e}")),
+                ),
+                false,
+            )
+        }
+    };
+    let id = v.get("id").cloned().unwrap_or(Value::Null);
+    if v.get("op").and_then(Value::as_str) == Some("auth") {
+        return (
+            reply_err(&id, &ApiError::invalid("already authenticated")),
+            false,
+        );
+    }
+    let req = match Request::from_json(v) {
+        Ok(r) => r,
+        Err(e) => return (reply_err(&id, &e), false),
+    };
+    let after = matches!(req, Request::Logout) || req.op().starts_with("user_");
+    match dispatch(api, ctx, req).await {
+        Ok(r) => (reply_ok(&id, r), after),
+        Err(e) => (reply_err(&id, &e), after || e.code == "unauthorized"),
+    }
+}
+
+fn too_slow() -> End {
+    End::Close(
+        CLOSE_TOO_SLOW,
+        "too slow: the client stayed behind the live stream".into(),
+    )
+}
+
+/// When to re-check the session by itself: its absolute or idle expiry, whichever is first.
+fn expiry_of(p: &Principal) -> Instant {
+    let at = p.expires_at.min(p.idle_expires_at);
+    let left = (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    // A little after the expiry, so that `peek` sees it expired.
+    Instant::now() + left.min(Duration::from_secs(24 * 3600)) + Duration::from_millis(5)
+}

@@ -1,0 +1,184 @@
+//! The HTTP endpoints against the real server (real SQLite auth).
+
+mod remote_common;
+
+use remote_common::*;
+use serde_json::{json, Value};
+use stator::auth::Role;
+
+fn body(b: &str) -> Value {
+    serde_json::from_str(b).unwrap_or_else(|e| panic!("not JSON ({e}): {b}"))
+}
+
+#[tokio::test]
+async fn health_is_open_and_carries_no_park_data() {
+    let env = Env::start(json!({})).await;
+    let (st, h, b) = http(env.addr, "GET", "/health", &[], None).await;
+    assert_eq!(st, 200);
+    let v = body(&b);
+    assert_eq!(v["status"], "ok");
+    assert!(!b.contains("alpha") && !b.contains("beta"), "{b}");
+    assert_eq!(header(&h, "x-content-type-options"), Some("nosniff"));
+}
+
+#[tokio::test]
+async fn login_me_snapshot_logout() {
+    let env = Env::start(json!({})).await;
+    env.user("ann", Role::Operator, &["beta"]).await;
+    let login = json!({"username": "ann", "password": PASSWORD}).to_string();
+    let (st, h, b) = http(env.addr, "POST", "/api/login", &[], Some(&login)).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(header(&h, "cache-control"), Some("no-store"));
+    let v = body(&b);
+    let token = v["token"].as_str().unwrap().to_string();
+    assert!(v["expires_at"].is_string());
+    assert_eq!(
+        v["user"],
+        json!({"username": "ann", "role": "operator", "parks": ["beta"]})
+    );
+    let auth = format!("Bearer {token}");
+    let (st, _, b) = http(
+        env.addr,
+        "GET",
+        "/api/me",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(body(&b)["user"]["username"], "ann");
+    let (st, _, b) = http(
+        env.addr,
+        "GET",
+        "/api/snapshot",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let s = body(&b);
+    assert_eq!(s["type"], "snapshot");
+    assert_eq!(s["plcs"].as_array().unwrap().len(), 1);
+    assert_eq!(s["plcs"][0]["id"], "beta");
+    let (st, _, _) = http(
+        env.addr,
+        "POST",
+        "/api/logout",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (st, _, b) = http(
+        env.addr,
+        "GET",
+        "/api/me",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(st, 401);
+    assert_eq!(body(&b)["error"], "unauthorized");
+    let (st, _, _) = http(env.addr, "GET", "/api/snapshot", &[], None).await;
+    assert_eq!(st, 401);
+}
+
+#[tokio::test]
+async fn wrong_password_401_then_locked_423_with_retry_after() {
+    let env = Env::start(json!({})).await;
+    env.user("ann", Role::Viewer, &["alpha"]).await;
+    let bad = json!({"username": "ann", "password": "wrong-password"}).to_string();
+    for _ in 0..3 {
+        let (st, _, b) = http(env.addr, "POST", "/api/login", &[], Some(&bad)).await;
+        assert_eq!(st, 401);
+        assert_eq!(body(&b)["error"], "invalid_credentials");
+    }
+    let good = json!({"username": "ann", "password": PASSWORD}).to_string();
+    let (st, h, b) = http(env.addr, "POST", "/api/login", &[], Some(&good)).await;
+    assert_eq!(st, 423, "{b}");
+    let v = body(&b);
+    assert_eq!(v["error"], "locked");
+    assert!(v["retry_after_s"].as_u64().unwrap() > 0);
+    assert!(header(&h, "retry-after").is_some());
+}
+
+#[tokio::test]
+async fn too_many_failures_from_one_address_429() {
+    let env = Env::start(json!({"auth": {"source_failures_per_minute": 3}})).await;
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let bad =
+            json!({"username": format!("nobody{i}"), "password": "wrong-password"}).to_string();
+        statuses.push(
+            http(env.addr, "POST", "/api/login", &[], Some(&bad))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_invalid() {
+    let env = Env::start(json!({})).await;
+    let (st, _, b) = http(env.addr, "POST", "/api/login", &[], Some("{nope")).await;
+    assert_eq!(st, 400);
+    assert_eq!(body(&b)["error"], "invalid");
+    let (st, _, _) = http(
+        env.addr,
+        "POST",
+        "/api/login",
+        &[],
+        Some("{\"username\":1}"),
+    )
+    .await;
+    assert_eq!(st, 400);
+}
+
+#[tokio::test]
+async fn metrics_expose_clients_logins_and_plc_states() {
+    let env = Env::start(json!({})).await;
+    env.user("ann", Role::Viewer, &["alpha"]).await;
+    let good = json!({"username": "ann", "password": PASSWORD}).to_string();
+    let bad = json!({"username": "ann", "password": "wrong-password"}).to_string();
+    http(env.addr, "POST", "/api/login", &[], Some(&good)).await;
+    http(env.addr, "POST", "/api/login", &[], Some(&bad)).await;
+    let (st, h, m) = http(env.addr, "GET", "/metrics", &[], None).await;
+    assert_eq!(st, 200);
+    assert!(header(&h, "content-type").unwrap().contains("text"));
+    for needle in [
+        "stator_remote_clients 0",
+        "stator_remote_messages_out_total",
+        "stator_value_changes_total",
+        "stator_logins_total{result=\"ok\"} 1",
+        "stator_logins_total{result=\"invalid_credentials\"} 1",
+        "stator_plc_status{plc=\"alpha\",status=\"CONNECTED\"} 1",
+        "stator_plc_status{plc=\"beta\",status=\"DISCONNECTED\"} 0",
+    ] {
+        assert!(m.contains(needle), "missing {needle} in\n{m}");
+    }
+}
+
+#[tokio::test]
+async fn the_page_has_a_strict_csp_and_no_inline_script() {
+    let env = Env::start(json!({})).await;
+    let (st, h, b) = http(env.addr, "GET", "/", &[], None).await;
+    assert_eq!(st, 200);
+    assert!(header(&h, "content-type").unwrap().starts_with("text/html"));
+    let csp = header(&h, "content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'self'"));
+    assert!(csp.contains("connect-src 'self' ws: wss:"));
+    assert!(!csp.contains("unsafe-inline"));
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(header(&h, "x-frame-options"), Some("DENY"));
+    // Whatever page is served (bundle or built-in) has no inline script.
+    let lower = b.to_ascii_lowercase();
+    let mut rest = lower.as_str();
+    while let Some(i) = rest.find("<script") {
+        let tag_end = rest[i..].find('>').unwrap() + i;
+        assert!(rest[i..tag_end].contains("src="), "inline script in {b}");
+        rest = &rest[tag_end..];
+    }
+    let (st, _, _) = http(env.addr, "GET", "/no/such/file.js", &[], None).await;
+    assert_eq!(st, 404);
+}
