@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Stator needs on a fresh Debian machine. Idempotent: skips
-# what is already there. Needs root (or sudo) for apt-get.
+# what is already there. Needs root (or sudo) for apt-get. `--run` installs only what running
+# needs (no test tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,10 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 # Front-end dependencies (lock files are committed; npm ci is reproducible).
-(cd ui && npm ci --no-audit --no-fund --loglevel=error)
+if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules ]; then
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ "${1:-}" = --run ]; then exit 0; fi
 if [ -f tests/browser/package.json ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error --ignore-scripts)
 fi

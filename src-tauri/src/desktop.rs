@@ -1,41 +1,243 @@
-//! The Tauri window (feature `desktop`): thin commands over the one dispatcher.
+//! The Tauri window (feature `desktop`): the panel.
+//!
+//! Everything the window can do goes through ONE command, `api`, which hands the same JSON
+//! requests the WebSocket takes to [`crate::api::dispatch`] with `source = panel`. No permission
+//! logic lives here, so the panel and remote browsers can never disagree. Live values reach the
+//! window as Tauri events carrying the WebSocket's `snapshot`/`update` shapes:
+//! `live-snapshot`, `live-update`, and `session-ended` (`{code: 4001, reason}`) when the panel's
+//! session expires or is revoked.
 
-use crate::cli::GlobalArgs;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tauri::{Emitter, Manager};
+
+use crate::api::{self, ApiError, Ctx, Request};
+use crate::app::Core;
+use crate::auth::{Role, Source};
+use crate::cli::{GlobalArgs, EXIT_FAILURE};
+
+/// The panel's state shared by the command and the live loop.
+struct Panel {
+    api: api::Api,
+    /// The session the window currently shows; the live loop follows it.
+    token: Mutex<Option<String>>,
+    /// Wakes the live loop when the session changes (login, logout).
+    session_changed: tokio::sync::Notify,
+    kiosk: bool,
+}
+
+fn error_json(e: ApiError) -> Value {
+    serde_json::to_value(&e).unwrap_or_else(|_| json!({"code": "internal", "message": "error"}))
+}
 
 /// The single command the window may call (see capabilities/default.json).
 #[tauri::command]
-async fn api(request: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-    let _ = request;
-    Err(serde_json::json!({"code": "internal", "message": "not implemented yet"}))
+async fn api(
+    app: tauri::AppHandle,
+    panel: tauri::State<'_, Arc<Panel>>,
+    request: Value,
+    token: Option<String>,
+) -> Result<Value, Value> {
+    let op = request
+        .get("op")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match op.as_str() {
+        // The same body as GET /health, without park data.
+        "health" => return Ok(panel.api.health_json().await),
+        "exit_kiosk" => return exit_kiosk(&app, &panel, &request).await,
+        _ => {}
+    }
+    let req = Request::from_json(request).map_err(error_json)?;
+    let ctx = Ctx::new(token.clone(), Source::Panel);
+    let result = api::dispatch(&panel.api, &ctx, req)
+        .await
+        .map_err(error_json)?;
+    match op.as_str() {
+        "login" | "login_pin" | "login_badge" | "first_superuser" => {
+            let t = result
+                .get("token")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            *panel.token.lock() = t;
+            panel.session_changed.notify_one();
+        }
+        "logout" => {
+            *panel.token.lock() = None;
+            panel.session_changed.notify_one();
+        }
+        _ => {
+            if token.is_some() && *panel.token.lock() != token {
+                *panel.token.lock() = token;
+                panel.session_changed.notify_one();
+            }
+        }
+    }
+    Ok(result)
 }
 
-pub fn run(global: &GlobalArgs, _demo: bool, kiosk: bool) -> i32 {
+/// Leaves kiosk mode: only an active admin or superuser, proven by their password.
+async fn exit_kiosk(
+    app: &tauri::AppHandle,
+    panel: &Panel,
+    request: &Value,
+) -> Result<Value, Value> {
+    if !panel.kiosk {
+        return Err(error_json(ApiError::invalid("not in kiosk mode")));
+    }
+    let field = |k: &str| {
+        request
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let auth = panel.api.auth();
+    let ok = auth
+        .login(&field("username"), &field("password"), Source::Panel)
+        .await
+        .map_err(|e| error_json(e.into()))?;
+    let _ = auth.logout(&ok.token).await;
+    if !matches!(ok.principal.role, Role::Admin | Role::Superuser) {
+        return Err(error_json(ApiError::forbidden(
+            "only an admin or superuser may leave kiosk mode",
+        )));
+    }
+    let _ = auth
+        .audit(crate::store::AuditEntry {
+            actor: Some(ok.principal.username.clone()),
+            role: Some(ok.principal.role.as_str().into()),
+            source: "panel".into(),
+            action: "kiosk_exit".into(),
+            target: None,
+            old_value: None,
+            new_value: None,
+            result: "ok".into(),
+        })
+        .await;
+    app.exit(0);
+    Ok(json!({"exiting": true}))
+}
+
+/// Pushes the panel session's live picture to the window: a snapshot on every session change,
+/// then deltas at most once per broadcast interval; `session-ended` when the session dies.
+async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
+    let interval = Duration::from_secs_f64(panel.api.config().broadcast_interval_seconds.max(0.05));
+    let mut changes = panel.api.auth().changes();
+    let mut seq = 0u64;
+    let mut shown: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = panel.session_changed.notified() => {}
+            r = changes.recv() => {
+                // Grants or role may have changed: force a fresh snapshot.
+                if r.is_ok() { shown = None; }
+            }
+        }
+        let token = panel.token.lock().clone();
+        let Some(token) = token else {
+            shown = None;
+            continue;
+        };
+        let principal = match panel.api.auth().peek(&token).await {
+            Ok(p) => p,
+            Err(e) => {
+                *panel.token.lock() = None;
+                shown = None;
+                let _ = app.emit(
+                    "session-ended",
+                    json!({"code": 4001, "reason": e.to_string()}),
+                );
+                continue;
+            }
+        };
+        if shown.as_deref() != Some(token.as_str()) {
+            let snap = panel.api.snapshot_json(&principal);
+            seq = snap.get("seq").and_then(Value::as_u64).unwrap_or(0);
+            let _ = app.emit("live-snapshot", snap);
+            shown = Some(token);
+            continue;
+        }
+        let delta = panel
+            .api
+            .cache()
+            .changes_since(seq, |p| principal.parks.contains(p));
+        seq = delta.seq;
+        if !delta.is_empty() {
+            let _ = app.emit("live-update", api::UpdateMsg::new(delta.seq, &delta.plcs));
+        }
+    }
+}
+
+/// `stator [--demo] [--kiosk]`: the panel window with the engine, store and remote server in the
+/// same process.
+pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
     let (cfg, _path) = match crate::cli::load_config(global) {
         Ok(c) => c,
         Err(code) => return code,
     };
     crate::logging::init(&cfg.logging.level);
-    let result = tauri::Builder::default()
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    tauri::async_runtime::set(rt.handle().clone());
+    let db = crate::store::cli::db_path(global, Some(&cfg));
+    let core = match rt.block_on(Core::start(cfg, db, demo)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let panel = Arc::new(Panel {
+        api: core.api.clone(),
+        token: Mutex::new(None),
+        session_changed: tokio::sync::Notify::new(),
+        kiosk,
+    });
+    let loop_panel = panel.clone();
+    let built = tauri::Builder::default()
+        .manage(panel)
         .invoke_handler(tauri::generate_handler![api])
         .setup(move |app| {
-            tauri::WebviewWindowBuilder::new(
+            let mut w = tauri::WebviewWindowBuilder::new(
                 app,
                 "main",
                 tauri::WebviewUrl::App("index.html".into()),
             )
             .title("Stator")
             .inner_size(1280.0, 400.0)
-            .fullscreen(kiosk)
-            .decorations(!kiosk)
-            .build()?;
+            .min_inner_size(400.0, 300.0);
+            if kiosk {
+                w = w.fullscreen(true).decorations(false).always_on_top(true);
+            }
+            w.build()?;
+            tauri::async_runtime::spawn(live_loop(app.handle().clone(), loop_panel));
             Ok(())
         })
-        .run(tauri::generate_context!());
-    match result {
-        Ok(()) => 0,
+        .on_window_event(move |window, event| {
+            // In kiosk mode the window cannot be closed; leaving takes an admin login.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                if kiosk {
+                    api.prevent_close();
+                    let _ = window.emit("kiosk-exit-requested", ());
+                }
+            }
+        })
+        .build(tauri::generate_context!());
+    let code = match built {
+        Ok(app) => app.run_return(|_, _| {}),
         Err(e) => {
-            tracing::error!("desktop window failed: {e}");
-            1
+            tracing::error!("cannot open the desktop window: {e}");
+            EXIT_FAILURE
         }
-    }
+    };
+    rt.block_on(core.shutdown());
+    code
 }

@@ -32,13 +32,24 @@ fn bad_config_gives_one_line_and_exit_2_for_every_command() {
         vec!["serve", "--config", bad.to_str().unwrap()],
         // Global options are accepted after the subcommand too.
         vec!["--config", bad.to_str().unwrap(), "serve", "--demo"],
-        vec!["user", "list", "--config", bad.to_str().unwrap(), "--db", db.to_str().unwrap()],
+        vec![
+            "user",
+            "list",
+            "--config",
+            bad.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ],
     ];
     for args in cases {
         let out = stator().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: exactly one line, got {stderr:?}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: exactly one line, got {stderr:?}"
+        );
         assert!(
             stderr.contains("bad.json: $.plc_config[1].url:"),
             "{args:?}: names file and path: {stderr}"
@@ -55,7 +66,10 @@ fn missing_config_file_is_a_config_error() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("/nonexistent/stator.json: $: cannot read file"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/stator.json: $: cannot read file"),
+        "{stderr}"
+    );
 }
 
 #[test]

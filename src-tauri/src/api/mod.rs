@@ -227,6 +227,27 @@ struct Inner {
     limiter: write::RateLimiter,
 }
 
+/// Wire shape of a live update, `{"type":"update","seq","plcs":[…]}`: shared by the WebSocket
+/// fan-out and the desktop window's `live-update` event.
+#[derive(serde::Serialize)]
+pub struct UpdateMsg<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    plcs: &'a [crate::live::PlcDelta],
+}
+
+impl<'a> UpdateMsg<'a> {
+    /// The update message for these changes.
+    pub fn new(seq: u64, plcs: &'a [crate::live::PlcDelta]) -> Self {
+        Self {
+            kind: "update",
+            seq,
+            plcs,
+        }
+    }
+}
+
 /// The dispatcher's shared state: auth, the live cache, the configuration, the PLC writer and
 /// the metrics. Cheap to clone (an `Arc` inside); one per process, shared by every transport.
 #[derive(Clone)]
@@ -297,6 +318,17 @@ impl Api {
             .map(|p| p.id.clone())
             .collect();
         parks.to_list(&configured)
+    }
+
+    /// The body of `GET /health` (and the panel's `health` op): liveness without park data.
+    /// `needs_setup` is true while no user exists, so a UI can offer the first-superuser screen.
+    pub async fn health_json(&self) -> serde_json::Value {
+        let needs_setup = !self.inner.auth.has_users().await.unwrap_or(true);
+        serde_json::json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "needs_setup": needs_setup,
+        })
     }
 
     /// The `user` object of login and `me` replies.

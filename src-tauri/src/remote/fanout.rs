@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::api::Api;
@@ -33,23 +32,10 @@ pub(super) struct Frame {
     pub text: Utf8Bytes,
 }
 
-/// Wire shape of an update.
-#[derive(Serialize)]
-struct UpdateMsg<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    seq: u64,
-    plcs: &'a [PlcDelta],
-}
-
 /// Encodes `{"type":"update","seq","plcs"}`.
 pub(super) fn encode_update(seq: u64, plcs: &[PlcDelta]) -> Utf8Bytes {
-    let s = serde_json::to_string(&UpdateMsg {
-        kind: "update",
-        seq,
-        plcs,
-    })
-    .unwrap_or_else(|_| String::from("{}"));
+    let s = serde_json::to_string(&crate::api::UpdateMsg::new(seq, plcs))
+        .unwrap_or_else(|_| String::from("{}"));
     Utf8Bytes::from(s)
 }
 

@@ -77,12 +77,9 @@ fn request_from_body(op: &str, body: &Bytes) -> Result<Request, ApiError> {
 
 /// `GET /health`: liveness without auth and without park data.
 pub(super) async fn health(State(st): State<AppState>) -> Response {
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": st.started.elapsed().as_secs(),
-    }))
-    .into_response()
+    let mut body = st.api.health_json().await;
+    body["uptime_s"] = json!(st.started.elapsed().as_secs());
+    Json(body).into_response()
 }
 
 /// `GET /metrics`: Prometheus text exposition.
