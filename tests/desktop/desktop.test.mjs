@@ -196,10 +196,12 @@ describe('desktop window (Tauri) against its own --demo simulator', () => {
     for (const id of PARKS) await waitElement(`park-card-${id}`)
     await waitFor('both parks CONNECTED', async () => {
       for (const id of PARKS) {
-        if (!/connected/i.test(await text(`plc-state-${id}`)) || /dis/i.test(await text(`plc-state-${id}`))) return false
+        const el = await waitElement(`plc-state-${id}`)
+        if ((await call('GET', s(`/element/${el}/attribute/data-status`))) !== 'CONNECTED') return false
       }
       return true
     }, 60000)
+    await waitElement('tag-value')
     await shot('02-overview')
   })
 

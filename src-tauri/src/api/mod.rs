@@ -229,7 +229,7 @@ struct Inner {
 
 /// Wire shape of a live update, `{"type":"update","seq","plcs":[…]}`: shared by the WebSocket
 /// fan-out and the desktop window's `live-update` event.
-#[derive(serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 pub struct UpdateMsg<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
