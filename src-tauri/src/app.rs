@@ -47,11 +47,7 @@ impl Core {
         }
         let cfg = Arc::new(cfg);
         let cache = Cache::from_config(&cfg);
-        let mut opts = EngineOptions::new(
-            cfg.pki_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("certs")),
-        );
+        let mut opts = EngineOptions::new(crate::plc::certs::pki_dir(&cfg));
         opts.password = Arc::new(|id: &str| {
             crate::auth::secrets::get(&format!("plc/{id}")).map_err(|e| e.to_string())
         });
