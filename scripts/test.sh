@@ -14,7 +14,7 @@ LOG_DIR="$ROOT/tests/artifacts"
 mkdir -p "$LOG_DIR"
 CARGO_LOG="$LOG_DIR/cargo-test.log"
 
-step() { echo; echo "=== $* ==="; }
+step() { echo; echo "=== $* ($(date +%H:%M:%S)) ==="; }
 
 step "format"
 cargo fmt --all --check
