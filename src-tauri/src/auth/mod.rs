@@ -350,8 +350,11 @@ impl Auth {
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(watch_changes(Arc::downgrade(&inner), last_change));
-            // Warm the dummy hash so the first unknown-user login costs no extra time.
-            rt.spawn_blocking(password::dummy_hash);
+            // Warm the dummy hash so the first unknown-user login costs no extra time (servers
+            // run multi-threaded; the one-shot CLI does not need it).
+            if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+                rt.spawn_blocking(password::dummy_hash);
+            }
         }
         Auth { inner }
     }
@@ -1529,9 +1532,14 @@ fn last_superuser_guard(tx: &rusqlite::Transaction<'_>, uid: i64) -> Result<(), 
 async fn watch_changes(inner: Weak<Inner>, mut last: i64) {
     let mut tick = tokio::time::interval(CHANGE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
+        ticks += 1;
+        if ticks % 120 == 0 {
+            inner.cache.sweep((inner.clock)());
+        }
         let after = last;
         let rows = match inner
             .store
