@@ -1537,7 +1537,7 @@ async fn watch_changes(inner: Weak<Inner>, mut last: i64) {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         ticks += 1;
-        if ticks % 120 == 0 {
+        if ticks.is_multiple_of(120) {
             inner.cache.sweep((inner.clock)());
         }
         let after = last;
