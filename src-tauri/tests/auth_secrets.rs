@@ -96,3 +96,55 @@ fn the_binary_picks_a_working_backend_here() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not one of secret-service, file"));
 }
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The desktop path for real: a private D-Bus session with gnome-keyring-daemon. Runs where those
+/// are installed (`apt-get install dbus gnome-keyring`); elsewhere it says so and passes.
+#[test]
+fn secret_service_via_gnome_keyring_when_installed() {
+    if !(have("dbus-run-session") && have("gnome-keyring-daemon") && have("timeout")) {
+        eprintln!("skipped: dbus-run-session / gnome-keyring-daemon not installed");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let script = r#"
+        eval "$(printf '\n' | gnome-keyring-daemon --unlock --components=secrets 2>/dev/null)"
+        i=0; until "$STATOR" secret backend 2>/dev/null | grep -q secret-service; do
+            i=$((i+1)); [ $i -gt 50 ] && { echo "no secret service"; exit 3; }; sleep 0.1; done
+        echo "backend=$("$STATOR" secret backend)"
+        printf 'pw-in-ss\n' | "$STATOR" secret set plc/eco_solar || exit 4
+        "$STATOR" secret delete plc/eco_solar || exit 5
+        "$STATOR" secret delete plc/eco_solar && exit 6
+        exit 0
+    "#;
+    let out = Command::new("timeout")
+        .args(["60", "dbus-run-session", "--", "sh", "-c", script])
+        .env("STATOR", env!("CARGO_BIN_EXE_stator"))
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env(
+            "STATOR_SECRETS_DB",
+            home.path().join("file").join("secrets.db"),
+        )
+        .env_remove("STATOR_SECRET_BACKEND")
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("backend=secret-service"), "{text}");
+    // It went to the Secret Service, not to the file store.
+    assert!(!home.path().join("file").exists(), "{text}");
+}
