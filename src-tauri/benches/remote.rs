@@ -171,7 +171,10 @@ fn run(n: usize, window: Duration) {
         .read_line(&mut line)
         .unwrap();
     let mut parts = line.split_whitespace().skip(1);
-    let addr = parts.next().expect("child did not report READY").to_string();
+    let addr = parts
+        .next()
+        .expect("child did not report READY")
+        .to_string();
     let token = parts.next().unwrap().to_string();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -184,7 +187,9 @@ fn run(n: usize, window: Duration) {
                 "sec-websocket-protocol",
                 HeaderValue::from_str(&format!("bearer, {token}")).unwrap(),
             );
-            let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
+            let (ws, _) = tokio_tungstenite::connect_async(req)
+                .await
+                .expect("connect");
             let stats = stats.clone();
             tasks.push(tokio::spawn(async move {
                 let (_tx, mut rx) = ws.split();

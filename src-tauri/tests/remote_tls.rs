@@ -15,8 +15,14 @@ use tokio_rustls::rustls::client::danger::{
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::DigitallySignedStruct;
 
-const CERT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/remote_tls_cert.pem");
-const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/remote_tls_key.pem");
+const CERT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/remote_tls_cert.pem"
+);
+const KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/remote_tls_key.pem"
+);
 
 /// Accepts exactly the fixture certificate (pinning), with real signature checks.
 #[derive(Debug)]
@@ -64,9 +70,7 @@ impl ServerCertVerifier for Pinned {
         )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.1
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.1.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -104,7 +108,9 @@ async fn https_and_wss_with_the_configured_certificate() {
         .await
         .unwrap();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut out)).await.unwrap();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("\"status\":\"ok\""));
