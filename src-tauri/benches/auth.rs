@@ -63,6 +63,24 @@ fn main() {
         verifies.push(t.elapsed());
     }
     stats("argon2 verify", verifies);
+    // Reference: argon2 0.6 defaults (m=19 MiB, t=2), measured in the same run, so the figures
+    // above can be read against the machine's load at the time.
+    let reference = argon2::Argon2::default();
+    let rh: argon2::PasswordHash =
+        argon2::PasswordHasher::hash_password(&reference, b"correct horse battery").unwrap();
+    let rh = rh.to_string();
+    let mut refs = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        assert!(argon2::PasswordVerifier::verify_password(
+            &reference,
+            b"correct horse battery",
+            rh.as_str()
+        )
+        .is_ok());
+        refs.push(t.elapsed());
+    }
+    stats("argon2 verify, crate defaults (reference)", refs);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

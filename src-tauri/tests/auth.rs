@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::Mutex;
@@ -246,44 +246,6 @@ async fn per_source_rate_limit() {
     assert!(e.auth.login("anna", PW, Source::Panel).await.is_ok());
     e.advance(Duration::seconds(61));
     assert!(e.auth.login("anna", PW, remote()).await.is_ok());
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-#[tokio::test]
-async fn unknown_and_known_users_cost_the_same() {
-    let e = env();
-    add(&e, "anna", Role::Operator, &[]).await;
-    // Warm up (dummy hash, connections).
-    let _ = e
-        .auth
-        .login("nobody", "wrong password", Source::Panel)
-        .await;
-    let mut known = Vec::new();
-    let mut unknown = Vec::new();
-    for i in 0..5 {
-        // Keep "anna" below the lockout threshold.
-        if i % 2 == 0 {
-            e.auth.login("anna", PW, Source::Panel).await.unwrap();
-        }
-        let t = Instant::now();
-        let r = e.auth.login("anna", "wrong password", Source::Panel).await;
-        known.push(t.elapsed().as_secs_f64());
-        assert_eq!(r.unwrap_err(), AuthError::InvalidCredentials);
-        let t = Instant::now();
-        let r = e
-            .auth
-            .login(&format!("nobody{i}"), "wrong password", Source::Panel)
-            .await;
-        unknown.push(t.elapsed().as_secs_f64());
-        assert_eq!(r.unwrap_err(), AuthError::InvalidCredentials);
-    }
-    let (k, u) = (median(known), median(unknown));
-    assert!(k > 0.010, "a verify must cost real time, got {k}s");
-    assert!((k - u).abs() / k < 0.35, "known {k:.4}s vs unknown {u:.4}s");
 }
 
 #[tokio::test]

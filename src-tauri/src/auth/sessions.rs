@@ -102,6 +102,14 @@ impl SessionCache {
         map.retain(|_, s| s.user_id != user_id);
     }
 
+    /// Drops sessions past their absolute or idle end (they would be refused anyway); keeps the
+    /// cache bounded by the sessions actually alive.
+    pub fn sweep(&self, now: DateTime<Utc>) {
+        self.by_hash
+            .write()
+            .retain(|_, s| now < s.expires_at && now - s.seen.lock().last < s.idle);
+    }
+
     /// Number of cached sessions.
     pub fn len(&self) -> usize {
         self.by_hash.read().len()
@@ -125,5 +133,38 @@ mod tests {
         assert!(plausible_token(&a), "{a}");
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
         assert!(!plausible_token("short"));
+    }
+
+    #[test]
+    fn sweep_drops_dead_sessions_only() {
+        let now = Utc::now();
+        let c = SessionCache::default();
+        let mk = |id: i64, expires: i64, last: i64| {
+            Arc::new(CachedSession {
+                session_id: id,
+                user_id: id,
+                username: format!("u{id}"),
+                role: Role::Viewer,
+                parks: Parks::All,
+                source: Source::Panel,
+                expires_at: now + chrono::Duration::minutes(expires),
+                idle: chrono::Duration::minutes(30),
+                seen: Mutex::new(Seen {
+                    last: now - chrono::Duration::minutes(last),
+                    persisted: now,
+                }),
+            })
+        };
+        c.insert_if([1; 32], mk(1, 60, 0), c.generation());
+        c.insert_if([2; 32], mk(2, -1, 0), c.generation());
+        c.insert_if([3; 32], mk(3, 60, 31), c.generation());
+        c.sweep(now);
+        assert_eq!(c.len(), 1);
+        assert!(c.get(&[1; 32]).is_some());
+        // An insert racing with an invalidation is dropped.
+        let g = c.generation();
+        c.invalidate_user(1);
+        c.insert_if([4; 32], mk(4, 60, 0), g);
+        assert!(c.is_empty());
     }
 }

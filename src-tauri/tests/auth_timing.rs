@@ -1,0 +1,66 @@
+//! Unknown usernames cost the same time as known ones. In its own test binary so that no sibling
+//! test competes for the two cores while it measures.
+
+use std::path::Path;
+use std::time::Instant;
+
+use stator::auth::{Auth, AuthError, Principal, Role, Source};
+use stator::config::Config;
+use stator::store::Store;
+
+const CONFIG: &str = r#"{
+  "plc_config": [ { "id": "eco_solar", "url": "opc.tcp://127.0.0.1:4840", "name": "Eco Solar" } ],
+  "common_root_node_id": "ns=4;i=2",
+  "broadcast_interval_seconds": 2.0,
+  "plc_reconnect_delay_minutes": 10
+}"#;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn unknown_and_known_users_cost_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config::parse(Path::new("config.json"), CONFIG).unwrap();
+    let auth = Auth::new(Store::open(&dir.path().join("t.db")).unwrap(), &cfg);
+    let root = Principal::system("os:test", Source::Cli);
+    let pw = "correct horse battery";
+    auth.add_user(&root, "anna", pw, Role::Operator, &[])
+        .await
+        .unwrap();
+    // Warm up (dummy hash, connections, caches).
+    let _ = auth.login("nobody", "wrong password", Source::Panel).await;
+    let _ = auth.login("anna", pw, Source::Panel).await;
+    let (mut known, mut unknown, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..9 {
+        // Keep "anna" below the lockout threshold.
+        if i % 2 == 0 {
+            auth.login("anna", pw, Source::Panel).await.unwrap();
+        }
+        // Alternate the order so that drifting load does not favour one side.
+        let mut pair = [0.0; 2];
+        for side in if i % 2 == 0 { [0, 1] } else { [1, 0] } {
+            let name = if side == 0 {
+                "anna".to_string()
+            } else {
+                format!("nobody{i}")
+            };
+            let t = Instant::now();
+            let r = auth.login(&name, "wrong password", Source::Panel).await;
+            pair[side] = t.elapsed().as_secs_f64();
+            assert_eq!(r.unwrap_err(), AuthError::InvalidCredentials);
+        }
+        known.push(pair[0]);
+        unknown.push(pair[1]);
+        ratios.push(pair[1] / pair[0]);
+    }
+    let (k, u, r) = (median(known), median(unknown), median(ratios));
+    eprintln!("login failure: known {k:.4}s, unknown {u:.4}s, median ratio {r:.3}");
+    assert!(k > 0.010, "a verify must cost real time, got {k}s");
+    assert!(
+        (r - 1.0).abs() < 0.35,
+        "known {k:.4}s vs unknown {u:.4}s (median ratio {r:.3})"
+    );
+}
