@@ -621,7 +621,11 @@ async fn secure_endpoint_needs_the_right_password() {
         IdentityToken::UserName("operator".into(), "wrong".into()),
     )
     .await;
-    assert!(wrong.is_err(), "wrong password must fail");
+    let err = wrong.err().expect("wrong password must fail");
+    assert!(
+        err.contains("BadUserAccessDenied") || err.contains("BadIdentityTokenRejected"),
+        "{err}"
+    );
     let anonymous_secure = connect_with(
         &url,
         SecurityPolicy::Basic256Sha256,
@@ -783,6 +787,19 @@ async fn bad_options_are_refused() {
         .expect_err(listen);
         assert!(matches!(e, sim::SimError::BadListen(_)), "{listen}: {e}");
     }
+    // A host name resolves (to IPv4 first).
+    let h = sim::start(SimOptions {
+        listen: "localhost:0".into(),
+        ..SimOptions::ephemeral()
+    })
+    .await
+    .expect("localhost resolves");
+    assert!(
+        h.endpoints()[0].starts_with("opc.tcp://127.0.0.1:"),
+        "{:?}",
+        h.endpoints()
+    );
+    h.stop().await;
     let e = sim::start(SimOptions {
         secure_user: Some(("op".into(), String::new())),
         ..SimOptions::ephemeral()
@@ -849,4 +866,45 @@ fn cli_prints_endpoints_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_can_be_refused_for_polling_fallbacks() {
+    let h = tokio::time::timeout(
+        WAIT,
+        sim::start_with(
+            SimOptions::ephemeral(),
+            sim::SimExtras {
+                refuse_subscriptions: true,
+            },
+        ),
+    )
+    .await
+    .expect("in time")
+    .expect("starts");
+    let c = connect(&h.endpoints()[0]).await;
+    let r = c
+        .session
+        .create_subscription(
+            Duration::from_millis(100),
+            30,
+            10,
+            0,
+            0,
+            true,
+            DataChangeCallback::new(|_, _| {}),
+        )
+        .await;
+    let err = r.expect_err("subscriptions refused");
+    assert!(
+        format!("{err}").contains("BadTooManySubscriptions"),
+        "{err}"
+    );
+    // Reads still work.
+    assert!(matches!(
+        read_value(&c.session, &tag_id(&h, "Inverter_Count")).await,
+        Variant::Int16(4)
+    ));
+    c.close().await;
+    h.stop().await;
 }

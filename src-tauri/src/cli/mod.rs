@@ -86,6 +86,10 @@ pub struct SimArgs {
     /// STATOR_SIM_PASSWORD).
     #[arg(long)]
     pub secure_user: Option<String>,
+    /// Directory for the simulator's own certificate and the client certificates it trusts
+    /// (default with --secure-user: `sim-pki` in the platform data dir, else a temporary dir).
+    #[arg(long, value_name = "DIR")]
+    pub pki: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -41,16 +41,24 @@ pub fn run(args: SimArgs) -> i32 {
             let _ = out.flush();
         }
         eprintln!(
-            "stator sim: {} park(s), root ns=4;i=2, {} tags each, values every {} ms{}{}; Ctrl-C to stop",
+            "stator sim: {} park(s), root ns=4;i=2, {} tags each, values every {} ms{}; Ctrl-C to stop",
             handle.endpoints().len(),
             handle.tags().len(),
             opts.period_ms,
-            if opts.array_elements { "" } else { ", arrays without element children" },
-            match &opts.secure_user {
-                Some((u, _)) => format!(", Basic256Sha256 endpoints for user {u:?} (client certificates auto-trusted)"),
-                None => String::new(),
-            }
+            if opts.array_elements {
+                ""
+            } else {
+                ", arrays without element children"
+            },
         );
+        if let Some((user, _)) = &opts.secure_user {
+            eprintln!(
+                "stator sim: Basic256Sha256 Sign/SignAndEncrypt endpoints for user {user:?} \
+                 (anonymous only on the None endpoint); server certificate {}; \
+                 client certificates are trusted automatically (simulator only)",
+                handle.pki_dir().join("own").join("cert.der").display()
+            );
+        }
         shutdown.await;
         handle.stop().await;
         0

@@ -6,9 +6,9 @@
 //! [`start`] returns a [`SimHandle`] once every endpoint accepts TCP connections; tests read
 //! back writes with [`SimHandle::value`] and stop/restart parks on the same port.
 
-pub mod address_space;
+mod address_space;
 pub mod cli;
-pub mod process;
+mod process;
 pub mod tags;
 
 use std::collections::HashMap;
@@ -85,7 +85,8 @@ impl SimOptions {
 
 impl From<&SimArgs> for SimOptions {
     /// The password of `--secure-user` comes from [`PASSWORD_ENV`] (empty when unset, which
-    /// [`start`] refuses).
+    /// [`start`] refuses); the PKI dir from `--pki`, else [`default_pki_dir`] with
+    /// `--secure-user`, else a temporary directory.
     fn from(a: &SimArgs) -> Self {
         SimOptions {
             listen: a.listen.clone(),
@@ -97,9 +98,18 @@ impl From<&SimArgs> for SimOptions {
                 .secure_user
                 .as_ref()
                 .map(|u| (u.clone(), std::env::var(PASSWORD_ENV).unwrap_or_default())),
-            pki_dir: None,
+            pki_dir: a.pki.clone().or_else(|| {
+                a.secure_user.as_ref()?;
+                default_pki_dir()
+            }),
         }
     }
+}
+
+/// `sim-pki` in the platform data dir: a persistent server certificate, so a client trusts
+/// the `--secure-user` simulator once.
+pub fn default_pki_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "stator").map(|d| d.data_dir().join("sim-pki"))
 }
 
 /// Why the simulator could not start or a tag could not be set.
@@ -188,12 +198,34 @@ async fn resolve(listen: &str) -> Result<SocketAddr, SimError> {
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(bad());
     }
-    let mut addrs = tokio::net::lookup_host(listen).await.map_err(|_| bad())?;
-    addrs.next().ok_or_else(bad)
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|_| bad())?
+        .collect();
+    // `localhost` may resolve to ::1 first; IPv4 is what PLC configs use.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(bad)
+}
+
+/// Rarely needed behaviours, kept out of [`SimOptions`] so its field list stays the contract.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimExtras {
+    /// Refuse every CreateSubscription with BadTooManySubscriptions (like a PLC whose
+    /// subscription budget is used up), so a client's polling fallback can be tested.
+    pub refuse_subscriptions: bool,
 }
 
 /// Starts every park; returns once each endpoint accepts TCP connections.
 pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
+    start_with(opts, SimExtras::default()).await
+}
+
+/// [`start`] with [`SimExtras`].
+pub async fn start_with(opts: SimOptions, extras: SimExtras) -> Result<SimHandle, SimError> {
     if opts.plcs == 0 {
         return Err(SimError::Options("--plcs must be at least 1".into()));
     }
@@ -244,7 +276,7 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         if base.port() != 0 {
             addr.set_port(base.port() + i as u16);
         }
-        match start_park(i, addr, &opts, &tags, &pki_dir).await {
+        match start_park(i, addr, &opts, &extras, &tags, &pki_dir).await {
             Ok(p) => handle.parks.push(p),
             Err(e) => {
                 handle.stop_parks().await;
@@ -288,6 +320,7 @@ async fn start_park(
     index: usize,
     addr: SocketAddr,
     opts: &SimOptions,
+    extras: &SimExtras,
     tags: &Arc<Vec<TagInfo>>,
     pki_dir: &std::path::Path,
 ) -> Result<Park, SimError> {
@@ -359,7 +392,8 @@ async fn start_park(
     limits.subscriptions.min_sampling_interval_ms = 10.0;
     limits.subscriptions.min_publishing_interval_ms = 20.0;
     limits.subscriptions.max_queued_notifications = 1_000;
-    limits.subscriptions.max_subscriptions_per_session = 100;
+    limits.subscriptions.max_subscriptions_per_session =
+        if extras.refuse_subscriptions { 0 } else { 100 };
     limits.operational.max_monitored_items_per_call = 100_000;
     limits.operational.max_nodes_per_read = 100_000;
     limits.operational.max_nodes_per_write = 100_000;
@@ -552,5 +586,79 @@ pub fn variant_json(v: &Variant) -> serde_json::Value {
         Variant::Array(a) => J::Array(a.values.iter().map(variant_json).collect()),
         Variant::Empty => J::Null,
         other => J::String(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn sim_args(args: &[&str]) -> SimArgs {
+        let mut argv = vec!["stator", "sim"];
+        argv.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(argv)
+            .expect("parses")
+            .command
+        {
+            Some(crate::cli::Command::Sim(a)) => a,
+            other => panic!("not sim: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_follow_the_command_line() {
+        let o = SimOptions::from(&sim_args(&[]));
+        assert_eq!(o, SimOptions::default());
+        let o = SimOptions::from(&sim_args(&[
+            "--listen",
+            "0.0.0.0:4850",
+            "--plcs",
+            "3",
+            "--tags",
+            "10000",
+            "--period-ms",
+            "100",
+            "--no-array-elements",
+            "--pki",
+            "/tmp/x",
+        ]));
+        assert_eq!(o.listen, "0.0.0.0:4850");
+        assert_eq!((o.plcs, o.tags, o.period_ms), (3, 10_000, 100));
+        assert!(!o.array_elements);
+        assert_eq!(o.pki_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(o.secure_user, None);
+    }
+
+    #[test]
+    fn element_names_point_at_children_or_index_ranges() {
+        let tags = tags::standard_tags();
+        let with = name_map(&tags, true);
+        let without = name_map(&tags, false);
+        assert!(
+            matches!(&with["CMD_Instant_Cutoff[3]"], Target::Node(id) if *id == NodeId::new(NS, 104u32))
+        );
+        assert!(
+            matches!(&without["CMD_Instant_Cutoff[3]"], Target::Element(id, 3) if *id == NodeId::new(NS, 100u32))
+        );
+        assert!(with.contains_key("Meteo/Irradiance_W_m2"));
+    }
+
+    #[test]
+    fn json_of_variants() {
+        use serde_json::json;
+        assert_eq!(
+            variant_json(&Variant::UInt64(9_007_199_254_740_993)),
+            json!(9_007_199_254_740_993u64)
+        );
+        assert_eq!(variant_json(&Variant::Float(1.5)), json!(1.5));
+        assert_eq!(variant_json(&Variant::Double(f64::NAN)), json!(null));
+        assert_eq!(
+            variant_json(&tags::vec_variant(
+                SimType::Boolean,
+                vec![true.into(), false.into()]
+            )),
+            json!([true, false])
+        );
     }
 }

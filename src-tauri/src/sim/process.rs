@@ -268,6 +268,10 @@ impl ScanLoop {
             let mut changed = Vec::with_capacity(outputs.len() + load.len());
             for (name, value) in outputs {
                 if let Some(id) = ids.get(name) {
+                    // Unchanged values keep their timestamp, as on a PLC.
+                    if address_space::current(&space, id).as_ref() == Some(&value) {
+                        continue;
+                    }
                     if let Err(e) = address_space::apply(
                         &mut space,
                         &self.links,
