@@ -237,10 +237,12 @@ async fn connect_inner(client: Client, target: &Target) -> Result<Connected, Con
         r = event_loop => {
             let status = r.unwrap_or(StatusCode::BadInternalError);
             let status = if status.is_good() { StatusCode::BadConnectionClosed } else { status };
-            let err = explain(status, target.plc_id.as_deref());
-            if status.sub_code() == StatusCode::BadCertificateUntrusted.sub_code() {
-                if let Some(id) = &target.plc_id {
-                    note_rejected(&target.pki_dir, id, &server_cert);
+            let mut err = explain(status, target.plc_id.as_deref());
+            // The PLC's certificate sits in rejected/: whatever the status (the first attempt
+            // says Untrusted, later ones SecurityChecksFailed), say how to trust it.
+            if let Some(id) = &target.plc_id {
+                if note_rejected(&target.pki_dir, id, &server_cert) {
+                    err = explain(StatusCode::BadCertificateUntrusted, Some(id));
                 }
             }
             return Err(err);
@@ -266,18 +268,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Remembers which rejected certificate belongs to which PLC, for `stator certs trust <id>`:
-/// writes `<pki>/rejected/<plc id>.plc` holding the certificate's file name.
-fn note_rejected(pki_dir: &Path, plc_id: &str, cert: &opcua::types::ByteString) {
+/// When the PLC's certificate lies in `<pki>/rejected/`, remembers that it belongs to this PLC
+/// (for `stator certs trust <id>`) in `<pki>/rejected/<plc id>.plc`, and returns true.
+fn note_rejected(pki_dir: &Path, plc_id: &str, cert: &opcua::types::ByteString) -> bool {
+    if cert.is_null_or_empty() {
+        return false;
+    }
     let Ok(x509) = X509::from_byte_string(cert) else {
-        return;
+        return false;
     };
     let name = CertificateStore::cert_file_name(&x509);
     let dir = pki_dir.join("rejected");
-    let _ = std::fs::create_dir_all(&dir);
+    if !dir.join(&name).exists() {
+        return false;
+    }
     if let Err(e) = std::fs::write(dir.join(format!("{plc_id}.plc")), name) {
         tracing::warn!(plc = plc_id, "cannot note the rejected certificate: {e}");
     }
+    true
 }
 
 /// Closes the session politely, never taking longer than `limit`; the event loop is aborted.

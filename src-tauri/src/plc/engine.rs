@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,6 +103,7 @@ pub struct Engine {
     pub(crate) plcs: HashMap<String, Arc<PlcShared>>,
     tasks: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
+    received: Arc<AtomicU64>,
 }
 
 impl Engine {
@@ -110,6 +112,7 @@ impl Engine {
         let (tx, rx) = watch::channel(false);
         let mut plcs = HashMap::new();
         let mut tasks = Vec::new();
+        let received = Arc::new(AtomicU64::new(0));
         for plc in &cfg.plc_config {
             let shared = Arc::new(PlcShared {
                 live: RwLock::new(None),
@@ -121,6 +124,7 @@ impl Engine {
                 cache: cache.clone(),
                 opts: opts.clone(),
                 shared,
+                received: received.clone(),
             };
             tasks.push(tokio::spawn(ctx.run(rx.clone())));
         }
@@ -130,7 +134,14 @@ impl Engine {
             plcs,
             tasks,
             shutdown: tx,
+            received,
         }
+    }
+
+    /// Value notifications (and polled values) taken from all PLCs since start; for benches and
+    /// diagnostics.
+    pub fn values_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// Connection state of one PLC (from the cache).
@@ -176,6 +187,7 @@ struct PlcTask {
     cache: Cache,
     opts: EngineOptions,
     shared: Arc<PlcShared>,
+    received: Arc<AtomicU64>,
 }
 
 impl PlcTask {
@@ -324,6 +336,7 @@ impl PlcTask {
                     &tags,
                     self.interval(),
                     &limits,
+                    &self.received,
                 )
                 .await
                 {
@@ -392,7 +405,7 @@ impl PlcTask {
                     return Outcome::Failed { error: ConnectError::Transient(why), connected: true };
                 }
                 _ = ticker.tick(), if !nodes.is_empty() => {
-                    if let Err(e) = subscribe::poll_once(&session, id, &self.cache, &names, &nodes, &live.limits).await {
+                    if let Err(e) = subscribe::poll_once(&session, id, &self.cache, &names, &nodes, &live.limits, &self.received).await {
                         tracing::debug!(plc = %id, "poll failed: {e}");
                     }
                 }
