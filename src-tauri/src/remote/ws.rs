@@ -103,7 +103,11 @@ pub(super) async fn upgrade(
     };
     let token = protocol_token(&headers).or(q.token);
     let max = st.cfg.max_inbound_bytes;
+    // Small per-connection buffers: inbound messages are small requests, and outbound frames are
+    // written through (the shared frame is not copied into a 128 KiB buffer per client).
     ws.protocols(["bearer"])
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {

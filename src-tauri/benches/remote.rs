@@ -1,0 +1,256 @@
+//! Remote fan-out benchmark: N concurrent WebSocket clients on one simulated park with 2,000
+//! tags changing every 100 ms, broadcast interval 0.1 s, everything on loopback.
+//!
+//! The server side (simulator + engine + remote server, as `stator serve --demo` runs them) is
+//! a child process (this binary re-executed), so its CPU and peak RSS are measured without the
+//! clients. Latency = client receipt time − the source timestamp the simulator gave the change.
+//!
+//! Run: `cargo bench --no-default-features --bench remote` (release profile);
+//! `STATOR_BENCH_CLIENTS=100,1000` and `STATOR_BENCH_SECONDS=10` override the defaults.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+const TAGS: usize = 2000;
+const PERIOD_MS: u64 = 100;
+const CHILD_ENV: &str = "STATOR_BENCH_REMOTE_CHILD";
+
+fn main() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        child();
+        return;
+    }
+    let clients: Vec<usize> = std::env::var("STATOR_BENCH_CLIENTS")
+        .unwrap_or_else(|_| "100,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let secs: u64 = std::env::var("STATOR_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    println!(
+        "remote bench: 1 park, {TAGS} tags changing every {PERIOD_MS} ms, broadcast 0.1 s, {secs} s per run"
+    );
+    for n in clients {
+        run(n, Duration::from_secs(secs));
+    }
+}
+
+/// Server side: simulator + engine + remote server in this process until stdin closes.
+fn child() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = stator::sim::start(stator::sim::SimOptions {
+            plcs: 1,
+            tags: TAGS,
+            period_ms: PERIOD_MS,
+            ..stator::sim::SimOptions::ephemeral()
+        })
+        .await
+        .unwrap();
+        let cfg_json = json!({
+            "plc_config": [{"id": "park", "url": "opc.tcp://127.0.0.1:4840", "name": "Park"}],
+            "common_root_node_id": "ns=4;i=2",
+            "broadcast_interval_seconds": 0.1,
+            "plc_reconnect_delay_minutes": 0.1,
+            "remote": {"listen": "127.0.0.1:0", "max_clients": 5000, "max_connections_per_address": 5000}
+        });
+        let cfg = Arc::new(
+            stator::config::Config::parse(std::path::Path::new("bench.json"), &cfg_json.to_string())
+                .unwrap(),
+        );
+        let store = stator::store::Store::open(&dir.path().join("bench.db")).unwrap();
+        let auth = stator::auth::Auth::new(store, &cfg);
+        let system = stator::auth::Principal::system("bench", stator::auth::Source::Cli);
+        auth.add_user(&system, "bench", "bench-password-1", stator::auth::Role::Viewer, &["park".into()])
+            .await
+            .unwrap();
+        let token = auth
+            .login("bench", "bench-password-1", stator::auth::Source::Remote("127.0.0.1".into()))
+            .await
+            .unwrap()
+            .token;
+        let cache = stator::live::Cache::from_config(&cfg);
+        let mut opts = stator::plc::EngineOptions::new(dir.path().join("pki"));
+        opts.url_override = Some(HashMap::from([("park".to_string(), sim.endpoints()[0].clone())]));
+        let engine = stator::api::SharedEngine::new(stator::plc::Engine::start(
+            cfg.clone(),
+            cache.clone(),
+            opts,
+        ));
+        let api = stator::api::Api::with_writer(auth, cache.clone(), cfg.clone(), Arc::new(engine.clone()));
+        let scfg = stator::remote::ServerConfig::from_config(&cfg).unwrap();
+        let server = stator::remote::start(api, scfg).await.unwrap();
+        // Wait until the park is connected and its load tags arrive.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cache.snapshot(|_| true).plcs[0].nodes.len() < TAGS {
+            assert!(Instant::now() < deadline, "the park did not connect");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!("READY {} {}", server.local_addr(), token);
+        std::io::stdout().flush().unwrap();
+        // Until the parent closes stdin.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut s = String::new();
+            while std::io::stdin().read_line(&mut s).map(|n| n > 0).unwrap_or(false) {}
+        })
+        .await;
+        server.shutdown().await;
+        engine.shutdown().await;
+        sim.stop().await;
+    });
+}
+
+fn proc_cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields after the command: state(0) … utime(11) stime(12).
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn proc_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn ticks_per_second() -> f64 {
+    // sysconf(_SC_CLK_TCK) is 100 on Linux.
+    100.0
+}
+
+#[derive(Default)]
+struct Stats {
+    msgs: AtomicU64,
+    bytes: AtomicU64,
+    closed: AtomicU64,
+    lat_us: Mutex<Vec<u64>>,
+    measuring: std::sync::atomic::AtomicBool,
+}
+
+/// Source timestamp of the first change in an update frame (cheap: no full parse).
+fn first_ts(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let i = text.find("\"ts\":\"")? + 6;
+    let end = text[i..].find('"')? + i;
+    chrono::DateTime::parse_from_rfc3339(&text[i..end])
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn run(n: usize, window: Duration) {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .env(CHILD_ENV, "1")
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut parts = line.split_whitespace().skip(1);
+    let addr = parts
+        .next()
+        .expect("child did not report READY")
+        .to_string();
+    let token = parts.next().unwrap().to_string();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stats = Arc::new(Stats::default());
+    let (connected, cpu, elapsed) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..n {
+            let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+            req.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(&format!("bearer, {token}")).unwrap(),
+            );
+            let (ws, _) = tokio_tungstenite::connect_async(req)
+                .await
+                .expect("connect");
+            let stats = stats.clone();
+            tasks.push(tokio::spawn(async move {
+                let (_tx, mut rx) = ws.split();
+                while let Some(m) = rx.next().await {
+                    match m {
+                        Ok(Message::Text(t)) => {
+                            let now = chrono::Utc::now();
+                            if !stats.measuring.load(Ordering::Relaxed) {
+                                continue;
+                            }
+                            stats.msgs.fetch_add(1, Ordering::Relaxed);
+                            stats.bytes.fetch_add(t.len() as u64, Ordering::Relaxed);
+                            if t.as_str().starts_with("{\"type\":\"update\"") {
+                                if let Some(ts) = first_ts(t.as_str()) {
+                                    let us = (now - ts).num_microseconds().unwrap_or(0).max(0);
+                                    stats.lat_us.lock().push(us as u64);
+                                }
+                            }
+                        }
+                        Ok(Message::Close(_)) | Err(_) => {
+                            stats.closed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            }));
+        }
+        // Warm-up, then the measured window.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let c0 = proc_cpu_ticks(pid);
+        let t0 = Instant::now();
+        stats.measuring.store(true, Ordering::Relaxed);
+        tokio::time::sleep(window).await;
+        stats.measuring.store(false, Ordering::Relaxed);
+        let elapsed = t0.elapsed().as_secs_f64();
+        let cpu = (proc_cpu_ticks(pid) - c0) as f64 / ticks_per_second() / elapsed * 100.0;
+        let alive = n as u64 - stats.closed.load(Ordering::Relaxed);
+        for t in tasks {
+            t.abort();
+        }
+        (alive, cpu, elapsed)
+    });
+    let hwm = proc_hwm_kib(pid);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let mut lat = std::mem::take(&mut *stats.lat_us.lock());
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        lat[((lat.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+    };
+    let msgs = stats.msgs.load(Ordering::Relaxed) as f64 / elapsed;
+    let bytes = stats.bytes.load(Ordering::Relaxed) as f64 / elapsed;
+    println!(
+        "clients={n:>5} served={connected:>5} updates/s={msgs:>9.0} MB/s={:>8.1} latency p50={:>7.1} ms p99={:>7.1} ms server CPU={cpu:>5.0}% server peak RSS={:>5.0} MB",
+        bytes / 1e6,
+        pct(0.5),
+        pct(0.99),
+        hwm as f64 / 1024.0
+    );
+}
