@@ -703,3 +703,11 @@ async fn fifty_concurrent_logins_never_lock_the_database() {
     assert_eq!(v.first_bad, None);
     assert!(v.rows >= 55, "{v:?}");
 }
+
+#[test]
+fn loopback_sources_count_as_on_the_machine() {
+    assert!(Source::Remote("127.0.0.1".into()).is_loopback());
+    assert!(Source::Remote("::1".into()).is_loopback());
+    assert!(!Source::Remote("10.1.2.3".into()).is_loopback());
+    assert!(!Source::Panel.is_loopback());
+}

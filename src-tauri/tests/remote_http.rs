@@ -182,3 +182,26 @@ async fn the_page_has_a_strict_csp_and_no_inline_script() {
     let (st, _, _) = http(env.addr, "GET", "/no/such/file.js", &[], None).await;
     assert_eq!(st, 404);
 }
+
+#[tokio::test]
+async fn first_superuser_from_a_browser_on_the_machine_itself() {
+    let env = Env::start(json!({})).await;
+    let (_, _, b) = http(env.addr, "GET", "/health", &[], None).await;
+    assert_eq!(body(&b)["needs_setup"], true);
+    // Policy still applies.
+    let weak = json!({"username": "chief", "password": "short"}).to_string();
+    let (st, _, b) = http(env.addr, "POST", "/api/setup", &[], Some(&weak)).await;
+    assert_eq!(st, 400, "{b}");
+    let req = json!({"username": "chief", "password": PASSWORD}).to_string();
+    let (st, _, b) = http(env.addr, "POST", "/api/setup", &[], Some(&req)).await;
+    assert_eq!(st, 200, "{b}");
+    let v = body(&b);
+    assert_eq!(v["user"]["role"], "superuser");
+    assert!(v["token"].is_string());
+    let (_, _, b) = http(env.addr, "GET", "/health", &[], None).await;
+    assert_eq!(body(&b)["needs_setup"], false);
+    // Only while no user exists.
+    let again = json!({"username": "chief2", "password": PASSWORD}).to_string();
+    let (st, _, b) = http(env.addr, "POST", "/api/setup", &[], Some(&again)).await;
+    assert_eq!(st, 403, "{b}");
+}

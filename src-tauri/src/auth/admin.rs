@@ -18,16 +18,17 @@ impl Auth {
     // User administration
 
     /// Creates the first user, a superuser, and logs it in; refused once any user exists and
-    /// from remote sources (the panel's first-run screen and the CLI create it).
+    /// from remote sources other than the machine itself (the panel's first-run screen, a
+    /// browser on the panel via loopback, and the CLI create it).
     pub async fn create_first_superuser(
         &self,
         username: &str,
         password: &str,
         source: Source,
     ) -> Result<LoginOk, AuthError> {
-        if source.is_remote() {
+        if source.is_remote() && !source.is_loopback() {
             return Err(AuthError::Forbidden(
-                "the first superuser is created on the panel or with `stator user add`".into(),
+                "the first superuser is created on the panel itself (window or local browser) or with `stator user add`".into(),
             ));
         }
         let name = username.trim().to_string();

@@ -51,6 +51,17 @@ impl Source {
         matches!(self, Source::Remote(_))
     }
 
+    /// A remote client on this very machine (127.0.0.0/8, ::1): as physically present as the
+    /// panel, so it may create the first superuser.
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Source::Remote(a) => a
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            _ => false,
+        }
+    }
+
     /// Inverse of `Display` (as stored in the sessions table).
     pub fn parse(s: &str) -> Source {
         match s {

@@ -111,6 +111,23 @@ pub(super) async fn login(
     reply(dispatch(&st.api, &c, req).await)
 }
 
+/// `POST /api/setup` `{username,password}`: creates the first superuser while no user exists,
+/// only from the machine itself (loopback); answers like `/api/login`.
+pub(super) async fn setup(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match request_from_body("first_superuser", &body) {
+        Ok(r @ Request::FirstSuperuser { .. }) => r,
+        Ok(_) => return error_response(ApiError::invalid("expected {username,password}")),
+        Err(e) => return error_response(e),
+    };
+    let c = Ctx::new(None, ctx(&headers, addr).source);
+    reply(dispatch(&st.api, &c, req).await)
+}
+
 /// `POST /api/logout` (Bearer) → 204.
 pub(super) async fn logout(
     State(st): State<AppState>,

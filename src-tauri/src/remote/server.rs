@@ -205,6 +205,7 @@ fn router(state: AppState) -> Router {
         .route("/health", get(http::health))
         .route("/metrics", get(http::metrics))
         .route("/api/login", post(http::login))
+        .route("/api/setup", post(http::setup))
         .route("/api/logout", post(http::logout))
         .route("/api/me", get(http::me))
         .route("/api/snapshot", get(http::snapshot))
