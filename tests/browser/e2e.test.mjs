@@ -10,11 +10,11 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
+import { findBinary, freePort, waitFor } from '../support/util.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, '..', '..')
@@ -29,46 +29,6 @@ const USERS = {
 const PARKS = ['eco_solar', 'isiada']
 const NUMERIC = new Set(['SByte', 'Byte', 'Int16', 'UInt16', 'Int32', 'UInt32', 'Int64', 'UInt64', 'Float', 'Double'])
 const INTEGER = new Set(['SByte', 'Byte', 'Int16', 'UInt16', 'Int32', 'UInt32', 'Int64', 'UInt64'])
-
-function findBinary() {
-  const candidates = [
-    process.env.STATOR_BIN,
-    process.env.CARGO_TARGET_DIR && path.join(process.env.CARGO_TARGET_DIR, 'debug', 'stator'),
-    process.env.CARGO_TARGET_DIR && path.join(process.env.CARGO_TARGET_DIR, 'release', 'stator'),
-    path.join(ROOT, 'target', 'debug', 'stator'),
-    path.join(ROOT, 'target', 'release', 'stator'),
-  ].filter(Boolean)
-  const bin = candidates.find((p) => fs.existsSync(p))
-  if (!bin) throw new Error(`no stator binary: set STATOR_BIN (tried ${candidates.join(', ')})`)
-  return bin
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-/** Polls `fn` until it returns a truthy value; fails after `ms` with `what`. */
-async function waitFor(what, fn, ms = 15000, every = 200) {
-  const end = Date.now() + ms
-  let last
-  while (Date.now() < end) {
-    try {
-      const v = await fn()
-      if (v) return v
-    } catch (e) {
-      last = e
-    }
-    await new Promise((r) => setTimeout(r, every))
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last.message}` : ''}`)
-}
 
 let bin, tmp, cfgPath, dbPath, base, server, serverLog = '', browser, page
 const cspViolations = []

@@ -10,10 +10,10 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { findBinary, freePort, portOpen, waitFor } from '../support/util.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, '..', '..')
@@ -23,57 +23,11 @@ const USER = { name: 'panelop', password: 'panel-operator-1' }
 const SETPOINT = 'SP_Power_Limit_kW'
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf'
 
-function findBinary() {
-  const candidates = [
-    process.env.STATOR_BIN,
-    process.env.CARGO_TARGET_DIR && path.join(process.env.CARGO_TARGET_DIR, 'debug', 'stator'),
-    path.join(ROOT, 'target', 'debug', 'stator'),
-  ].filter(Boolean)
-  const bin = candidates.find((p) => fs.existsSync(p))
-  if (!bin) throw new Error(`no stator binary: set STATOR_BIN (tried ${candidates.join(', ')})`)
-  return bin
-}
-
 function findDriver() {
   for (const p of [process.env.TAURI_DRIVER, path.join(os.homedir(), '.cargo', 'bin', 'tauri-driver')]) {
     if (p && fs.existsSync(p)) return p
   }
   return 'tauri-driver'
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-function portOpen(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.once('connect', () => { s.destroy(); resolve(true) })
-    s.once('error', () => resolve(false))
-  })
-}
-
-/** Polls `fn` until it returns a truthy value; fails after `ms` with `what`. */
-async function waitFor(what, fn, ms = 20000, every = 250) {
-  const end = Date.now() + ms
-  let last
-  while (Date.now() < end) {
-    try {
-      const v = await fn()
-      if (v) return v
-    } catch (e) {
-      last = e
-    }
-    await new Promise((r) => setTimeout(r, every))
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last.message}` : ''}`)
 }
 
 let bin, tmp, cfgPath, dbPath, driver, driverLog = '', wd, session, httpBase
