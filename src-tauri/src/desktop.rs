@@ -174,6 +174,22 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
     }
 }
 
+/// GTK cannot open a window without a display server; say so instead of panicking in tao.
+fn display_available() -> Result<(), String> {
+    if cfg!(target_os = "linux") {
+        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        if !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
+            return Err(
+                "no display to open the panel window on (neither DISPLAY nor \
+                 WAYLAND_DISPLAY is set): run it in the panel's desktop session, under \
+                 `xvfb-run -a`, or headless with `stator serve` (add --demo for the simulator)"
+                    .into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `stator [--demo] [--kiosk]`: the panel window with the engine, store and remote server in the
 /// same process.
 pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
@@ -182,6 +198,10 @@ pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
         Err(code) => return code,
     };
     crate::logging::init(&cfg.logging.level);
+    if let Err(msg) = display_available() {
+        eprintln!("error: {msg}");
+        return EXIT_FAILURE;
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
