@@ -47,8 +47,15 @@ async fn api(
         .unwrap_or("")
         .to_string();
     match op.as_str() {
-        // The same body as GET /health, without park data.
-        "health" => return Ok(panel.api.health_json().await),
+        // The same body as GET /health, without park data, plus whether the panel is a kiosk
+        // (the UI then offers the admin-only way out).
+        "health" => {
+            let mut h = panel.api.health_json().await;
+            if let Some(o) = h.as_object_mut() {
+                o.insert("kiosk".into(), Value::Bool(panel.kiosk));
+            }
+            return Ok(h);
+        }
         "exit_kiosk" => return exit_kiosk(&app, &panel, &request).await,
         _ => {}
     }
