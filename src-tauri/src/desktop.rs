@@ -181,6 +181,21 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
     }
 }
 
+/// Kiosk panels often run a bare X session without a window manager, which ignores the
+/// fullscreen request; so the kiosk window also places itself over its whole monitor.
+fn cover_monitor(window: &tauri::WebviewWindow) {
+    let monitor = match window.current_monitor() {
+        Ok(Some(m)) => Some(m),
+        _ => window.primary_monitor().ok().flatten(),
+    };
+    let Some(m) = monitor else {
+        tracing::warn!("kiosk: no monitor found; relying on the fullscreen request");
+        return;
+    };
+    let _ = window.set_position(tauri::Position::Physical(*m.position()));
+    let _ = window.set_size(tauri::Size::Physical(*m.size()));
+}
+
 /// `stator [--demo] [--kiosk]`: the panel window with the engine, store and remote server in the
 /// same process.
 pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
@@ -224,7 +239,10 @@ pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
             if kiosk {
                 w = w.fullscreen(true).decorations(false).always_on_top(true);
             }
-            w.build()?;
+            let window = w.build()?;
+            if kiosk {
+                cover_monitor(&window);
+            }
             tauri::async_runtime::spawn(live_loop(app.handle().clone(), loop_panel));
             Ok(())
         })
