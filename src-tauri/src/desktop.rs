@@ -47,8 +47,15 @@ async fn api(
         .unwrap_or("")
         .to_string();
     match op.as_str() {
-        // The same body as GET /health, without park data.
-        "health" => return Ok(panel.api.health_json().await),
+        // The same body as GET /health, without park data, plus whether the panel is a kiosk
+        // (the UI then offers the admin-only way out).
+        "health" => {
+            let mut h = panel.api.health_json().await;
+            if let Some(o) = h.as_object_mut() {
+                o.insert("kiosk".into(), Value::Bool(panel.kiosk));
+            }
+            return Ok(h);
+        }
         "exit_kiosk" => return exit_kiosk(&app, &panel, &request).await,
         _ => {}
     }
@@ -190,6 +197,21 @@ fn display_available() -> Result<(), String> {
     Ok(())
 }
 
+/// Kiosk panels often run a bare X session without a window manager, which ignores the
+/// fullscreen request; so the kiosk window also places itself over its whole monitor.
+fn cover_monitor(window: &tauri::WebviewWindow) {
+    let monitor = match window.current_monitor() {
+        Ok(Some(m)) => Some(m),
+        _ => window.primary_monitor().ok().flatten(),
+    };
+    let Some(m) = monitor else {
+        tracing::warn!("kiosk: no monitor found; relying on the fullscreen request");
+        return;
+    };
+    let _ = window.set_position(tauri::Position::Physical(*m.position()));
+    let _ = window.set_size(tauri::Size::Physical(*m.size()));
+}
+
 /// `stator [--demo] [--kiosk]`: the panel window with the engine, store and remote server in the
 /// same process.
 pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
@@ -237,7 +259,10 @@ pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
             if kiosk {
                 w = w.fullscreen(true).decorations(false).always_on_top(true);
             }
-            w.build()?;
+            let window = w.build()?;
+            if kiosk {
+                cover_monitor(&window);
+            }
             tauri::async_runtime::spawn(live_loop(app.handle().clone(), loop_panel));
             Ok(())
         })

@@ -40,6 +40,8 @@ export interface MeResult {
 export interface Health {
   status: string
   needs_setup?: boolean
+  /** Desktop only: the window runs `--kiosk` (fullscreen, admin login to leave). */
+  kiosk?: boolean
   [k: string]: unknown
 }
 
