@@ -41,7 +41,7 @@ cargo build
 export STATOR_BIN="$CARGO_TARGET_DIR/debug/stator"
 
 step "desktop window end to end (tauri-driver + WebKitWebDriver under Xvfb)"
-xvfb-run -a node --test --test-reporter=spec tests/desktop/
+xvfb-run -a node --test --test-concurrency=1 --test-reporter=spec tests/desktop/
 
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$CARGO_LOG" | awk '{s+=$4} END {print s+0}')
 echo
