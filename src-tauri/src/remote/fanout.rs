@@ -58,9 +58,16 @@ pub(super) struct Registration {
     pub kick: Arc<Notify>,
 }
 
+/// Catch-up updates computed since the last broadcast, keyed by park set and the sequence the
+/// client had: clients that lagged at the same point share one encoding. Cleared by every
+/// broadcast (under the registry lock), so an entry never ends before the last broadcast's
+/// sequence and no change falls between a catch-up and the next frame.
+type CatchUps = HashMap<(ParkKey, u64), (u64, Option<Utf8Bytes>)>;
+
 /// The registry of authenticated clients.
 pub(super) struct Hub {
     clients: Mutex<HashMap<u64, Slot>>,
+    catch_ups: Mutex<CatchUps>,
     next: AtomicU64,
     queue: usize,
     slow_timeout: Duration,
@@ -70,6 +77,7 @@ impl Hub {
     pub(super) fn new(queue: usize, slow_timeout: Duration) -> Self {
         Self {
             clients: Mutex::new(HashMap::new()),
+            catch_ups: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             queue: queue.max(1),
             slow_timeout,
@@ -118,12 +126,42 @@ impl Hub {
         self.clients.lock().len()
     }
 
+    /// Everything after `since` that a client seeing `key` lacks, as one coalesced update:
+    /// returns the sequence it brings the client to and the frame (`None` if nothing changed).
+    /// Encoded once per (park set, `since`) between two broadcasts, not once per client.
+    pub(super) fn catch_up(
+        &self,
+        api: &Api,
+        key: &ParkKey,
+        since: u64,
+    ) -> (u64, Option<Utf8Bytes>) {
+        // Lock order: registry, then catch-ups (as `broadcast`).
+        let _clients = self.clients.lock();
+        let mut cache = self.catch_ups.lock();
+        if let Some(hit) = cache.get(&(key.clone(), since)) {
+            return hit.clone();
+        }
+        let d = api
+            .cache()
+            .changes_since(since, |p| key.iter().any(|k| k == p));
+        let text = if d.is_empty() {
+            None
+        } else {
+            api.metrics().encoded();
+            Some(encode_update(d.seq, &d.plcs))
+        };
+        let out = (d.seq.max(since), text);
+        cache.insert((key.clone(), since), out.clone());
+        out
+    }
+
     /// One broadcast: deltas after `since`, encoded once per distinct park set, offered to
     /// every client. Returns the sequence the next broadcast starts from.
     fn broadcast(&self, api: &Api, since: u64) -> u64 {
         let cache = api.cache();
         let metrics = api.metrics();
         let mut clients = self.clients.lock();
+        self.catch_ups.lock().clear();
         let mut groups: HashMap<ParkKey, Vec<u64>> = HashMap::new();
         for (id, s) in clients.iter() {
             groups.entry(s.key.clone()).or_default().push(*id);

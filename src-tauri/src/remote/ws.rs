@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use super::fanout::{encode_update, ParkKey, Registration};
+use super::fanout::{ParkKey, Registration};
 use super::server::{AppState, ConnGuard, LimitHit};
 use crate::api::{dispatch, ApiError, Ctx, Request};
 use crate::auth::{Permission, Principal, Source};
@@ -291,18 +291,15 @@ impl Client {
         self.send_text(snap.to_string().into()).await
     }
 
-    /// Sends everything after `delivered` as one coalesced update (for a client that lagged).
+    /// Sends everything after `delivered` as one coalesced update (for a client that lagged);
+    /// the encoding is shared with every other client that lagged at the same point.
     async fn catch_up(&mut self, key: &ParkKey) -> Result<(), End> {
-        let d = self
-            .st
-            .api
-            .cache()
-            .changes_since(self.delivered, |p| key.iter().any(|k| k == p));
-        self.delivered = self.delivered.max(d.seq);
-        if d.is_empty() {
-            return Ok(());
+        let (seq, text) = self.st.hub.catch_up(&self.st.api, key, self.delivered);
+        self.delivered = self.delivered.max(seq);
+        match text {
+            Some(text) => self.send_text(text).await,
+            None => Ok(()),
         }
-        self.send_text(encode_update(d.seq, &d.plcs)).await
     }
 
     async fn live(
@@ -366,8 +363,15 @@ impl Client {
                     }
                 }
                 f = reg.rx.recv() => {
-                    let Some(f) = f else { return End::Drop };
-                    if reg.lagging.swap(false, Ordering::AcqRel) {
+                    let Some(mut f) = f else { return End::Drop };
+                    // Frames that queued up while this client was writing are stale: replace
+                    // them by one coalesced catch-up with the latest values.
+                    let mut skipped = false;
+                    while let Ok(next) = reg.rx.try_recv() {
+                        f = next;
+                        skipped = true;
+                    }
+                    if reg.lagging.swap(false, Ordering::AcqRel) || skipped {
                         if let Err(e) = self.catch_up(key).await {
                             return e;
                         }
