@@ -20,7 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Rust toolchain components used by the checks.
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
 
 # Front-end dependencies (lock files are committed; npm ci is reproducible).
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules ]; then
