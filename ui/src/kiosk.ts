@@ -5,6 +5,7 @@
 import { reactive } from 'vue'
 import { t } from './i18n'
 import { toApiError } from './protocol'
+import { explainLoginError } from './errors'
 import type { Transport } from './transport'
 
 export interface KioskState {
@@ -55,21 +56,7 @@ export function closeKioskExit(): void {
 /** The refusal reason shown under the prompt. */
 export function explainKioskError(e: unknown): string {
   const err = toApiError(e)
-  const s = err.retryAfterS ?? 0
-  switch (err.code) {
-    case 'invalid_credentials':
-      return t('error.invalid_credentials')
-    case 'forbidden':
-      return t('kiosk.forbidden', { message: err.message })
-    case 'locked':
-      return t('error.locked', { s })
-    case 'rate_limited':
-      return t('error.rate_limited', { s })
-    case 'not_connected':
-      return t('error.not_connected')
-    default:
-      return t('error.generic', { code: err.code, message: err.message })
-  }
+  return err.code === 'forbidden' ? t('kiosk.forbidden', { message: err.message }) : explainLoginError(e)
 }
 
 /**
