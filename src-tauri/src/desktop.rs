@@ -115,16 +115,7 @@ async fn exit_kiosk(
         )));
     }
     let _ = auth
-        .audit(crate::store::AuditEntry {
-            actor: Some(ok.principal.username.clone()),
-            role: Some(ok.principal.role.as_str().into()),
-            source: "panel".into(),
-            action: "kiosk_exit".into(),
-            target: None,
-            old_value: None,
-            new_value: None,
-            result: "ok".into(),
-        })
+        .audit(ok.principal.audit_entry("kiosk_exit", None, "ok"))
         .await;
     app.exit(0);
     Ok(json!({"exiting": true}))
