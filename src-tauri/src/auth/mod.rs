@@ -10,6 +10,7 @@ mod admin;
 pub mod lockout;
 pub mod password;
 pub mod roles;
+mod secret_file;
 pub mod secrets;
 pub mod sessions;
 

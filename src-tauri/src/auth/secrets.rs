@@ -2,11 +2,12 @@
 //!
 //! Backend order (see docs/security.md):
 //! 1. the Secret Service over D-Bus (GNOME Keyring, KWallet, KeePassXC) when a session offers it;
-//! 2. otherwise an encrypted file store (`db-keystore`: SQLite/turso with AEGIS-256 encryption at
-//!    rest) under the data directory, which persists across reboots on a headless panel. Its key
-//!    comes from a systemd credential (`$CREDENTIALS_DIRECTORY/stator-secrets-key`, which can be
-//!    sealed by the TPM), or `STATOR_SECRETS_KEY_FILE`, or a random key file created once next to
-//!    the store with mode 0600.
+//! 2. otherwise an encrypted secret file (`secret_file.rs`: AES-256-GCM) under the data
+//!    directory, which persists across reboots on a headless panel. Its key comes from a systemd
+//!    credential (`$CREDENTIALS_DIRECTORY/stator-secrets-key`, which can be sealed by the TPM), or
+//!    `STATOR_SECRETS_KEY_FILE`, or a random key file created once (mode 0600) in the
+//!    *configuration* directory — not next to the store, so a backup of the data folder does not
+//!    carry the key that opens it.
 //!
 //! There is never a plaintext fallback: when neither works, the error says what to install or
 //! configure. `STATOR_SECRET_BACKEND=secret-service|file` forces one; `STATOR_SECRETS_DB` moves
@@ -18,6 +19,8 @@ use std::sync::Arc;
 
 use keyring_core::api::CredentialStore;
 use parking_lot::Mutex;
+
+use super::secret_file::{self, SecretFile};
 
 use crate::cli::SecretCommand;
 
@@ -41,8 +44,14 @@ pub enum SecretError {
 /// An opened secret store.
 #[derive(Clone)]
 pub struct Secrets {
-    store: Arc<CredentialStore>,
+    backend: Backend,
     name: String,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Keyring(Arc<CredentialStore>),
+    File(Arc<SecretFile>),
 }
 
 impl std::fmt::Debug for Secrets {
@@ -55,7 +64,7 @@ impl std::fmt::Debug for Secrets {
 
 /// Name of the systemd credential holding the file store's key.
 pub const SYSTEMD_CREDENTIAL: &str = "stator-secrets-key";
-const CIPHER: &str = "aegis256";
+const CIPHER: &str = "aes-256-gcm";
 
 impl Secrets {
     /// Picks the backend (Secret Service, else the encrypted file store), honouring
@@ -98,7 +107,7 @@ impl Secrets {
                 ))
             })?;
             let s = Secrets {
-                store,
+                backend: Backend::Keyring(store),
                 name: "secret-service".into(),
             };
             // Probe: a lookup must work (NoEntry is fine); a locked or absent collection fails.
@@ -116,12 +125,17 @@ impl Secrets {
     }
 
     /// The encrypted file store at its default place (`STATOR_SECRETS_DB`, else
-    /// `<data dir>/secrets.db`) with its key from the systemd credential, `STATOR_SECRETS_KEY_FILE`,
-    /// or `<same dir>/secrets.key`.
+    /// `<data dir>/secrets.enc`) with its key from the systemd credential, `STATOR_SECRETS_KEY_FILE`,
+    /// or `<config dir>/secrets.key` (a different folder than the store's).
     pub fn file_default() -> Result<Secrets, SecretError> {
+        let dirs = directories::ProjectDirs::from("", "", "stator");
         let db = std::env::var_os("STATOR_SECRETS_DB")
             .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir().join("secrets.db"));
+            .unwrap_or_else(|| {
+                dirs.as_ref()
+                    .map(|d| d.data_dir().join("secrets.enc"))
+                    .unwrap_or_else(|| PathBuf::from("secrets.enc"))
+            });
         if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
             let p = Path::new(&dir).join(SYSTEMD_CREDENTIAL);
             if p.exists() {
@@ -131,7 +145,12 @@ impl Secrets {
         if let Some(k) = std::env::var_os("STATOR_SECRETS_KEY_FILE") {
             return Self::file(&db, Path::new(&k), false);
         }
-        let key = db.with_extension("key");
+        // With an explicit store path the key sits beside it (tests, portable installs);
+        // otherwise in the configuration directory.
+        let key = match (std::env::var_os("STATOR_SECRETS_DB"), dirs) {
+            (None, Some(d)) => d.config_dir().join("secrets.key"),
+            _ => db.with_extension("key"),
+        };
         Self::file(&db, &key, true)
     }
 
@@ -142,7 +161,11 @@ impl Secrets {
         let err = |m: String| {
             SecretError::NoBackend(format!("encrypted file store {}: {m}", db.display()))
         };
-        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        for dir in [db.parent(), key_file.parent()]
+            .into_iter()
+            .flatten()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir)
                 .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
         }
@@ -168,16 +191,11 @@ impl Secrets {
         }
         let hex = std::fs::read_to_string(key_file)
             .map_err(|e| err(format!("cannot read key file {}: {e}", key_file.display())))?;
-        let opts = db_keystore::EncryptionOpts::new(CIPHER, hex.trim())
+        let key = secret_file::parse_key(&hex)
             .map_err(|e| err(format!("bad key in {}: {e}", key_file.display())))?;
-        let store = db_keystore::DbKeyStore::new(db_keystore::DbKeyStoreConfig {
-            path: db.to_path_buf(),
-            encryption_opts: Some(opts),
-            ..Default::default()
-        })
-        .map_err(|e| err(e.to_string()))?;
+        let file = SecretFile::open(db, &key).map_err(err)?;
         Ok(Secrets {
-            store,
+            backend: Backend::File(Arc::new(file)),
             name: format!("encrypted-file ({}, {CIPHER})", db.display()),
         })
     }
@@ -187,42 +205,58 @@ impl Secrets {
         self.name.clone()
     }
 
-    fn entry(&self, key: &str) -> Result<keyring_core::Entry, SecretError> {
-        check_key(key)?;
-        self.store
+    fn entry(
+        &self,
+        store: &CredentialStore,
+        key: &str,
+    ) -> Result<keyring_core::Entry, SecretError> {
+        store
             .build(SERVICE, key, None::<&HashMap<&str, &str>>)
-            .map_err(|e| self.fail(e))
+            .map_err(|e| self.fail(e.to_string()))
     }
 
-    fn fail(&self, e: keyring_core::Error) -> SecretError {
+    fn fail(&self, message: String) -> SecretError {
         SecretError::Backend {
             backend: self.name.clone(),
-            message: e.to_string(),
+            message,
         }
     }
 
     /// The secret under `key`, `None` when there is none.
     pub fn get(&self, key: &str) -> Result<Option<String>, SecretError> {
-        match self.entry(key)?.get_password() {
-            Ok(s) => Ok(Some(s)),
-            Err(keyring_core::Error::NoEntry) => Ok(None),
-            Err(e) => Err(self.fail(e)),
+        check_key(key)?;
+        match &self.backend {
+            Backend::File(f) => f.get(key).map_err(|e| self.fail(e)),
+            Backend::Keyring(store) => match self.entry(store.as_ref(), key)?.get_password() {
+                Ok(s) => Ok(Some(s)),
+                Err(keyring_core::Error::NoEntry) => Ok(None),
+                Err(e) => Err(self.fail(e.to_string())),
+            },
         }
     }
 
     /// Stores (or replaces) the secret under `key`.
     pub fn set(&self, key: &str, value: &str) -> Result<(), SecretError> {
-        self.entry(key)?
-            .set_password(value)
-            .map_err(|e| self.fail(e))
+        check_key(key)?;
+        match &self.backend {
+            Backend::File(f) => f.set(key, value).map_err(|e| self.fail(e)),
+            Backend::Keyring(store) => self
+                .entry(store.as_ref(), key)?
+                .set_password(value)
+                .map_err(|e| self.fail(e.to_string())),
+        }
     }
 
     /// Deletes the secret under `key`; returns false when there was none.
     pub fn delete(&self, key: &str) -> Result<bool, SecretError> {
-        match self.entry(key)?.delete_credential() {
-            Ok(()) => Ok(true),
-            Err(keyring_core::Error::NoEntry) => Ok(false),
-            Err(e) => Err(self.fail(e)),
+        check_key(key)?;
+        match &self.backend {
+            Backend::File(f) => f.delete(key).map_err(|e| self.fail(e)),
+            Backend::Keyring(store) => match self.entry(store.as_ref(), key)?.delete_credential() {
+                Ok(()) => Ok(true),
+                Err(keyring_core::Error::NoEntry) => Ok(false),
+                Err(e) => Err(self.fail(e.to_string())),
+            },
         }
     }
 }
@@ -233,12 +267,6 @@ fn check_key(key: &str) -> Result<(), SecretError> {
         return Err(SecretError::InvalidKey(key.to_string()));
     }
     Ok(())
-}
-
-fn data_dir() -> PathBuf {
-    directories::ProjectDirs::from("", "", "stator")
-        .map(|d| d.data_dir().to_path_buf())
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn create_key_file(path: &Path) -> std::io::Result<()> {

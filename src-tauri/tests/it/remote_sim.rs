@@ -1,13 +1,11 @@
 //! The remote server fed by the real engine talking OPC UA to the built-in simulator: live data
 //! over the WebSocket, and writes with the value read back from the simulator itself.
 
-mod remote_common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use remote_common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use stator::api::{Api, SharedEngine};
 use stator::auth::{Auth, Role};

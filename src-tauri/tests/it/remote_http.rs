@@ -1,8 +1,6 @@
 //! The HTTP endpoints against the real server (real SQLite auth).
 
-mod remote_common;
-
-use remote_common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use stator::auth::Role;
 

@@ -1,11 +1,9 @@
 //! The WebSocket `/ws` against the real server (real SQLite auth, live cache fed directly).
 
-mod remote_common;
-
 use std::time::Duration;
 
+use crate::support::*;
 use futures::SinkExt;
-use remote_common::*;
 use serde_json::json;
 use stator::auth::Role;
 use tokio_tungstenite::tungstenite::Message;

@@ -1,10 +1,8 @@
 //! HTTPS and WSS with `remote.tls` (rustls): a client pinned to the test certificate.
 
-mod remote_common;
-
 use std::sync::Arc;
 
-use remote_common::*;
+use crate::support::*;
 use serde_json::json;
 use stator::auth::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,9 +2,7 @@
 //! remote switch, rate limiting, PLC down, and one audit row per attempt. (The happy path with
 //! read-back against the simulator is in remote_write_sim.rs.)
 
-mod remote_common;
-
-use remote_common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use stator::api::{dispatch, Ctx, Request};
 use stator::auth::{Role, Source};

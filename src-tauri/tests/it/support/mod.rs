@@ -1,7 +1,6 @@
 //! Shared harness of the remote tests: a real SQLite store in a temp dir, real auth, the live
 //! cache, the real server on an ephemeral loopback port, a real WebSocket client
 //! (tokio-tungstenite 0.29, the version axum bundles) and a minimal HTTP/1.1 client.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;
