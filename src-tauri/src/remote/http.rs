@@ -21,7 +21,7 @@ pub(super) fn status_of(code: &str) -> StatusCode {
         "forbidden" => StatusCode::FORBIDDEN,
         "invalid" => StatusCode::BAD_REQUEST,
         "not_found" => StatusCode::NOT_FOUND,
-        "not_connected" => StatusCode::SERVICE_UNAVAILABLE,
+        "not_connected" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "locked" => StatusCode::LOCKED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

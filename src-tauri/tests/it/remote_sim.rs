@@ -53,12 +53,7 @@ async fn start(extra: Value) -> SimEnv {
         .collect();
     opts.url_override = Some(urls);
     let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
-    let api = Api::with_writer(
-        auth.clone(),
-        cache.clone(),
-        cfg.clone(),
-        Arc::new(engine.clone()),
-    );
+    let api = Api::with_writer(auth.clone(), cache.clone(), cfg.clone(), engine.clone());
     let env = Env::serve(dir, cfg, auth, cache, api, |_| {}).await;
     for plc in ["alpha", "beta"] {
         wait_status(&env.cache, plc, |s| s == PlcStatus::Connected).await;
