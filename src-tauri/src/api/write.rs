@@ -151,7 +151,10 @@ async fn audited(
             Ok(_) => "ok".to_string(),
             Err(e) => format!("{}: {}", e.code, e.message),
         };
-        let entry = write_entry(&p, "write", plc, node, old.as_ref(), &value, result);
+        let entry = AuditEntry {
+            result,
+            ..write_entry(&p, ctx, "write", plc, node, old.as_ref(), &value)
+        };
         if let Err(e) = api.auth().audit(entry).await {
             tracing::error!(error = %e, plc, node, "could not store the outcome row of a write");
         }
@@ -169,24 +172,25 @@ fn current_value(api: &Api, plc: &str, node: &str) -> Option<Value> {
     })
 }
 
+/// An audit row of this write with `result` `pending` (the caller sets the outcome).
 fn write_entry(
     p: &Principal,
+    ctx: &Ctx,
     action: &str,
     plc: &str,
     node: &str,
     old: Option<&Value>,
     value: &Value,
-    result: String,
 ) -> AuditEntry {
     AuditEntry {
         actor: Some(p.username.clone()),
         role: Some(p.role.as_str().to_string()),
-        source: p.source.to_string(),
+        source: ctx.source.to_string(),
         action: action.into(),
         target: Some(format!("{plc}/{node}")),
         old_value: old.map(clip),
         new_value: Some(clip(value)),
-        result,
+        result: "pending".into(),
     }
 }
 
@@ -270,7 +274,7 @@ async fn attempt(
         .tag(plc, tag)
         .and_then(|t| t.range)
         .map(|[lo, hi]| (lo, hi));
-    let pending = write_entry(p, ACTION_REQUESTED, plc, node, old, value, "pending".into());
+    let pending = write_entry(p, ctx, ACTION_REQUESTED, plc, node, old, value);
     write_audit::record_requested(api, pending).await?;
     match tokio::time::timeout(WRITE_TIMEOUT, engine.write(plc, node, value, range)).await {
         Err(_) => Err(ApiError::not_connected(format!("{plc}: timeout"))),
