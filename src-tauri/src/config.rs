@@ -190,7 +190,13 @@ impl RemoteConfig {
             }
         }
         for (f, v, lo, hi, why) in [
-            ("header_timeout_seconds", self.header_timeout_seconds, 0.1, 300.0, ""),
+            (
+                "header_timeout_seconds",
+                self.header_timeout_seconds,
+                0.1,
+                300.0,
+                "",
+            ),
             (
                 "idle_timeout_seconds",
                 self.idle_timeout_seconds,
@@ -200,15 +206,18 @@ impl RemoteConfig {
             ),
         ] {
             if !(v.is_finite() && (lo..=hi).contains(&v)) {
-                return err(f, format!("must be between {lo} and {hi} seconds{why} (got {v})"));
+                return err(
+                    f,
+                    format!("must be between {lo} and {hi} seconds{why} (got {v})"),
+                );
             }
         }
         for (i, h) in self.allowed_hosts.iter().enumerate() {
             let bad = h.is_empty()
                 || h.len() > 253
-                || !h
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+                || !h.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+                });
             if bad {
                 return err(
                     &format!("allowed_hosts[{i}]"),
@@ -638,13 +647,25 @@ mod tests {
             "{e}"
         );
         let e = bad(&with(r#""remote": {"max_unauthenticated": 0}"#));
-        assert!(e.starts_with("config.json: $.remote.max_unauthenticated:"), "{e}");
+        assert!(
+            e.starts_with("config.json: $.remote.max_unauthenticated:"),
+            "{e}"
+        );
         let e = bad(&with(r#""remote": {"header_timeout_seconds": 1e300}"#));
-        assert!(e.starts_with("config.json: $.remote.header_timeout_seconds:"), "{e}");
+        assert!(
+            e.starts_with("config.json: $.remote.header_timeout_seconds:"),
+            "{e}"
+        );
         let e = bad(&with(r#""remote": {"idle_timeout_seconds": 5}"#));
-        assert!(e.contains("$.remote.idle_timeout_seconds: must be between 35"), "{e}");
+        assert!(
+            e.contains("$.remote.idle_timeout_seconds: must be between 35"),
+            "{e}"
+        );
         let e = bad(&with(r#""remote": {"allowed_hosts": ["http://x/"]}"#));
-        assert!(e.starts_with("config.json: $.remote.allowed_hosts[0]:"), "{e}");
+        assert!(
+            e.starts_with("config.json: $.remote.allowed_hosts[0]:"),
+            "{e}"
+        );
         let e = bad(&with(r#""remote": {"metrics": "yes"}"#));
         assert!(e.starts_with("config.json: $.remote.metrics:"), "{e}");
         let c = parse(&with(

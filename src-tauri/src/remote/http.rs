@@ -90,9 +90,7 @@ pub(super) async fn health(State(st): State<AppState>) -> Response {
 /// parks and counts logins, which an anonymous client should not learn).
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {
     if !st.cfg.metrics {
-        return error_response(ApiError::not_found(
-            "metrics are off (remote.metrics)",
-        ));
+        return error_response(ApiError::not_found("metrics are off (remote.metrics)"));
     }
     let body = st.api.metrics().render(st.api.cache());
     (
@@ -132,8 +130,7 @@ pub(super) async fn setup(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = super::origin::check_setup(&headers, &uri, &st.hosts, &st.cfg.allowed_origins)
-    {
+    if let Err(r) = super::origin::check_setup(&headers, &uri, &st.hosts, &st.cfg.allowed_origins) {
         return refused(r);
     }
     let (req, code) = match setup_request(&body) {
@@ -154,7 +151,10 @@ pub(super) async fn setup(
             ));
         }
         Err(CodeError::RateLimited(s)) => {
-            return error_response(ApiError::rate_limited("too many wrong setup codes; wait", s));
+            return error_response(ApiError::rate_limited(
+                "too many wrong setup codes; wait",
+                s,
+            ));
         }
     }
     let c = Ctx::new(None, ctx(&headers, addr).source);

@@ -179,7 +179,10 @@ mod tests {
 
     #[test]
     fn hosts_accept_ip_literals_localhost_and_listed_names_only() {
-        let h = Hosts::new(&["HMI.plant.local".into()], &["https://proxy.example:8443".into()]);
+        let h = Hosts::new(
+            &["HMI.plant.local".into()],
+            &["https://proxy.example:8443".into()],
+        );
         for ok in [
             "127.0.0.1:8765",
             "10.1.2.3",
@@ -192,7 +195,12 @@ mod tests {
         ] {
             assert!(h.allows(ok), "{ok}");
         }
-        for bad in ["attacker.example:8765", "localhost.attacker.example", "", "127.0.0.1.nip.io"] {
+        for bad in [
+            "attacker.example:8765",
+            "localhost.attacker.example",
+            "",
+            "127.0.0.1.nip.io",
+        ] {
             assert!(!h.allows(bad), "{bad}");
         }
     }
@@ -201,11 +209,20 @@ mod tests {
     fn rebinding_is_refused_even_when_origin_equals_host() {
         let uri: Uri = "/ws".parse().unwrap();
         let h = Hosts::default();
-        let rebound = hdrs(&[("host", "evil.example:8765"), ("origin", "http://evil.example:8765")]);
+        let rebound = hdrs(&[
+            ("host", "evil.example:8765"),
+            ("origin", "http://evil.example:8765"),
+        ]);
         assert!(check_ws(&rebound, &uri, &h, &[]).is_err());
-        let own = hdrs(&[("host", "127.0.0.1:8765"), ("origin", "http://127.0.0.1:8765")]);
+        let own = hdrs(&[
+            ("host", "127.0.0.1:8765"),
+            ("origin", "http://127.0.0.1:8765"),
+        ]);
         assert!(check_ws(&own, &uri, &h, &[]).is_ok());
-        let other_port = hdrs(&[("host", "127.0.0.1:8765"), ("origin", "http://127.0.0.1:9999")]);
+        let other_port = hdrs(&[
+            ("host", "127.0.0.1:8765"),
+            ("origin", "http://127.0.0.1:9999"),
+        ]);
         assert!(check_ws(&other_port, &uri, &h, &[]).is_err());
     }
 
@@ -221,7 +238,14 @@ mod tests {
         );
         let json = hdrs(&[base[0], ("content-type", "application/json; charset=utf-8")]);
         assert!(check_setup(&json, &uri, &h, &[]).is_ok());
-        let cross = hdrs(&[base[0], ("content-type", "application/json"), ("sec-fetch-site", "cross-site")]);
-        assert_eq!(check_setup(&cross, &uri, &h, &[]).err().unwrap().code, "forbidden");
+        let cross = hdrs(&[
+            base[0],
+            ("content-type", "application/json"),
+            ("sec-fetch-site", "cross-site"),
+        ]);
+        assert_eq!(
+            check_setup(&cross, &uri, &h, &[]).err().unwrap().code,
+            "forbidden"
+        );
     }
 }

@@ -64,7 +64,10 @@ impl SetupCode {
     pub(super) fn check(&self, given: Option<&str>) -> Result<(), CodeError> {
         let now = Instant::now();
         let mut wrong = self.wrong.lock();
-        while wrong.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+        while wrong
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
             wrong.pop_front();
         }
         if wrong.len() >= MAX_WRONG {
@@ -116,7 +119,10 @@ mod tests {
             assert_eq!(s.check(Some("AAAA-AAAA-AAAA")), Err(CodeError::Wrong));
         }
         // The limit holds even for the right code: guessing stops, not only failing guesses.
-        assert!(matches!(s.check(Some(&shown)), Err(CodeError::RateLimited(_))));
+        assert!(matches!(
+            s.check(Some(&shown)),
+            Err(CodeError::RateLimited(_))
+        ));
         s.consume();
         assert_eq!(s.display(), None);
     }

@@ -113,11 +113,8 @@ async fn admit(
         None => None,
     };
     let got = if known.is_some() {
-        st.limits.acquire(
-            ip,
-            st.cfg.max_clients,
-            st.cfg.max_connections_per_address,
-        )
+        st.limits
+            .acquire(ip, st.cfg.max_clients, st.cfg.max_connections_per_address)
     } else {
         st.pending.acquire(
             ip,
