@@ -38,6 +38,7 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (the default soft limit of 1,024 is what a
 /// burst of idle connections exhausted) and returns the soft limit now in force.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
 pub fn raise_fd_limit() -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -285,6 +286,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    #[allow(clippy::unnecessary_cast)]
     fn raises_the_soft_limit_to_the_hard_one() {
         let got = raise_fd_limit().expect("getrlimit");
         let mut lim = libc::rlimit {

@@ -58,7 +58,7 @@ impl Hosts {
         let bare = name.trim_start_matches('[').trim_end_matches(']');
         name == "localhost"
             || bare.parse::<std::net::IpAddr>().is_ok()
-            || self.names.iter().any(|n| *n == name)
+            || self.names.contains(&name)
     }
 }
 
