@@ -140,6 +140,21 @@ pub struct RemoteConfig {
     pub tls: Option<TlsConfig>,
     /// Set to false to run the engine without the remote server.
     pub enabled: bool,
+    /// Most open HTTP/WebSocket connections at once; kept below the descriptor limit.
+    pub max_connections: usize,
+    /// Most WebSocket connections that have not authenticated yet (they do not count against
+    /// `max_clients`); a quarter of it per source address.
+    pub max_unauthenticated: usize,
+    /// Time a connection has to send a complete request head (also the TLS handshake, the first
+    /// request and the wait for the next keep-alive request).
+    pub header_timeout_seconds: f64,
+    /// A connection with no byte in either direction for this long is closed.
+    pub idle_timeout_seconds: f64,
+    /// Host names (besides IP literals and `localhost`) under which `/ws` and `/api/setup`
+    /// answer; guards against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Serve `GET /metrics` (off by default: it names parks and counts logins).
+    pub metrics: bool,
 }
 
 impl Default for RemoteConfig {
@@ -152,7 +167,65 @@ impl Default for RemoteConfig {
             allowed_origins: Vec::new(),
             tls: None,
             enabled: true,
+            max_connections: 4096,
+            max_unauthenticated: 64,
+            header_timeout_seconds: 10.0,
+            idle_timeout_seconds: 60.0,
+            allowed_hosts: Vec::new(),
+            metrics: false,
         }
+    }
+}
+
+impl RemoteConfig {
+    /// Bounds of the connection-protection keys (`validate` calls it).
+    fn validate_limits(&self, file: &Path) -> Result<(), ConfigError> {
+        let err = |f: &str, m: String| Err(ConfigError::new(file, format!("$.remote.{f}"), m));
+        for (f, v, lo, hi) in [
+            ("max_connections", self.max_connections, 16, 1_000_000),
+            ("max_unauthenticated", self.max_unauthenticated, 1, 100_000),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return err(f, format!("must be between {lo} and {hi} (got {v})"));
+            }
+        }
+        for (f, v, lo, hi, why) in [
+            (
+                "header_timeout_seconds",
+                self.header_timeout_seconds,
+                0.1,
+                300.0,
+                "",
+            ),
+            (
+                "idle_timeout_seconds",
+                self.idle_timeout_seconds,
+                35.0,
+                3600.0,
+                ", above the 30 s WebSocket ping",
+            ),
+        ] {
+            if !(v.is_finite() && (lo..=hi).contains(&v)) {
+                return err(
+                    f,
+                    format!("must be between {lo} and {hi} seconds{why} (got {v})"),
+                );
+            }
+        }
+        for (i, h) in self.allowed_hosts.iter().enumerate() {
+            let bad = h.is_empty()
+                || h.len() > 253
+                || !h.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+                });
+            if bad {
+                return err(
+                    &format!("allowed_hosts[{i}]"),
+                    format!("{h:?} is not a host name such as hmi.plant.local"),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -334,6 +407,7 @@ impl Config {
                 "must be at least 1".into(),
             );
         }
+        self.remote.validate_limits(file)?;
         for (key, tag) in &self.tags {
             let at = |f: &str| format!("$.tags[{key:?}]{f}");
             let Some((plc, name)) = key.split_once('/') else {
@@ -608,6 +682,40 @@ mod tests {
         assert!(e.contains(".range: must be [min, max]"), "{e}");
         let e = bad(&with(r#""remote": {"listen": "everywhere"}"#));
         assert!(e.starts_with("config.json: $.remote.listen:"), "{e}");
+        let e = bad(&with(r#""remote": {"max_connections": 3}"#));
+        assert!(
+            e.starts_with("config.json: $.remote.max_connections: must be between 16"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"max_unauthenticated": 0}"#));
+        assert!(
+            e.starts_with("config.json: $.remote.max_unauthenticated:"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"header_timeout_seconds": 1e300}"#));
+        assert!(
+            e.starts_with("config.json: $.remote.header_timeout_seconds:"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"idle_timeout_seconds": 5}"#));
+        assert!(
+            e.contains("$.remote.idle_timeout_seconds: must be between 35"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"allowed_hosts": ["http://x/"]}"#));
+        assert!(
+            e.starts_with("config.json: $.remote.allowed_hosts[0]:"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"metrics": "yes"}"#));
+        assert!(e.starts_with("config.json: $.remote.metrics:"), "{e}");
+        let c = parse(&with(
+            r#""remote": {"allowed_hosts": ["hmi.plant.local"], "metrics": true, "max_unauthenticated": 8}"#,
+        ))
+        .unwrap();
+        assert!(c.remote.metrics);
+        assert_eq!(c.remote.max_unauthenticated, 8);
+        assert_eq!(c.remote.max_connections, 4096);
         let e = bad(&with(r#""auth": {"idle_timeout_minutes": {"janitor": 5}}"#));
         assert!(
             e.contains("$.auth.idle_timeout_minutes.janitor: unknown role"),

@@ -5,11 +5,14 @@
 //! [`ServerHandle`] with the bound address and a bounded shutdown.
 
 mod assets;
+mod conn;
 mod fanout;
 mod http;
 pub mod metrics;
+mod origin;
 pub mod serve;
 mod server;
+mod setup_code;
 mod ws;
 
 pub use server::{start, ServerConfig, ServerError, ServerHandle};
