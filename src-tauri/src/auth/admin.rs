@@ -11,7 +11,7 @@ use super::{
     password, role_allows, Auth, AuthError, Effect, LoginOk, Permission, Principal, Role, Source,
     UserInfo,
 };
-use crate::store::{self, AuditEntry, AuditFilter, AuditRow, StoreError};
+use crate::store::{self, AuditEntry, AuditFilter, AuditRow};
 
 impl Auth {
     // ----------------------------------------------------------------------------------------
@@ -41,9 +41,9 @@ impl Auth {
         let n = name.clone();
         self.inner
             .store
-            .write(move |tx| {
+            .transaction(move |tx| {
                 if store::users::any(tx)? {
-                    return Err(StoreError::Forbidden(
+                    return Err(AuthError::Forbidden(
                         "users already exist; log in as an administrator".into(),
                     ));
                 }
@@ -175,13 +175,28 @@ impl Auth {
         self.get_user(actor, username.trim()).await
     }
 
-    /// Sets a user's password (needs `ManageUsers`, or is the user's own); revokes the user's
-    /// sessions.
+    /// Sets another user's password (needs `ManageUsers`; an administrator's reset); revokes the
+    /// user's sessions. Changing one's own password goes through [`Auth::change_password`] with
+    /// the current password.
     pub async fn set_password(
         &self,
         actor: &Principal,
         username: &str,
         password: &str,
+    ) -> Result<(), AuthError> {
+        self.change_password(actor, username, password, None).await
+    }
+
+    /// Sets a user's password; revokes the user's sessions. For one's own account the current
+    /// password is required and checked like a login (a wrong one is `invalid_credentials` and
+    /// counts towards the lockout), so that a stolen session token cannot take the account
+    /// over. For another account the actor needs `ManageUsers` and `current_password` is unused.
+    pub async fn change_password(
+        &self,
+        actor: &Principal,
+        username: &str,
+        password: &str,
+        current_password: Option<&str>,
     ) -> Result<(), AuthError> {
         let own = !actor.is_system() && actor.username.eq_ignore_ascii_case(username.trim());
         if !own {
@@ -189,6 +204,21 @@ impl Auth {
         }
         password::check_policy(username, password, self.inner.cfg.password_min_length)
             .map_err(AuthError::Invalid)?;
+        if own {
+            let Some(current) = current_password else {
+                return Err(AuthError::Invalid(
+                    "changing your own password needs current_password".into(),
+                ));
+            };
+            self.verify_login(
+                &actor.username,
+                current,
+                &actor.source,
+                "current_password",
+                false,
+            )
+            .await?;
+        }
         let hash = self.hash(password.to_string()).await?;
         let a = actor.clone();
         self.change(
@@ -197,10 +227,9 @@ impl Auth {
             username,
             Effect::Revoke("password_changed"),
             move |tx, target, _now| {
-                let t = target.ok_or_else(|| StoreError::NotFound("no such user".into()))?;
+                let t = target.ok_or_else(|| AuthError::NotFound("no such user".into()))?;
                 if !own {
-                    may_manage(&a, Some(role_str(&t.role)?), None)
-                        .map_err(StoreError::Forbidden)?;
+                    may_manage(&a, Some(role_str(&t.role)?), None).map_err(AuthError::Forbidden)?;
                 }
                 store::users::set_password(tx, t.id, &hash)?;
                 Ok((t.id, None, None))
@@ -224,8 +253,8 @@ impl Auth {
             ("user_disable", Effect::Revoke("disabled"))
         };
         self.change(actor, action, username, effect, move |tx, target, _now| {
-            let t = target.ok_or_else(|| StoreError::NotFound("no such user".into()))?;
-            may_manage(&a, Some(role_str(&t.role)?), None).map_err(StoreError::Forbidden)?;
+            let t = target.ok_or_else(|| AuthError::NotFound("no such user".into()))?;
+            may_manage(&a, Some(role_str(&t.role)?), None).map_err(AuthError::Forbidden)?;
             if !active && t.active && t.role == "superuser" {
                 last_superuser_guard(tx, t.id)?;
             }
@@ -250,9 +279,9 @@ impl Auth {
             username,
             Effect::Revoke("role_changed"),
             move |tx, target, _now| {
-                let t = target.ok_or_else(|| StoreError::NotFound("no such user".into()))?;
+                let t = target.ok_or_else(|| AuthError::NotFound("no such user".into()))?;
                 may_manage(&a, Some(role_str(&t.role)?), Some(role))
-                    .map_err(StoreError::Forbidden)?;
+                    .map_err(AuthError::Forbidden)?;
                 if t.role == "superuser" && role != Role::Superuser && t.active {
                     last_superuser_guard(tx, t.id)?;
                 }
@@ -301,15 +330,15 @@ impl Auth {
             username,
             Effect::Update,
             move |tx, target, now| {
-                let t = target.ok_or_else(|| StoreError::NotFound("no such user".into()))?;
-                may_manage(&a, Some(role_str(&t.role)?), None).map_err(StoreError::Forbidden)?;
+                let t = target.ok_or_else(|| AuthError::NotFound("no such user".into()))?;
+                may_manage(&a, Some(role_str(&t.role)?), None).map_err(AuthError::Forbidden)?;
                 let changed = if grant {
                     store::users::grant(tx, t.id, &p, now)?
                 } else {
                     store::users::revoke(tx, t.id, &p)?
                 };
                 if !changed {
-                    return Err(StoreError::Invalid(if grant {
+                    return Err(AuthError::Invalid(if grant {
                         format!("{} already has park {p:?}", t.username)
                     } else {
                         format!("{} does not have park {p:?}", t.username)
@@ -353,8 +382,8 @@ impl Auth {
             username,
             Effect::None,
             move |tx, target, _now| {
-                let t = target.ok_or_else(|| StoreError::NotFound("no such user".into()))?;
-                may_manage(&a, Some(role_str(&t.role)?), None).map_err(StoreError::Forbidden)?;
+                let t = target.ok_or_else(|| AuthError::NotFound("no such user".into()))?;
+                may_manage(&a, Some(role_str(&t.role)?), None).map_err(AuthError::Forbidden)?;
                 let old = t.pin_hash.is_some().then(|| "set".to_string());
                 store::users::set_pin(tx, t.id, Some(&hash))?;
                 Ok((t.id, old, Some("set".into())))
@@ -407,12 +436,12 @@ impl Auth {
             username,
             Effect::None,
             move |tx, target, now| {
-                let t = target.ok_or_else(|| StoreError::NotFound("no such user".into()))?;
-                may_manage(&a, Some(role_str(&t.role)?), None).map_err(StoreError::Forbidden)?;
+                let t = target.ok_or_else(|| AuthError::NotFound("no such user".into()))?;
+                may_manage(&a, Some(role_str(&t.role)?), None).map_err(AuthError::Forbidden)?;
                 if add {
                     store::users::add_badge(tx, t.id, &h, now)?;
                 } else if !store::users::remove_badge(tx, t.id, &h)? {
-                    return Err(StoreError::NotFound(format!(
+                    return Err(AuthError::NotFound(format!(
                         "{} has no such badge",
                         t.username
                     )));
@@ -485,7 +514,7 @@ impl Auth {
                 &rusqlite::Transaction<'_>,
                 Option<store::users::UserRow>,
                 DateTime<Utc>,
-            ) -> Result<(i64, Option<String>, Option<String>), StoreError>
+            ) -> Result<(i64, Option<String>, Option<String>), AuthError>
             + Send
             + 'static,
     {
@@ -505,10 +534,10 @@ impl Auth {
         let res = self
             .inner
             .store
-            .write(move |tx| {
+            .transaction(move |tx| {
                 let target = store::users::by_name(tx, &name)?;
                 if target.is_none() && action != "user_add" {
-                    return Err(StoreError::NotFound(format!("no user {name:?}")));
+                    return Err(AuthError::NotFound(format!("no user {name:?}")));
                 }
                 let (uid, old, new) = f(tx, target, now)?;
                 let e = AuditEntry {
@@ -534,10 +563,10 @@ impl Auth {
             .await;
         let uid = match res {
             Ok(uid) => uid,
-            Err(StoreError::Forbidden(why)) => {
+            Err(AuthError::Forbidden(why)) => {
                 return Err(self.denied(actor, action, username.trim(), why).await)
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         if effect != Effect::None {
             self.inner.cache.invalidate_user(uid);
@@ -578,19 +607,19 @@ fn may_manage(
     Ok(())
 }
 
-fn role_str(s: &str) -> Result<Role, StoreError> {
+fn role_str(s: &str) -> Result<Role, AuthError> {
     s.parse()
-        .map_err(|e: String| StoreError::Invalid(format!("stored role: {e}")))
+        .map_err(|e: String| AuthError::Invalid(format!("stored role: {e}")))
 }
 
 /// Refuses to disable or demote the last active superuser.
-fn last_superuser_guard(tx: &rusqlite::Transaction<'_>, uid: i64) -> Result<(), StoreError> {
+fn last_superuser_guard(tx: &rusqlite::Transaction<'_>, uid: i64) -> Result<(), AuthError> {
     let others = store::users::list(tx)?
         .into_iter()
         .filter(|u| u.id != uid && u.active && u.role == "superuser")
         .count();
     if others == 0 {
-        return Err(StoreError::Invalid(
+        return Err(AuthError::Invalid(
             "this is the last active superuser; create another superuser first".into(),
         ));
     }
