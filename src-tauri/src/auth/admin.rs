@@ -204,7 +204,7 @@ impl Auth {
         }
         password::check_policy(username, password, self.inner.cfg.password_min_length)
             .map_err(AuthError::Invalid)?;
-        if own {
+        let _turn = if own {
             let Some(current) = current_password else {
                 return Err(AuthError::Invalid(
                     "changing your own password needs current_password".into(),
@@ -217,8 +217,11 @@ impl Auth {
                 "current_password",
                 false,
             )
-            .await?;
-        }
+            .await
+            .map(Some)?
+        } else {
+            None
+        };
         let hash = self.hash(password.to_string()).await?;
         let a = actor.clone();
         self.change(

@@ -1,25 +1,35 @@
-//! The bounded queue in front of password verification.
+//! The bounded, fair queue in front of password verification, and the per-account turns.
 //!
 //! One argon2 verify costs ~200 ms of a core and 64 MiB, so they run at most one per core. Without
 //! a bound, a burst of logins from one address queues every later login behind it (100 parallel
 //! failures made a legitimate login from elsewhere wait 16.8 s). The gate admits a remote attempt
-//! only while the queue (running + waiting) is below [`Gate::max_queued`] and its address has fewer
-//! than [`PER_SOURCE`] attempts in it; otherwise the caller answers `rate_limited` at once. The
-//! panel and the command line are always admitted (they are someone at the machine) but wait
-//! in the same first-come queue, which the bound keeps short.
+//! only while the queue (running + waiting) is below [`MAX_QUEUED`] and its address has fewer
+//! than [`PER_SOURCE`] attempts in it; otherwise the caller answers `rate_limited` at once. Of
+//! one address's attempts only one waits for a core at a time, so a burst from one address
+//! occupies at most one core and a login from elsewhere waits for at most one verify per busy
+//! address. The panel and the command line are always admitted (someone at the machine).
+//!
+//! [`Turns`] serialise the checks of one account (per kind of source): the counter is read,
+//! raised, the secret checked and the outcome recorded before the next attempt on that account
+//! is looked at, so parallel attempts see each other's failures exactly as sequential ones do.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedMutexGuard, Semaphore};
 
+use super::lockout::Scope;
 use super::{password, Source};
 
-/// Attempts from one remote address in the queue at most: one address cannot fill it.
-pub const PER_SOURCE: usize = 2;
-/// Queued remote attempts at most, per verify that may run at once.
-pub const QUEUED_PER_WORKER: usize = 4;
+/// Attempts from one remote address in the queue at most: one address cannot fill it. More than
+/// the default `lockout_attempts` (3), so that a burst against one account reaches the lock.
+pub const PER_SOURCE: usize = 4;
+/// Remote attempts in the queue at most (running or waiting). Large enough for a crowd of
+/// people logging in at once from their own machines (each address has only [`PER_SOURCE`]
+/// places); small enough that the last one waits a few seconds at worst (64 verifies of ~200 ms
+/// on 2 cores ≈ 6 s), instead of the unbounded queue that one address could fill.
+pub const MAX_QUEUED: usize = 64;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -32,14 +42,22 @@ pub struct Gate {
 #[derive(Debug, Default)]
 struct Queue {
     remote: usize,
-    per_source: HashMap<String, usize>,
+    per_source: HashMap<String, Share>,
+}
+
+/// One address's share of the queue.
+#[derive(Debug)]
+struct Share {
+    queued: usize,
+    /// One verify of this address waits for a core at a time.
+    one: Arc<Semaphore>,
 }
 
 /// A place in the queue; given back when dropped.
 #[derive(Debug)]
 pub struct Ticket {
     queue: Arc<Mutex<Queue>>,
-    source: Option<String>,
+    source: Option<(String, Arc<Semaphore>)>,
 }
 
 impl Gate {
@@ -48,7 +66,7 @@ impl Gate {
         let workers = workers.max(1);
         Gate {
             running: Arc::new(Semaphore::new(workers)),
-            max_queued: workers * QUEUED_PER_WORKER,
+            max_queued: MAX_QUEUED,
             queue: Arc::default(),
         }
     }
@@ -70,15 +88,20 @@ impl Gate {
             }
         };
         let mut q = self.queue.lock();
-        let mine = q.per_source.get(&key).copied().unwrap_or(0);
+        let mine = q.per_source.get(&key).map_or(0, |s| s.queued);
         if q.remote >= self.max_queued || mine >= PER_SOURCE {
             return None;
         }
         q.remote += 1;
-        *q.per_source.entry(key.clone()).or_default() += 1;
+        let share = q.per_source.entry(key.clone()).or_insert_with(|| Share {
+            queued: 0,
+            one: Arc::new(Semaphore::new(1)),
+        });
+        share.queued += 1;
+        let one = share.one.clone();
         Some(Ticket {
             queue: self.queue.clone(),
-            source: Some(key),
+            source: Some((key, one)),
         })
     }
 
@@ -127,17 +150,48 @@ impl Gate {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let Some(key) = self.source.take() else {
+        let Some((key, _)) = self.source.take() else {
             return;
         };
         let mut q = self.queue.lock();
         q.remote = q.remote.saturating_sub(1);
-        if let Some(n) = q.per_source.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(s) = q.per_source.get_mut(&key) {
+            s.queued -= 1;
+            if s.queued == 0 {
                 q.per_source.remove(&key);
             }
         }
+    }
+}
+
+/// One check at a time per account and kind of source (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Turns {
+    waiting: Mutex<HashMap<(String, Scope), std::sync::Weak<tokio::sync::Mutex<()>>>>,
+}
+
+/// The turn of one attempt on an account; the next one goes when this is dropped.
+#[derive(Debug)]
+pub struct Turn(#[allow(dead_code)] OwnedMutexGuard<()>);
+
+impl Turns {
+    /// Waits for the turn on `username` (case-insensitive) for this kind of source. Entries live
+    /// only while someone holds or waits for them, so the map is bounded by the queue.
+    pub async fn take(&self, username: &str, scope: Scope) -> Turn {
+        let lock = {
+            let mut map = self.waiting.lock();
+            map.retain(|_, w| w.strong_count() > 0);
+            let key = (username.to_ascii_lowercase(), scope);
+            match map.get(&key).and_then(std::sync::Weak::upgrade) {
+                Some(l) => l,
+                None => {
+                    let l = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(key, Arc::downgrade(&l));
+                    l
+                }
+            }
+        };
+        Turn(lock.lock_owned().await)
     }
 }
 
@@ -167,7 +221,7 @@ mod tests {
         let held: Vec<Ticket> = (0..g.max_queued())
             .map(|i| g.enter(&Source::Remote(format!("10.0.0.{i}"))).unwrap())
             .collect();
-        assert_eq!(held.len(), QUEUED_PER_WORKER);
+        assert_eq!(held.len(), MAX_QUEUED);
         assert!(g.enter(&Source::Remote("10.9.9.9".into())).is_none());
         assert!(g.enter(&Source::Panel).is_some());
         assert!(g.enter(&Source::Cli).is_some());

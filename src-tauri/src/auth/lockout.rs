@@ -15,7 +15,7 @@ use super::Source;
 use crate::store::login_failures::Failures;
 
 /// The kind of source an account counter belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// The panel and the command line (someone at the machine).
     Local,

@@ -17,6 +17,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::gate::Turn;
 use super::lockout::{Admission, Scope};
 use super::{password, Auth, AuthError, LoginOk, Source, NO_USERS_HINT};
 use crate::store::{self, login_failures, users::UserRow, AuditEntry};
@@ -79,8 +80,9 @@ impl Auth {
     }
 
     /// Verifies a password or PIN for `username` (steps 1-4 of the module documentation) and
-    /// records the failure; `Ok(user)` when it matched an active, unlocked account. Also used by
-    /// the own-password change, which must prove the current password like a login.
+    /// records the outcome; `Ok` when it matched an active, unlocked account, whose failure count
+    /// is then cleared. Hold the returned [`Turn`] until the success has been acted on. Also used
+    /// by the own-password change, which must prove the current password like a login.
     pub(super) async fn verify_login(
         &self,
         username: &str,
@@ -88,7 +90,7 @@ impl Auth {
         source: &Source,
         method: &'static str,
         pin: bool,
-    ) -> Result<UserRow, AuthError> {
+    ) -> Result<(UserRow, Turn), AuthError> {
         let now = self.now();
         let src = source.to_string();
         if source.is_remote() {
@@ -110,12 +112,16 @@ impl Auth {
         };
         let name = username.trim().to_string();
         let scope = Scope::of(source);
+        let turn = self.inner.turns.take(&name, scope).await;
+        let now = self.now();
         let (user, admission) = self.admit(&name, source, method, now).await?;
         let phc = match (&user, admission) {
             (Some(u), Admission::Verify) if pin => u.pin_hash.clone(),
             (Some(u), Admission::Verify) => Some(u.password_hash.clone()),
             _ => None,
         };
+        // Only a real check needs the account to itself; the dummy verify runs in parallel.
+        let turn = phc.is_some().then_some(turn);
         let verified = self
             .inner
             .gate
@@ -124,9 +130,10 @@ impl Auth {
             .map_err(AuthError::Internal)?;
         match (user, admission) {
             (Some(u), Admission::Verify) if verified && u.active => {
+                self.succeeded(u.id, scope).await?;
                 // The reserved failure was not one.
                 self.inner.limiter.forgive(&src, now);
-                Ok(u)
+                Ok((u, turn.expect("a real check holds the turn")))
             }
             (Some(u), Admission::Verify) => {
                 self.record_failure(u, source, method, scope, now).await?;
@@ -155,10 +162,32 @@ impl Auth {
         pin: bool,
     ) -> Result<LoginOk, AuthError> {
         let method = if pin { "pin" } else { "password" };
-        let user = self
+        let (user, _turn) = self
             .verify_login(username, secret, &source, method, pin)
             .await?;
         self.open_session(user, source, method, self.now()).await
+    }
+
+    /// The success transaction of a check: a lock set meanwhile (by another process, or a
+    /// cancelled attempt's count) wins and is kept; otherwise the count starts again.
+    async fn succeeded(&self, uid: i64, scope: Scope) -> Result<(), AuthError> {
+        let (policy, now) = (self.inner.policy, self.now());
+        let locked = self
+            .inner
+            .store
+            .transaction(move |tx| -> Result<_, AuthError> {
+                let f = login_failures::get(tx, uid, scope.as_str())?;
+                let until = policy.current(f, now).locked_until;
+                if until.is_none() {
+                    login_failures::clear(tx, uid, Some(scope.as_str()))?;
+                }
+                Ok(until)
+            })
+            .await?;
+        match locked {
+            Some(until) => Err(refusal(scope, until, now)),
+            None => Ok(()),
+        }
     }
 
     /// Step 3: finds the account and counts the attempt against it, in one transaction.
