@@ -14,7 +14,7 @@
 //! is looked at, so parallel attempts see each other's failures exactly as sequential ones do.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use tokio::sync::{OwnedMutexGuard, Semaphore};
@@ -164,10 +164,13 @@ impl Drop for Ticket {
     }
 }
 
+/// The lock whose guard is a turn.
+type TurnLock = tokio::sync::Mutex<()>;
+
 /// One check at a time per account and kind of source (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Turns {
-    waiting: Mutex<HashMap<(String, Scope), std::sync::Weak<tokio::sync::Mutex<()>>>>,
+    waiting: Mutex<HashMap<(String, Scope), Weak<TurnLock>>>,
 }
 
 /// The turn of one attempt on an account; the next one goes when this is dropped.
@@ -182,10 +185,10 @@ impl Turns {
             let mut map = self.waiting.lock();
             map.retain(|_, w| w.strong_count() > 0);
             let key = (username.to_ascii_lowercase(), scope);
-            match map.get(&key).and_then(std::sync::Weak::upgrade) {
+            match map.get(&key).and_then(Weak::upgrade) {
                 Some(l) => l,
                 None => {
-                    let l = Arc::new(tokio::sync::Mutex::new(()));
+                    let l = Arc::new(TurnLock::new(()));
                     map.insert(key, Arc::downgrade(&l));
                     l
                 }
