@@ -9,10 +9,14 @@
 //! Files: `types` (the vocabulary: [`Source`], [`Principal`], [`AuthError`], …), `login`
 //! (password, PIN, badge), `sessions` (open, check, peek, logout) over `tokens` (tokens and the
 //! session cache), `lockout` (failure counters), `gate` (the bounded password-check queue),
-//! `admin` (user administration), `roles` (the permission table), `password` (hashing and
-//! policy), `secrets`/`secret_file` (the secret store).
+//! `admin`, `credentials`, `directory` and `change` (user administration), `roles` (the
+//! permission table), `password` (hashing and policy), `secrets`/`secret_file` (the secret
+//! store).
 
 mod admin;
+mod change;
+mod credentials;
+mod directory;
 mod gate;
 pub mod lockout;
 mod login;
@@ -69,17 +73,6 @@ struct Inner {
     changes: broadcast::Sender<i64>,
     own_changes: Arc<Mutex<HashSet<i64>>>,
     has_users: AtomicBool,
-}
-
-/// What a user-management change does to the target's sessions.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    /// Nothing to tell anyone.
-    None,
-    /// Sessions stay; their role/grants are reloaded (cache invalidated, `changes()` event).
-    Update,
-    /// Every session of the user is revoked (with this reason) and the event is sent.
-    Revoke(&'static str),
 }
 
 fn minutes(m: f64) -> Duration {
