@@ -815,8 +815,9 @@ async fn a_burst_from_one_address_does_not_delay_another() {
          alone {alone:?}"
     );
     assert!(checked >= 1, "the burst was real");
-    // Without a bound it waits for ~50 verifies (100 on 2 cores); with it, for about one.
-    let bound = StdDuration::from_secs(2).max(alone * 4);
+    // Without a bound it waits for ~50 verifies (100 on 2 cores; 16.8 s measured); with it, for
+    // about one. Generous, because sibling tests share the cores while it runs.
+    let bound = StdDuration::from_secs(3).max(alone * 8);
     assert!(
         took < bound,
         "a login from another address took {took:?} under a burst from one address \
