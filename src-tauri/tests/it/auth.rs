@@ -794,6 +794,30 @@ async fn a_burst_from_one_address_does_not_delay_another() {
                 .unwrap_err()
         }));
     }
+    // Wait until the burst is under way (its first failure is recorded): by then the rest of it
+    // is queued, as when the requests arrive first over the network.
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
+    loop {
+        let rows = e
+            .auth
+            .audit_page(
+                &e.root,
+                AuditFilter {
+                    action: Some("login".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if rows.iter().any(|r| r.source == "10.1.2.3") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst never started"
+        );
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
     let t = std::time::Instant::now();
     let ok = e
         .auth
