@@ -72,8 +72,13 @@ pub enum Request {
     UserGrant { username: String, park: String },
     /// Admin: revoke a park.
     UserRevoke { username: String, park: String },
-    /// Admin: set a new password.
-    UserPasswd { username: String, password: String },
+    /// Set a new password: another user's (admin), or one's own with `current_password`.
+    UserPasswd {
+        username: String,
+        password: String,
+        #[serde(default)]
+        current_password: Option<String>,
+    },
     /// Admin: set the panel PIN.
     UserPin { username: String, pin: String },
     /// Admin: add a badge id.

@@ -58,8 +58,13 @@ pub(super) async fn dispatch(api: &Api, ctx: &Ctx, req: Request) -> Result<Value
             auth.revoke_park(&actor, &username, &park).await?;
             Ok(done)
         }
-        Request::UserPasswd { username, password } => {
-            auth.set_password(&actor, &username, &password).await?;
+        Request::UserPasswd {
+            username,
+            password,
+            current_password,
+        } => {
+            auth.change_password(&actor, &username, &password, current_password.as_deref())
+                .await?;
             Ok(done)
         }
         Request::UserPin { username, pin } => {

@@ -1,170 +1,271 @@
-//! Session tokens and the in-memory session cache that makes `check` fast.
-//!
-//! A token is 32 random bytes (256 bits) from the OS, written as unpadded base64url (43
-//! characters, safe in a `Sec-WebSocket-Protocol` header). Only its SHA-256 is stored; the cache
-//! is keyed by that hash, so the token itself is never kept after login.
+//! Sessions: opening one after a login, THE check every operation goes through
+//! ([`Auth::check`]), `peek` and `logout` — resolving a token (cache first, then the database),
+//! sliding the idle timeout, and ending sessions that expired. Tokens and the cache are in
+//! `tokens.rs`.
 
-use std::collections::HashMap;
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
-use parking_lot::{Mutex, RwLock};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{Parks, Role, Source};
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 
-/// SHA-256 of a token.
-pub type TokenHash = [u8; 32];
+use super::lockout::Scope;
+use super::login::{login_entry, refusal};
+use super::tokens::{self as sessions, CachedSession, Seen, TokenHash};
+use super::{
+    role_allows, Auth, AuthError, LoginOk, Permission, Principal, Source, PERSIST_SEEN_EVERY,
+};
+use crate::store::{self, login_failures, users::UserRow, AuditEntry};
 
-/// A fresh random token.
-pub fn new_token() -> String {
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    URL_SAFE_NO_PAD.encode(raw)
-}
-
-/// The hash under which a token is stored and cached.
-pub fn token_hash(token: &str) -> TokenHash {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// Whether a string has the shape of a token (cheap pre-check before hashing/looking up).
-pub fn plausible_token(token: &str) -> bool {
-    token.len() == 43
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// One live session as cached.
-#[derive(Debug)]
-pub struct CachedSession {
-    pub session_id: i64,
-    pub user_id: i64,
-    pub username: String,
-    pub role: Role,
-    pub parks: Parks,
-    pub source: Source,
-    pub expires_at: DateTime<Utc>,
-    pub idle: chrono::Duration,
-    /// Last activity (slides the idle timeout) and the last value written to the database.
-    pub seen: Mutex<Seen>,
-}
-
-/// Activity bookkeeping of a cached session.
-#[derive(Debug, Clone, Copy)]
-pub struct Seen {
-    pub last: DateTime<Utc>,
-    pub persisted: DateTime<Utc>,
-}
-
-/// Sessions by token hash, plus an index by user for invalidation.
-#[derive(Debug, Default)]
-pub struct SessionCache {
-    by_hash: RwLock<HashMap<TokenHash, Arc<CachedSession>>>,
-    /// Bumped by every invalidation, so that a session read from the database before an
-    /// invalidation is not cached after it (it is simply re-read next time).
-    generation: AtomicU64,
-}
-
-impl SessionCache {
-    /// The cached session for a token hash.
-    pub fn get(&self, h: &TokenHash) -> Option<Arc<CachedSession>> {
-        self.by_hash.read().get(h).cloned()
-    }
-
-    /// The current generation; read it before loading a session from the database.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// Caches a session unless an invalidation happened since `generation` was read.
-    pub fn insert_if(&self, h: TokenHash, s: Arc<CachedSession>, generation: u64) {
-        let mut map = self.by_hash.write();
-        if self.generation.load(Ordering::Acquire) == generation {
-            map.insert(h, s);
-        }
-    }
-
-    /// Drops one token.
-    pub fn remove(&self, h: &TokenHash) {
-        self.by_hash.write().remove(h);
-    }
-
-    /// Drops every cached session of a user (they are reloaded from the database on next use).
-    pub fn invalidate_user(&self, user_id: i64) {
-        let mut map = self.by_hash.write();
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, s| s.user_id != user_id);
-    }
-
-    /// Drops sessions past their absolute or idle end (they would be refused anyway); keeps the
-    /// cache bounded by the sessions actually alive.
-    pub fn sweep(&self, now: DateTime<Utc>) {
-        self.by_hash
-            .write()
-            .retain(|_, s| now < s.expires_at && now - s.seen.lock().last < s.idle);
-    }
-
-    /// Number of cached sessions.
-    pub fn len(&self) -> usize {
-        self.by_hash.read().len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_256_bit_base64url() {
-        let a = new_token();
-        let b = new_token();
-        assert_ne!(a, b);
-        assert!(plausible_token(&a), "{a}");
-        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
-        assert!(!plausible_token("short"));
-    }
-
-    #[test]
-    fn sweep_drops_dead_sessions_only() {
-        let now = Utc::now();
-        let c = SessionCache::default();
-        let mk = |id: i64, expires: i64, last: i64| {
-            Arc::new(CachedSession {
-                session_id: id,
-                user_id: id,
-                username: format!("u{id}"),
-                role: Role::Viewer,
-                parks: Parks::All,
-                source: Source::Panel,
-                expires_at: now + chrono::Duration::minutes(expires),
-                idle: chrono::Duration::minutes(30),
-                seen: Mutex::new(Seen {
-                    last: now - chrono::Duration::minutes(last),
-                    persisted: now,
-                }),
+impl Auth {
+    /// Step 5: opens the session, unless a lock was set meanwhile (it wins over this success,
+    /// and the success does not clear it).
+    pub(super) async fn open_session(
+        &self,
+        user: UserRow,
+        source: Source,
+        method: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LoginOk, AuthError> {
+        let role = Self::role_of(&user.role)?;
+        let token = sessions::new_token();
+        let h = sessions::token_hash(&token);
+        let expires_at = now + self.inner.lifetime;
+        let generation = self.inner.cache.generation();
+        let policy = self.inner.policy;
+        let scope = Scope::of(&source);
+        let entry = login_entry(&user.username, Some(role.as_str()), &source, method, "ok");
+        let uid = user.id;
+        let src = source.to_string();
+        let opened = self
+            .inner
+            .store
+            .transaction(move |tx| -> Result<_, AuthError> {
+                let f = login_failures::get(tx, uid, scope.as_str())?;
+                if let Some(until) = policy.current(f, now).locked_until {
+                    let e = AuditEntry {
+                        result: "locked".into(),
+                        ..entry
+                    };
+                    store::audit::append(tx, &e, now)?;
+                    return Ok(Err(until));
+                }
+                login_failures::clear(tx, uid, Some(scope.as_str()))?;
+                let sid = store::sessions::insert(tx, &hex::encode(h), uid, &src, now, expires_at)?;
+                store::users::record_login(tx, uid, now)?;
+                store::audit::append(tx, &entry, now)?;
+                Ok(Ok((sid, store::users::parks(tx, uid)?)))
             })
+            .await?;
+        let (session_id, granted) = opened.map_err(|until| refusal(scope, until, now))?;
+        let cached = Arc::new(CachedSession {
+            session_id,
+            user_id: user.id,
+            username: user.username,
+            role,
+            parks: self.parks_of(role, granted),
+            source,
+            expires_at,
+            idle: self.inner.idle[&role],
+            seen: Mutex::new(Seen {
+                last: now,
+                persisted: now,
+            }),
+        });
+        let principal = principal_of(&cached);
+        self.inner.cache.insert_if(h, cached, generation);
+        self.inner.has_users.store(true, Ordering::Relaxed);
+        Ok(LoginOk {
+            token,
+            expires_at,
+            principal,
+        })
+    }
+
+    /// THE check every operation calls: valid session, permission in the role table, and (when
+    /// given) access to a configured park. Slides the idle timeout.
+    pub async fn check(
+        &self,
+        token: &str,
+        perm: Permission,
+        park: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let p = self.resolve(token, true).await?;
+        if !role_allows(p.role, perm) {
+            return Err(AuthError::Forbidden(format!(
+                "role {} may not {}",
+                p.role, perm
+            )));
+        }
+        if let Some(park) = park {
+            if !self.inner.parks.iter().any(|c| c == park) || !p.parks.contains(park) {
+                return Err(AuthError::Forbidden(format!("no access to park {park:?}")));
+            }
+        }
+        Ok(p)
+    }
+
+    /// Whether a token is still valid, with its current role and grants; does not slide the
+    /// idle timeout (used to re-evaluate open connections after a `changes()` event).
+    pub async fn peek(&self, token: &str) -> Result<Principal, AuthError> {
+        self.resolve(token, false).await
+    }
+
+    /// Revokes the session of this token.
+    pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
+        let p = self.resolve(token, false).await?;
+        let h = sessions::token_hash(token);
+        let now = self.now();
+        let (sid, uid) = (p.session_id, p.user_id);
+        let e = AuditEntry {
+            actor: Some(p.username.clone()),
+            role: Some(p.role.as_str().into()),
+            source: p.source.to_string(),
+            action: "logout".into(),
+            result: "ok".into(),
+            ..Default::default()
         };
-        c.insert_if([1; 32], mk(1, 60, 0), c.generation());
-        c.insert_if([2; 32], mk(2, -1, 0), c.generation());
-        c.insert_if([3; 32], mk(3, 60, 31), c.generation());
-        c.sweep(now);
-        assert_eq!(c.len(), 1);
-        assert!(c.get(&[1; 32]).is_some());
-        // An insert racing with an invalidation is dropped.
-        let g = c.generation();
-        c.invalidate_user(1);
-        c.insert_if([4; 32], mk(4, 60, 0), g);
-        assert!(c.is_empty());
+        let own = self.inner.own_changes.clone();
+        self.inner
+            .store
+            .write(move |tx| {
+                store::sessions::revoke(tx, sid, "logout", now)?;
+                store::audit::append(tx, &e, now)?;
+                own.lock()
+                    .insert(store::sessions::record_change(tx, uid, now)?);
+                Ok(())
+            })
+            .await?;
+        self.inner.cache.remove(&h);
+        let _ = self.inner.changes.send(uid);
+        Ok(())
+    }
+
+    async fn resolve(&self, token: &str, slide: bool) -> Result<Principal, AuthError> {
+        let unauthorized = || AuthError::Unauthorized("invalid or expired session".into());
+        if !sessions::plausible_token(token) {
+            return Err(unauthorized());
+        }
+        let h = sessions::token_hash(token);
+        let now = self.now();
+        let s = match self.inner.cache.get(&h) {
+            Some(s) => s,
+            None => self.load_session(h, now).await?.ok_or_else(unauthorized)?,
+        };
+        if now >= s.expires_at {
+            self.end_session(&h, &s, "expired", now);
+            return Err(AuthError::Unauthorized("session expired".into()));
+        }
+        let persist = {
+            let mut seen = s.seen.lock();
+            if now - seen.last >= s.idle {
+                drop(seen);
+                self.end_session(&h, &s, "idle", now);
+                return Err(AuthError::Unauthorized("session timed out (idle)".into()));
+            }
+            if slide && now > seen.last {
+                seen.last = now;
+                if (now - seen.persisted).num_seconds() >= PERSIST_SEEN_EVERY {
+                    seen.persisted = now;
+                    Some(now)
+                } else {
+                    None
+                }
+            } else {
+                None
+            }
+        };
+        if let Some(t) = persist {
+            let sid = s.session_id;
+            let st = self.inner.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = st.write(move |tx| store::sessions::touch(tx, sid, t)).await {
+                    tracing::warn!(error = %e, "could not persist session activity");
+                }
+            });
+        }
+        Ok(principal_of(&s))
+    }
+
+    /// Drops an expired session from the cache and marks it revoked (in the background).
+    fn end_session(
+        &self,
+        h: &TokenHash,
+        s: &CachedSession,
+        reason: &'static str,
+        now: DateTime<Utc>,
+    ) {
+        self.inner.cache.remove(h);
+        let sid = s.session_id;
+        let st = self.inner.store.clone();
+        tokio::spawn(async move {
+            let _ = st
+                .write(move |tx| store::sessions::revoke(tx, sid, reason, now))
+                .await;
+        });
+    }
+
+    async fn load_session(
+        &self,
+        h: TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<CachedSession>>, AuthError> {
+        let generation = self.inner.cache.generation();
+        let loaded = self
+            .inner
+            .store
+            .read(move |c| {
+                let Some(s) = store::sessions::by_token(c, &hex::encode(h))? else {
+                    return Ok(None);
+                };
+                if s.revoked {
+                    return Ok(None);
+                }
+                let Some(u) = store::users::by_id(c, s.user_id)? else {
+                    return Ok(None);
+                };
+                if !u.active {
+                    return Ok(None);
+                }
+                let parks = store::users::parks(c, u.id)?;
+                Ok(Some((s, u, parks)))
+            })
+            .await?;
+        let Some((s, u, granted)) = loaded else {
+            return Ok(None);
+        };
+        let role = Self::role_of(&u.role)?;
+        let last = s.last_seen_at.min(now);
+        let cached = Arc::new(CachedSession {
+            session_id: s.id,
+            user_id: u.id,
+            username: u.username,
+            role,
+            parks: self.parks_of(role, granted),
+            source: Source::parse(&s.source),
+            expires_at: s.expires_at,
+            idle: self.inner.idle[&role],
+            seen: Mutex::new(Seen {
+                last,
+                persisted: last,
+            }),
+        });
+        self.inner.cache.insert_if(h, cached.clone(), generation);
+        Ok(Some(cached))
+    }
+}
+
+/// The principal of a cached session, as of its last activity.
+pub(super) fn principal_of(s: &CachedSession) -> Principal {
+    let last = s.seen.lock().last;
+    Principal {
+        user_id: s.user_id,
+        username: s.username.clone(),
+        role: s.role,
+        parks: s.parks.clone(),
+        source: s.source.clone(),
+        session_id: s.session_id,
+        expires_at: s.expires_at,
+        idle_expires_at: (last + s.idle).min(s.expires_at),
     }
 }

@@ -231,7 +231,7 @@ impl PlcTask {
         *self.shared.live.write() = None;
     }
 
-    fn target(&self) -> Result<Target, ConnectError> {
+    async fn target(&self) -> Result<Target, ConnectError> {
         let url = self
             .opts
             .url_override
@@ -240,12 +240,21 @@ impl PlcTask {
             .cloned()
             .unwrap_or_else(|| self.plc.url.clone());
         let password = match &self.plc.username {
-            Some(_) => (self.opts.password)(&self.plc.id).map_err(|e| {
-                ConnectError::Final(format!(
-                    "cannot read the password of plc/{}: {e}",
-                    self.plc.id
-                ))
-            })?,
+            Some(_) => {
+                // The lookup is blocking I/O (keyring over D-Bus, secret file): off the async
+                // task, so that it never stalls the runtime's worker.
+                let (lookup, id) = (self.opts.password.clone(), self.plc.id.clone());
+                tokio::task::spawn_blocking(move || lookup(&id))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r)
+                    .map_err(|e| {
+                        ConnectError::Final(format!(
+                            "cannot read the password of plc/{}: {e}",
+                            self.plc.id
+                        ))
+                    })?
+            }
             None => None,
         };
         Ok(Target {
@@ -273,7 +282,7 @@ impl PlcTask {
             error,
             connected: false,
         };
-        let target = match self.target() {
+        let target = match self.target().await {
             Ok(t) => t,
             Err(e) => return failed(e),
         };

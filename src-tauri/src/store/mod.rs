@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod login_failures;
 pub mod sessions;
 pub mod users;
 
@@ -31,6 +32,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0002_sessions.sql"),
     ),
     ("0003_audit", include_str!("migrations/0003_audit.sql")),
+    (
+        "0004_login_failures",
+        include_str!("migrations/0004_login_failures.sql"),
+    ),
 ];
 
 /// How long a statement waits for another process's write lock before failing.
@@ -62,14 +67,12 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A uniqueness rule of the schema would be broken (e.g. a name already taken).
     #[error("{0}")]
     Conflict(String),
+    /// The row the caller named does not exist.
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Forbidden(String),
     #[error("database task failed: {0}")]
     Task(String),
 }
@@ -141,10 +144,22 @@ impl Store {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.transaction_blocking(f)
+    }
+
+    /// Like [`Store::write_blocking`], but `f` answers in the caller's own error type, so a
+    /// domain module can refuse inside a transaction (rolled back) with its own reasons while
+    /// the store only knows storage errors.
+    pub fn transaction_blocking<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut conn = self.inner.writer.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
         let out = f(&tx)?;
-        tx.commit()?;
+        tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
 
@@ -170,8 +185,18 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.transaction(f).await
+    }
+
+    /// [`Store::transaction_blocking`] on tokio's blocking pool.
+    pub async fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_blocking(f))
+        tokio::task::spawn_blocking(move || store.transaction_blocking(f))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }

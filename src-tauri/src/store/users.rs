@@ -15,13 +15,14 @@ pub struct UserRow {
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
-    pub failed_attempts: u32,
+    /// The latest lock of any kind of source (`login_failures`), for display.
     pub locked_until: Option<DateTime<Utc>>,
     pub pin_hash: Option<String>,
 }
 
 const COLUMNS: &str = "id, username, password_hash, role, active, created_at, last_login_at, \
-                       failed_attempts, locked_until, pin_hash";
+                       (SELECT MAX(f.locked_until) FROM login_failures f WHERE f.user_id = users.id), \
+                       pin_hash";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -32,9 +33,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         active: r.get(4)?,
         created_at: parse_ts(&r.get::<_, String>(5)?),
         last_login_at: r.get::<_, Option<String>>(6)?.as_deref().map(parse_ts),
-        failed_attempts: r.get(7)?,
-        locked_until: r.get::<_, Option<String>>(8)?.as_deref().map(parse_ts),
-        pin_hash: r.get(9)?,
+        locked_until: r.get::<_, Option<String>>(7)?.as_deref().map(parse_ts),
+        pin_hash: r.get(8)?,
     })
 }
 
@@ -67,12 +67,8 @@ pub fn by_id(c: &Connection, id: i64) -> Result<Option<UserRow>, StoreError> {
 pub fn by_badge(c: &Connection, badge_sha256: &str) -> Result<Option<UserRow>, StoreError> {
     Ok(c.query_row(
         &format!(
-            "SELECT {} FROM users u JOIN user_badges b ON b.user_id = u.id WHERE b.badge_sha256 = ?1",
-            COLUMNS
-                .split(", ")
-                .map(|c| format!("u.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "SELECT {COLUMNS} FROM users \
+             WHERE id = (SELECT user_id FROM user_badges WHERE badge_sha256 = ?1)"
         ),
         [badge_sha256],
         from_row,
@@ -112,13 +108,13 @@ pub fn insert(
     Ok(c.last_insert_rowid())
 }
 
-/// Sets the password hash.
+/// Sets the password hash and lifts every lock (a new password ends the guessing).
 pub fn set_password(c: &Connection, id: i64, hash: &str) -> Result<(), StoreError> {
     c.execute(
-        "UPDATE users SET password_hash = ?2, failed_attempts = 0, locked_until = NULL WHERE id = ?1",
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
         params![id, hash],
     )?;
-    Ok(())
+    super::login_failures::clear(c, id, None)
 }
 
 /// Sets the PIN hash (`None` removes the PIN).
@@ -130,13 +126,13 @@ pub fn set_pin(c: &Connection, id: i64, hash: Option<&str>) -> Result<(), StoreE
     Ok(())
 }
 
-/// Enables or disables a user.
+/// Enables or disables a user and lifts every lock.
 pub fn set_active(c: &Connection, id: i64, active: bool) -> Result<(), StoreError> {
     c.execute(
-        "UPDATE users SET active = ?2, failed_attempts = 0, locked_until = NULL WHERE id = ?1",
+        "UPDATE users SET active = ?2 WHERE id = ?1",
         params![id, active],
     )?;
-    Ok(())
+    super::login_failures::clear(c, id, None)
 }
 
 /// Changes the role.
@@ -148,28 +144,10 @@ pub fn set_role(c: &Connection, id: i64, role: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Records a failed attempt; returns the new count.
-pub fn record_failure(c: &Connection, id: i64) -> Result<u32, StoreError> {
-    Ok(c.query_row(
-        "UPDATE users SET failed_attempts = failed_attempts + 1 WHERE id = ?1 RETURNING failed_attempts",
-        [id],
-        |r| r.get(0),
-    )?)
-}
-
-/// Locks the account until `until` and resets the failure counter.
-pub fn lock(c: &Connection, id: i64, until: DateTime<Utc>) -> Result<(), StoreError> {
-    c.execute(
-        "UPDATE users SET failed_attempts = 0, locked_until = ?2 WHERE id = ?1",
-        params![id, ts(until)],
-    )?;
-    Ok(())
-}
-
-/// Records a successful login: clears failures and lock, stamps `last_login_at`.
+/// Stamps `last_login_at` (failure counters are `login_failures`' business).
 pub fn record_login(c: &Connection, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
     c.execute(
-        "UPDATE users SET failed_attempts = 0, locked_until = NULL, last_login_at = ?2 WHERE id = ?1",
+        "UPDATE users SET last_login_at = ?2 WHERE id = ?1",
         params![id, ts(now)],
     )?;
     Ok(())
