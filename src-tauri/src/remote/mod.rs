@@ -7,8 +7,6 @@
 mod assets;
 mod fanout;
 mod http;
-pub mod metrics;
-pub mod serve;
 mod server;
 mod ws;
 
