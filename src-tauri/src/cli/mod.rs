@@ -23,7 +23,11 @@ use clap::Parser;
 
 pub use args::*;
 
-use crate::config::Config;
+use crate::app::CoreError;
+use crate::auth::secrets::SecretError;
+use crate::auth::AuthError;
+use crate::config::{Config, ConfigError};
+use crate::sim::SimError;
 
 /// Why a command failed; decides the exit code and the one `error: …` line on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -56,18 +60,47 @@ impl CliError {
     }
 }
 
-impl From<crate::config::ConfigError> for CliError {
-    fn from(e: crate::config::ConfigError) -> Self {
+// Every domain error that reaches the command line becomes usage (2) or failure (1) here, and
+// nowhere else.
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
         CliError::usage(e)
     }
 }
 
-impl From<crate::app::CoreError> for CliError {
-    fn from(e: crate::app::CoreError) -> Self {
+impl From<CoreError> for CliError {
+    fn from(e: CoreError) -> Self {
         if e.is_config() {
             CliError::usage(e)
         } else {
             CliError::failure(e)
+        }
+    }
+}
+
+impl From<AuthError> for CliError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid(_) => CliError::usage(e),
+            _ => CliError::failure(e),
+        }
+    }
+}
+
+impl From<SecretError> for CliError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::InvalidKey(_) => CliError::usage(e),
+            _ => CliError::failure(e),
+        }
+    }
+}
+
+impl From<SimError> for CliError {
+    fn from(e: SimError) -> Self {
+        match e {
+            SimError::BadListen(_) | SimError::Options(_) => CliError::usage(e),
+            _ => CliError::failure(e),
         }
     }
 }

@@ -3,16 +3,7 @@
 //! (except `backend`, which prints the backend's name).
 
 use super::{CliError, CliResult, SecretCommand};
-use crate::auth::secrets::{self, SecretError};
-
-impl From<SecretError> for CliError {
-    fn from(e: SecretError) -> Self {
-        match e {
-            SecretError::InvalidKey(_) => CliError::usage(e),
-            _ => CliError::failure(e),
-        }
-    }
-}
+use crate::auth::secrets;
 
 /// Entry point of `stator secret …`.
 pub(super) fn run(cmd: SecretCommand) -> CliResult {

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use super::{CliError, CliResult, SimArgs};
-use crate::sim::{SimError, SimOptions, PASSWORD_ENV};
+use crate::sim::{SimOptions, PASSWORD_ENV};
 
 /// The simulator options for these arguments. The password of `--secure-user` comes from
 /// [`PASSWORD_ENV`] (empty when unset, which [`crate::sim::start`] refuses); the PKI dir from
@@ -26,15 +26,6 @@ fn options(a: &SimArgs) -> SimOptions {
             a.secure_user.as_ref()?;
             crate::sim::default_pki_dir()
         }),
-    }
-}
-
-impl From<SimError> for CliError {
-    fn from(e: SimError) -> Self {
-        match e {
-            SimError::BadListen(_) | SimError::Options(_) => CliError::usage(e),
-            _ => CliError::failure(e),
-        }
     }
 }
 

@@ -4,16 +4,7 @@
 //! `user_changes` table).
 
 use super::{BadgeCommand, CliError, CliResult, GlobalArgs, UserCommand};
-use crate::auth::{Auth, AuthError, Principal, Role, Source, UserInfo};
-
-impl From<AuthError> for CliError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Invalid(_) => CliError::usage(e),
-            _ => CliError::failure(e),
-        }
-    }
-}
+use crate::auth::{Auth, Principal, Role, Source, UserInfo};
 
 /// Entry point of `stator user …`.
 pub(super) fn run(global: &GlobalArgs, cmd: UserCommand) -> CliResult {
