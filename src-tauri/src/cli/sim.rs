@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use super::{CliError, CliResult, SimArgs};
+use super::{CliResult, SimArgs};
 use crate::sim::{SimOptions, PASSWORD_ENV};
 
 /// The simulator options for these arguments. The password of `--secure-user` comes from
