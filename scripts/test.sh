@@ -19,6 +19,9 @@ step() { echo; echo "=== $* ($(date +%H:%M:%S)) ==="; }
 step "format"
 cargo fmt --all --check
 
+step "module graph (lower modules never import higher ones)"
+scripts/check-modules.sh
+
 step "UI build and unit tests (Vitest)"
 (cd ui && npm run build && npm test)
 

@@ -11,12 +11,36 @@ use std::time::Duration;
 
 use crate::api::{Api, SharedEngine};
 use crate::auth::Auth;
-use crate::cli::{EXIT_CONFIG, EXIT_FAILURE};
 use crate::config::Config;
 use crate::live::Cache;
 use crate::plc::{Engine, EngineOptions};
-use crate::remote::{ServerConfig, ServerHandle};
-use crate::sim::{SimHandle, SimOptions};
+use crate::remote::{ServerConfig, ServerError, ServerHandle};
+use crate::sim::{SimError, SimHandle, SimOptions};
+use crate::store::StoreError;
+
+/// Why the core did not start. Whatever had started is stopped again before this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The database could not be opened (or its directory created).
+    #[error("cannot open the database: {source}")]
+    Database { path: PathBuf, source: StoreError },
+    /// The in-process simulator of `--demo` did not start.
+    #[error("cannot start the simulator: {0}")]
+    Simulator(#[source] SimError),
+    /// The `remote` section does not describe a server that can run.
+    #[error("bad remote configuration: {0}")]
+    RemoteConfig(#[source] ServerError),
+    /// The remote server could not listen.
+    #[error("cannot start the remote server: {0}")]
+    RemoteStart(#[source] ServerError),
+}
+
+impl CoreError {
+    /// True when the configuration is at fault (the command line exits 2 for those).
+    pub fn is_config(&self) -> bool {
+        matches!(self, CoreError::RemoteConfig(_))
+    }
+}
 
 /// Everything that runs while Stator runs.
 pub struct Core {
@@ -28,19 +52,11 @@ pub struct Core {
 }
 
 impl Core {
-    /// Opens the database, starts the engine (and the simulator with `demo`) and the remote
-    /// server. Errors are logged; the returned code is the process exit code to use.
-    pub async fn start(cfg: Config, db: PathBuf, demo: bool) -> Result<Core, i32> {
-        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                tracing::error!(path = %dir.display(), error = %e, "cannot create the database directory");
-                return Err(EXIT_FAILURE);
-            }
-        }
-        let store = crate::store::Store::open(&db).map_err(|e| {
-            tracing::error!(path = %db.display(), error = %e, "cannot open the database");
-            EXIT_FAILURE
-        })?;
+    /// Opens the database (creating its directory), starts the engine (and the simulator with
+    /// `demo`) and the remote server.
+    pub async fn start(cfg: Config, db: PathBuf, demo: bool) -> Result<Core, CoreError> {
+        let store = crate::store::Store::open(&db)
+            .map_err(|source| CoreError::Database { path: db, source })?;
         let auth = Auth::new(store, &cfg);
         if let Err(e) = auth.log_first_run_hint().await {
             tracing::error!(error = %e, "cannot read users");
@@ -56,10 +72,7 @@ impl Core {
                 plcs: cfg.plc_config.len().min(u16::MAX as usize) as u16,
                 ..SimOptions::ephemeral()
             };
-            let h = crate::sim::start(so).await.map_err(|e| {
-                tracing::error!(error = %e, "cannot start the simulator");
-                EXIT_FAILURE
-            })?;
+            let h = crate::sim::start(so).await.map_err(CoreError::Simulator)?;
             let urls: HashMap<String, String> = cfg
                 .plc_config
                 .iter()
@@ -87,9 +100,8 @@ impl Core {
         let scfg = match ServerConfig::from_config(&cfg) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "bad remote configuration");
                 core.shutdown().await;
-                return Err(EXIT_CONFIG);
+                return Err(CoreError::RemoteConfig(e));
             }
         };
         match crate::remote::start(core.api.clone(), scfg).await {
@@ -99,9 +111,8 @@ impl Core {
                 Ok(core)
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot start the remote server");
                 core.shutdown().await;
-                Err(EXIT_FAILURE)
+                Err(CoreError::RemoteStart(e))
             }
         }
     }

@@ -7,6 +7,7 @@
 //! `live-snapshot`, `live-update`, and `session-ended` (`{code: 4001, reason}`) when the panel's
 //! session expires or is revoked.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,6 @@ use tauri::Emitter;
 use crate::api::{self, ApiError, Ctx, Request};
 use crate::app::Core;
 use crate::auth::{Role, Source};
-use crate::cli::{GlobalArgs, EXIT_FAILURE};
 
 /// The panel's state shared by the command and the live loop.
 struct Panel {
@@ -173,7 +173,8 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
 }
 
 /// GTK cannot open a window without a display server; say so instead of panicking in tao.
-fn display_available() -> Result<(), String> {
+/// The command line asks this before it starts anything.
+pub fn display_available() -> Result<(), String> {
     if cfg!(target_os = "linux") {
         let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
         if !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
@@ -203,31 +204,16 @@ fn cover_monitor(window: &tauri::WebviewWindow) {
     let _ = window.set_size(tauri::Size::Physical(*m.size()));
 }
 
-/// `stator [--demo] [--kiosk]`: the panel window with the engine, store and remote server in the
-/// same process.
-pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
-    let (cfg, _path) = match crate::cli::load_config(global) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    crate::logging::init(&cfg.logging.level);
-    if let Err(msg) = display_available() {
-        eprintln!("error: {msg}");
-        return EXIT_FAILURE;
-    }
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return EXIT_FAILURE;
-        }
-    };
+/// Opens the panel window over a started [`Core`] and runs it until it closes, kiosk mode is
+/// left, or `shutdown` resolves (Ctrl-C / SIGTERM). Returns the window's exit code; the caller
+/// (`cli/desktop.rs`) owns the runtime, the core and the process exit code.
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    core: &Core,
+    kiosk: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<i32, tauri::Error> {
     tauri::async_runtime::set(rt.handle().clone());
-    let db = crate::store::cli::db_path(global, Some(&cfg));
-    let core = match rt.block_on(Core::start(cfg, db, demo)) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
     let panel = Arc::new(Panel {
         api: core.api.clone(),
         token: Mutex::new(None),
@@ -255,6 +241,12 @@ pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
                 cover_monitor(&window);
             }
             tauri::async_runtime::spawn(live_loop(app.handle().clone(), loop_panel));
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                handle.exit(0);
+            });
             Ok(())
         })
         .on_window_event(move |window, event| {
@@ -267,13 +259,5 @@ pub fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> i32 {
             }
         })
         .build(tauri::generate_context!());
-    let code = match built {
-        Ok(app) => app.run_return(|_, _| {}),
-        Err(e) => {
-            tracing::error!("cannot open the desktop window: {e}");
-            EXIT_FAILURE
-        }
-    };
-    rt.block_on(core.shutdown());
-    code
+    Ok(built?.run_return(|_, _| {}))
 }

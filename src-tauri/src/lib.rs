@@ -11,6 +11,7 @@ pub mod config;
 pub mod desktop;
 pub mod live;
 pub mod logging;
+pub mod metrics;
 pub mod plc;
 pub mod remote;
 pub mod sim;

@@ -7,7 +7,7 @@ use crate::auth::Permission;
 use crate::store::audit::AuditFilter;
 
 fn bound(s: Option<String>, end: bool) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
-    s.map(|s| crate::store::cli::parse_bound(&s, end).map_err(ApiError::invalid))
+    s.map(|s| crate::store::bound::parse_bound(&s, end).map_err(ApiError::invalid))
         .transpose()
 }
 

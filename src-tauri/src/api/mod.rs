@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Auth, AuthError, Parks, Principal, Source};
 use crate::config::Config;
 use crate::live::Cache;
-use crate::remote::metrics::Metrics;
+use crate::metrics::Metrics;
 
 pub use write::SharedEngine;
 pub use write_audit::{

@@ -22,8 +22,6 @@ use parking_lot::Mutex;
 
 use super::secret_file::{self, SecretFile};
 
-use crate::cli::SecretCommand;
-
 /// The keyring service name of every Stator secret.
 pub const SERVICE: &str = "stator";
 
@@ -287,7 +285,8 @@ fn create_key_file(path: &Path) -> std::io::Result<()> {
 
 static GLOBAL: Mutex<Option<Secrets>> = Mutex::new(None);
 
-fn global() -> Result<Secrets, SecretError> {
+/// The process-wide backend, detected once (what `stator secret` and the engine use).
+pub fn global() -> Result<Secrets, SecretError> {
     let mut g = GLOBAL.lock();
     if let Some(s) = g.as_ref() {
         return Ok(s.clone());
@@ -318,67 +317,5 @@ pub fn backend_name() -> String {
     match global() {
         Ok(s) => s.backend_name(),
         Err(e) => format!("none: {e}"),
-    }
-}
-
-/// `stator secret set|delete|backend`.
-pub fn run_cli(cmd: SecretCommand) -> i32 {
-    use crate::cli::{EXIT_CONFIG, EXIT_FAILURE};
-    let s = match global() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    match cmd {
-        SecretCommand::Backend => {
-            println!("{}", s.backend_name());
-            0
-        }
-        SecretCommand::Set { key } => {
-            let mut value = String::new();
-            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut value) {
-                eprintln!("error: cannot read the secret from standard input: {e}");
-                return EXIT_FAILURE;
-            }
-            let value = value.trim_end_matches(['\r', '\n']);
-            if value.is_empty() {
-                eprintln!("error: empty secret on standard input");
-                return EXIT_CONFIG;
-            }
-            match s.set(&key, value) {
-                Ok(()) => {
-                    eprintln!("stored {key} in {}", s.backend_name());
-                    0
-                }
-                Err(SecretError::InvalidKey(k)) => {
-                    eprintln!("error: {}", SecretError::InvalidKey(k));
-                    EXIT_CONFIG
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    EXIT_FAILURE
-                }
-            }
-        }
-        SecretCommand::Delete { key } => match s.delete(&key) {
-            Ok(true) => {
-                eprintln!("deleted {key}");
-                0
-            }
-            Ok(false) => {
-                eprintln!("error: no secret {key:?} in {}", s.backend_name());
-                EXIT_FAILURE
-            }
-            Err(SecretError::InvalidKey(k)) => {
-                eprintln!("error: {}", SecretError::InvalidKey(k));
-                EXIT_CONFIG
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                EXIT_FAILURE
-            }
-        },
     }
 }

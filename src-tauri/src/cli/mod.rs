@@ -1,259 +1,229 @@
-//! Command line: the clap tree and the dispatch to each module's command.
+//! The command line, the edge of the program: the clap tree ([`args`]), one file per subcommand
+//! that builds the domain objects, calls them and prints, and the few things every command
+//! shares — the exit codes, the tokio runtime, the shutdown signal and the stdin secret reader.
 //!
-//! Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.
+//! Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage. They are chosen in
+//! exactly one place, [`CliError::exit_code`]; nothing below `cli/` prints or exits.
 
+mod args;
+mod audit;
+mod certs;
+mod desktop;
+pub mod discover;
+mod secret;
+mod serve;
+mod sim;
+mod user;
+
+use std::future::Future;
+use std::io::Read;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 
+pub use args::*;
+
+use crate::app::CoreError;
+use crate::auth::secrets::SecretError;
+use crate::auth::AuthError;
 use crate::config::{Config, ConfigError};
+use crate::sim::SimError;
 
-/// Exit code for a bad configuration or bad usage.
-pub const EXIT_CONFIG: i32 = 2;
-/// Exit code for a runtime failure.
-pub const EXIT_FAILURE: i32 = 1;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "stator",
-    version,
-    about = "Stator HMI for S7-1200 PLCs over OPC UA"
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub global: GlobalArgs,
-    /// Start the built-in simulator in-process and point every configured PLC at it (desktop).
-    #[arg(long)]
-    pub demo: bool,
-    /// Fullscreen without decorations; leaving needs an admin/superuser login (desktop).
-    #[arg(long)]
-    pub kiosk: bool,
-    #[command(subcommand)]
-    pub command: Option<Command>,
+/// Why a command failed; decides the exit code and the one `error: …` line on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad configuration, option or input: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The command ran and failed: exit 1.
+    #[error("{0}")]
+    Failure(String),
 }
 
-/// Options accepted before or after any subcommand.
-#[derive(Debug, Args, Clone, Default)]
-pub struct GlobalArgs {
-    /// Configuration file (default: ./config.json, then the platform config dir).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub config: Option<PathBuf>,
-    /// SQLite database file (default: "database" in config, then the platform data dir).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub db: Option<PathBuf>,
-}
+impl CliError {
+    /// A usage error from anything printable.
+    pub fn usage(e: impl std::fmt::Display) -> Self {
+        CliError::Usage(e.to_string())
+    }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the built-in S7-1200-like OPC UA server.
-    Sim(SimArgs),
-    /// Connect to a PLC and list its tags (commissioning).
-    Discover(DiscoverArgs),
-    /// Run headless: engine, store and the remote HTTP/WebSocket server.
-    Serve(ServeArgs),
-    /// Manage users.
-    #[command(subcommand)]
-    User(UserCommand),
-    /// The audit trail.
-    #[command(subcommand)]
-    Audit(AuditCommand),
-    /// Secrets in the OS keyring.
-    #[command(subcommand)]
-    Secret(SecretCommand),
-    /// OPC UA certificates.
-    #[command(subcommand)]
-    Certs(CertsCommand),
-}
+    /// A runtime failure from anything printable.
+    pub fn failure(e: impl std::fmt::Display) -> Self {
+        CliError::Failure(e.to_string())
+    }
 
-#[derive(Debug, Args, Clone)]
-pub struct SimArgs {
-    /// Address of the first park's endpoint.
-    #[arg(long, default_value = "127.0.0.1:4840")]
-    pub listen: String,
-    /// Number of parks, on consecutive ports.
-    #[arg(long, default_value_t = 1)]
-    pub plcs: u16,
-    /// Extra changing tags per park (under the `Load` folder) for load tests.
-    #[arg(long, default_value_t = 0)]
-    pub tags: usize,
-    /// How often the simulated process values change.
-    #[arg(long, default_value_t = 500)]
-    pub period_ms: u64,
-    /// Expose arrays without element children `[0]`, `[1]`, … (writes then use an IndexRange).
-    #[arg(long)]
-    pub no_array_elements: bool,
-    /// Also offer a Basic256Sha256 endpoint that requires this user name (password from
-    /// STATOR_SIM_PASSWORD).
-    #[arg(long)]
-    pub secure_user: Option<String>,
-    /// Directory for the simulator's own certificate and the client certificates it trusts
-    /// (default with --secure-user: `sim-pki` in the platform data dir, else a temporary dir).
-    #[arg(long, value_name = "DIR")]
-    pub pki: Option<PathBuf>,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct DiscoverArgs {
-    /// Endpoint URL, e.g. opc.tcp://192.168.41.230:4840.
-    #[arg(long)]
-    pub url: String,
-    /// Root node to browse below.
-    #[arg(long, default_value = "ns=4;i=2")]
-    pub root: String,
-    /// Print JSON `{"tags":[…]}` instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct ServeArgs {
-    /// Start the built-in simulator in-process and point every configured PLC at it.
-    #[arg(long)]
-    pub demo: bool,
-    /// Listen address of the remote server (overrides remote.listen).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Create a user; the password is read from standard input.
-    Add {
-        name: String,
-        #[arg(long)]
-        role: String,
-        /// Comma-separated park ids to grant.
-        #[arg(long, value_delimiter = ',')]
-        parks: Vec<String>,
-        #[arg(long, required = true)]
-        password_stdin: bool,
-    },
-    /// List users.
-    List,
-    /// Set a new password (read from standard input).
-    Passwd {
-        name: String,
-        #[arg(long, required = true)]
-        password_stdin: bool,
-    },
-    Disable {
-        name: String,
-    },
-    Enable {
-        name: String,
-    },
-    /// Change a user's role.
-    Role {
-        name: String,
-        role: String,
-    },
-    /// Grant a park.
-    Grant {
-        name: String,
-        park: String,
-    },
-    /// Revoke a park.
-    Revoke {
-        name: String,
-        park: String,
-    },
-    /// Set the panel PIN (4-8 digits, read from standard input).
-    Pin {
-        name: String,
-        #[arg(long, required = true)]
-        pin_stdin: bool,
-    },
-    /// Badge IDs for the panel's quick login.
-    #[command(subcommand)]
-    Badge(BadgeCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BadgeCommand {
-    Add { name: String, id: String },
-    Remove { name: String, id: String },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Prove the hash chain; exit 1 and name the first bad row when it is broken.
-    Verify,
-    /// Export rows in a time range (RFC 3339 or YYYY-MM-DD), JSON lines or CSV.
-    Export {
-        #[arg(long)]
-        from: Option<String>,
-        #[arg(long)]
-        to: Option<String>,
-        #[arg(long)]
-        csv: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SecretCommand {
-    /// Store a secret read from standard input, e.g. `plc/eco_solar`.
-    Set { key: String },
-    /// Delete a secret.
-    Delete { key: String },
-    /// Show which keyring backend is in use.
-    Backend,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CertsCommand {
-    /// Trust the certificate a PLC presented (moves it from rejected/ to trusted/).
-    Trust { plc: String },
-    /// Show the client certificate and the trusted/rejected server certificates.
-    List,
-}
-
-/// Loads the configuration named by `--config` (or the default), printing the one-line error.
-pub fn load_config(global: &GlobalArgs) -> Result<(Config, PathBuf), i32> {
-    let path = global.config.clone().unwrap_or_else(Config::default_path);
-    match Config::load(&path) {
-        Ok(c) => Ok((c, path)),
-        Err(e) => Err(report_config_error(&e)),
+    /// The process exit code: the one place where errors become numbers.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failure(_) => 1,
+        }
     }
 }
 
-/// Prints a configuration error as exactly one line and returns the exit code.
-pub fn report_config_error(e: &ConfigError) -> i32 {
-    eprintln!("error: {e}");
-    EXIT_CONFIG
+// Every domain error that reaches the command line becomes usage (2) or failure (1) here, and
+// nowhere else.
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::usage(e)
+    }
 }
+
+impl From<CoreError> for CliError {
+    fn from(e: CoreError) -> Self {
+        if e.is_config() {
+            CliError::usage(e)
+        } else {
+            CliError::failure(e)
+        }
+    }
+}
+
+impl From<AuthError> for CliError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid(_) => CliError::usage(e),
+            _ => CliError::failure(e),
+        }
+    }
+}
+
+impl From<SecretError> for CliError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::InvalidKey(_) => CliError::usage(e),
+            _ => CliError::failure(e),
+        }
+    }
+}
+
+impl From<SimError> for CliError {
+    fn from(e: SimError) -> Self {
+        match e {
+            SimError::BadListen(_) | SimError::Options(_) => CliError::usage(e),
+            _ => CliError::failure(e),
+        }
+    }
+}
+
+/// What a command returns.
+pub type CliResult = Result<(), CliError>;
 
 /// Parses the command line and runs it; returns the process exit code.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            // `--help` and `--version` are "errors" that print to stdout and succeed.
+            let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return code;
         }
     };
-    match cli.command {
-        Some(Command::Sim(a)) => crate::sim::cli::run(a),
-        Some(Command::Discover(a)) => crate::plc::discover::run(a),
-        Some(Command::Serve(a)) => crate::remote::serve::run(&cli.global, a),
-        Some(Command::User(c)) => crate::store::cli::run_user(&cli.global, c),
-        Some(Command::Audit(c)) => crate::store::cli::run_audit(&cli.global, c),
-        Some(Command::Secret(c)) => crate::auth::secrets::run_cli(c),
-        Some(Command::Certs(c)) => crate::plc::certs::run_cli(&cli.global, c),
-        None => run_desktop(&cli),
+    let result = match cli.command {
+        Some(Command::Sim(a)) => sim::run(a),
+        Some(Command::Discover(a)) => discover::run(a),
+        Some(Command::Serve(a)) => serve::run(&cli.global, a),
+        Some(Command::User(c)) => user::run(&cli.global, c),
+        Some(Command::Audit(c)) => audit::run(&cli.global, c),
+        Some(Command::Secret(c)) => secret::run(c),
+        Some(Command::Certs(c)) => certs::run(&cli.global, c),
+        None => desktop::run(&cli.global, cli.demo, cli.kiosk),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
     }
 }
 
-#[cfg(feature = "desktop")]
-fn run_desktop(cli: &Cli) -> i32 {
-    crate::desktop::run(&cli.global, cli.demo, cli.kiosk)
+/// Loads the configuration named by `--config` (or the default).
+fn load_config(global: &GlobalArgs) -> Result<Config, CliError> {
+    let path = global.config.clone().unwrap_or_else(Config::default_path);
+    Ok(Config::load(&path)?)
 }
 
-#[cfg(not(feature = "desktop"))]
-fn run_desktop(_cli: &Cli) -> i32 {
-    eprintln!(
-        "error: this stator was built without the desktop window (--no-default-features); \
-         use `stator serve` (see `stator --help`)"
-    );
-    EXIT_CONFIG
+/// The database file: `--db`, else `database` in the config, else the platform data dir.
+fn db_path(global: &GlobalArgs, cfg: Option<&Config>) -> PathBuf {
+    crate::store::Store::default_path(
+        global.db.as_deref(),
+        cfg.and_then(|c| c.database.as_deref()),
+    )
+}
+
+/// Opens the database named by `--db` / the configuration.
+fn open_store(global: &GlobalArgs, cfg: Option<&Config>) -> Result<crate::store::Store, CliError> {
+    crate::store::Store::open(&db_path(global, cfg)).map_err(CliError::failure)
+}
+
+/// The one tokio runtime of the process (multi-threaded: the engine, the server and the
+/// simulator share it; blocking SQLite and keyring work goes to its blocking pool).
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))
+}
+
+/// Ctrl-C or (on Unix) SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives right after (say, from whoever read the
+/// endpoints `stator sim` printed) is not lost. Call it inside the runtime.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::spawn(tokio::signal::ctrl_c());
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Reads a secret (password, PIN, PLC password) from standard input: everything, minus exactly
+/// one trailing line end (`\n` or `\r\n`) — what `echo` or a here-string adds. Any other
+/// whitespace is part of the secret. Empty is a usage error.
+fn read_secret(what: &str) -> Result<String, CliError> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).map_err(|e| {
+        CliError::failure(format!("cannot read the {what} from standard input: {e}"))
+    })?;
+    let s = strip_line_end(&s);
+    if s.is_empty() {
+        return Err(CliError::usage(format!("no {what} on standard input")));
+    }
+    Ok(s.to_string())
+}
+
+/// `s` without one trailing `\n` or `\r\n`.
+fn strip_line_end(s: &str) -> &str {
+    s.strip_suffix("\r\n")
+        .or_else(|| s.strip_suffix('\n'))
+        .unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_line_end_is_stripped() {
+        assert_eq!(strip_line_end("pw\n"), "pw");
+        assert_eq!(strip_line_end("pw\r\n"), "pw");
+        assert_eq!(strip_line_end("pw\n\n"), "pw\n");
+        assert_eq!(strip_line_end("pw\r"), "pw\r");
+        assert_eq!(strip_line_end(" pw \n"), " pw ");
+        assert_eq!(strip_line_end("pw"), "pw");
+        assert_eq!(strip_line_end("\n"), "");
+    }
+
+    #[test]
+    fn usage_is_2_and_failure_is_1() {
+        assert_eq!(CliError::usage("x").exit_code(), 2);
+        assert_eq!(CliError::failure("x").exit_code(), 1);
+    }
 }

@@ -1,12 +1,10 @@
-//! `stator certs`: the OPC UA PKI directory (own/, private/, trusted/, rejected/).
+//! The OPC UA PKI directory (own/, private/, trusted/, rejected/), as `stator certs` manages it.
 //!
 //! async-opcua drops an unknown server certificate into `rejected/`; the engine also notes
 //! which PLC presented it (`rejected/<plc id>.plc`), so `stator certs trust <plc id>` can move
 //! exactly that certificate to `trusted/` without anyone reading thumbprints.
 
 use std::path::{Path, PathBuf};
-
-use crate::cli::{load_config, CertsCommand, GlobalArgs, EXIT_CONFIG, EXIT_FAILURE};
 
 /// The PKI directory of a configuration (`pki_dir`, default `certs`).
 pub fn pki_dir(cfg: &crate::config::Config) -> PathBuf {
@@ -62,23 +60,29 @@ fn list_dir(dir: &Path, ext: &str) -> Vec<String> {
     v
 }
 
-/// A human listing of the PKI directory.
-pub fn list(pki: &Path) -> String {
-    let mut out = format!("PKI directory: {}\n", pki.display());
+/// What the PKI directory holds, for `stator certs list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inventory {
+    /// The client certificate, when it exists (made on the first secure connection).
+    pub own_cert: Option<PathBuf>,
+    /// File names of the trusted server certificates, sorted.
+    pub trusted: Vec<String>,
+    /// Rejected server certificates, sorted by file name.
+    pub rejected: Vec<Rejected>,
+}
+
+/// One rejected server certificate and the PLCs noted as having presented it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// File name under `rejected/`.
+    pub file: String,
+    /// Ids of the PLCs that presented it (from `rejected/<plc id>.plc`), sorted.
+    pub plcs: Vec<String>,
+}
+
+/// Reads the PKI directory; missing folders are empty.
+pub fn inventory(pki: &Path) -> Inventory {
     let own = pki.join("own").join("cert.der");
-    out.push_str(&format!(
-        "client certificate: {}\n",
-        if own.exists() {
-            own.display().to_string()
-        } else {
-            "(not created yet: made on the first secure connection)".into()
-        }
-    ));
-    out.push_str("trusted:\n");
-    for n in list_dir(&pki.join("trusted"), ".der") {
-        out.push_str(&format!("  {n}\n"));
-    }
-    out.push_str("rejected:\n");
     let notes: Vec<(String, String)> = list_dir(&pki.join("rejected"), ".plc")
         .into_iter()
         .filter_map(|n| {
@@ -89,53 +93,20 @@ pub fn list(pki: &Path) -> String {
             ))
         })
         .collect();
-    for n in list_dir(&pki.join("rejected"), ".der") {
-        let who: Vec<&str> = notes
-            .iter()
-            .filter(|(_, c)| *c == n)
-            .map(|(p, _)| p.as_str())
-            .collect();
-        if who.is_empty() {
-            out.push_str(&format!("  {n}\n"));
-        } else {
-            out.push_str(&format!(
-                "  {n}  (from {}; `stator certs trust {}`)\n",
-                who.join(", "),
-                who[0]
-            ));
-        }
-    }
-    out
-}
-
-/// Runs `stator certs …`; returns the exit code.
-pub fn run_cli(global: &GlobalArgs, cmd: CertsCommand) -> i32 {
-    let cfg = match load_config(global) {
-        Ok((c, _)) => c,
-        Err(code) => return code,
-    };
-    let pki = pki_dir(&cfg);
-    match cmd {
-        CertsCommand::List => {
-            print!("{}", list(&pki));
-            0
-        }
-        CertsCommand::Trust { plc } => {
-            if cfg.plc(&plc).is_none() {
-                eprintln!("error: no PLC with id {plc:?} in the configuration");
-                return EXIT_CONFIG;
-            }
-            match trust(&pki, &plc) {
-                Ok(p) => {
-                    println!("trusted {} for {plc}", p.display());
-                    0
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    EXIT_FAILURE
-                }
-            }
-        }
+    Inventory {
+        own_cert: own.exists().then_some(own),
+        trusted: list_dir(&pki.join("trusted"), ".der"),
+        rejected: list_dir(&pki.join("rejected"), ".der")
+            .into_iter()
+            .map(|file| Rejected {
+                plcs: notes
+                    .iter()
+                    .filter(|(_, c)| *c == file)
+                    .map(|(p, _)| p.clone())
+                    .collect(),
+                file,
+            })
+            .collect(),
     }
 }
 
@@ -153,7 +124,13 @@ mod tests {
             .contains("no rejected certificate"));
         std::fs::write(pki.join("rejected/abc.der"), b"cert").unwrap();
         std::fs::write(pki.join("rejected/eco.plc"), "abc.der\n").unwrap();
-        assert!(list(pki).contains("stator certs trust eco"));
+        assert_eq!(
+            inventory(pki).rejected,
+            vec![Rejected {
+                file: "abc.der".into(),
+                plcs: vec!["eco".into()]
+            }]
+        );
         let to = trust(pki, "eco").unwrap();
         assert_eq!(to, pki.join("trusted/abc.der"));
         assert_eq!(std::fs::read(&to).unwrap(), b"cert");

@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// Descriptors kept free for the PLC sessions, the database, log files and certificates: the
 /// connection cap never goes above `descriptor limit − FD_RESERVE`.

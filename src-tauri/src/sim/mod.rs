@@ -7,7 +7,6 @@
 //! back writes with [`SimHandle::value`] and stop/restart parks on the same port.
 
 mod address_space;
-pub mod cli;
 mod process;
 pub mod tags;
 
@@ -23,7 +22,6 @@ use opcua::types::{MessageSecurityMode, NodeId, NumericRange, Variant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::cli::SimArgs;
 use address_space::{Links, SimNodeManager};
 pub use tags::{SimType, TagInfo, NAMESPACE_URI, NS, ROOT_ID};
 
@@ -79,29 +77,6 @@ impl SimOptions {
             listen: "127.0.0.1:0".into(),
             period_ms: 100,
             ..SimOptions::default()
-        }
-    }
-}
-
-impl From<&SimArgs> for SimOptions {
-    /// The password of `--secure-user` comes from [`PASSWORD_ENV`] (empty when unset, which
-    /// [`start`] refuses); the PKI dir from `--pki`, else [`default_pki_dir`] with
-    /// `--secure-user`, else a temporary directory.
-    fn from(a: &SimArgs) -> Self {
-        SimOptions {
-            listen: a.listen.clone(),
-            plcs: a.plcs,
-            tags: a.tags,
-            period_ms: a.period_ms,
-            array_elements: !a.no_array_elements,
-            secure_user: a
-                .secure_user
-                .as_ref()
-                .map(|u| (u.clone(), std::env::var(PASSWORD_ENV).unwrap_or_default())),
-            pki_dir: a.pki.clone().or_else(|| {
-                a.secure_user.as_ref()?;
-                default_pki_dir()
-            }),
         }
     }
 }
@@ -592,43 +567,6 @@ pub fn variant_json(v: &Variant) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn sim_args(args: &[&str]) -> SimArgs {
-        let mut argv = vec!["stator", "sim"];
-        argv.extend_from_slice(args);
-        match crate::cli::Cli::try_parse_from(argv)
-            .expect("parses")
-            .command
-        {
-            Some(crate::cli::Command::Sim(a)) => a,
-            other => panic!("not sim: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn options_follow_the_command_line() {
-        let o = SimOptions::from(&sim_args(&[]));
-        assert_eq!(o, SimOptions::default());
-        let o = SimOptions::from(&sim_args(&[
-            "--listen",
-            "0.0.0.0:4850",
-            "--plcs",
-            "3",
-            "--tags",
-            "10000",
-            "--period-ms",
-            "100",
-            "--no-array-elements",
-            "--pki",
-            "/tmp/x",
-        ]));
-        assert_eq!(o.listen, "0.0.0.0:4850");
-        assert_eq!((o.plcs, o.tags, o.period_ms), (3, 10_000, 100));
-        assert!(!o.array_elements);
-        assert_eq!(o.pki_dir, Some(PathBuf::from("/tmp/x")));
-        assert_eq!(o.secure_user, None);
-    }
 
     #[test]
     fn element_names_point_at_children_or_index_ranges() {

@@ -7,7 +7,7 @@
 //! other processes (the `stator user` CLI next to a running server) wait on `busy_timeout`.
 
 pub mod audit;
-pub mod cli;
+pub mod bound;
 pub mod login_failures;
 pub mod sessions;
 pub mod users;

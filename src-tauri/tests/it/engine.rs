@@ -106,7 +106,7 @@ async fn discovery_finds_every_variable_with_name_type_and_writability() {
     let found = stator::plc::discover::discover_url(&url, "ns=4;i=2")
         .await
         .unwrap();
-    let json = stator::plc::discover::to_json(&found);
+    let json = stator::cli::discover::to_json(&found);
     let tags = json["tags"].as_array().unwrap();
     assert_eq!(tags.len(), expected.len());
     let energy = tags
@@ -129,7 +129,7 @@ async fn discovery_finds_every_variable_with_name_type_and_writability() {
     assert_eq!(c["array_size"], 8);
     assert_eq!(c["writable"], true);
     assert_eq!(c["value"].as_array().map(|a| a.len()), Some(8));
-    assert!(stator::plc::discover::to_table(&found).contains("Meteo/Irradiance_W_m2"));
+    assert!(stator::cli::discover::to_table(&found).contains("Meteo/Irradiance_W_m2"));
 
     rig.engine.shutdown().await;
     sim.stop().await;

@@ -1,4 +1,7 @@
 //! Prometheus metrics for `/metrics` (prometheus-client, text exposition format).
+//!
+//! Below both `api` (the dispatcher counts logins and writes) and `remote` (clients, messages,
+//! encodes), so neither has to import the other.
 
 use std::sync::Arc;
 
