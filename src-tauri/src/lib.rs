@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod code;
 pub mod config;
 #[cfg(feature = "desktop")]
 pub mod desktop;

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::request::WriteReq;
+use super::wire::WriteReply;
 use super::{Api, ApiError, Ctx};
-use crate::auth::{Permission, Principal};
+use crate::auth::Principal;
+use crate::code::{Code, ErrorCode};
 use crate::live::PlcStatus;
 use crate::plc::{split_element, writable_by_policy, Engine, WriteError};
 use crate::store::AuditEntry;
@@ -36,7 +39,7 @@ pub trait PlcWriter: Send + Sync + 'static {
 #[error("{code}: {message}")]
 pub struct WriteFailure {
     /// An api error code: `invalid`, `forbidden`, `not_found`, `not_connected`, `internal`.
-    pub code: &'static str,
+    pub code: Code,
     /// Human text; carries the OPC UA status name when the PLC refused.
     pub message: String,
 }
@@ -88,7 +91,7 @@ impl PlcWriter for SharedEngine {
             let guard = self.inner.read().await;
             let Some(engine) = guard.as_ref() else {
                 return Err(WriteFailure {
-                    code: "not_connected",
+                    code: Code::NotConnected,
                     message: "the PLC engine is stopped".into(),
                 });
             };
@@ -150,22 +153,24 @@ fn clip(v: &Value) -> String {
     s
 }
 
-/// `write {plc,node,value}` → `{"plc","node","value":<read back>}`.
+/// `write {plc,node,value}` → `{"plc","node","value":<read back>}`. `checked` is the outcome of
+/// dispatch's access check (session + WriteTags + park): a refusal is audited here too.
 pub(super) async fn write(
     api: &Api,
     ctx: &Ctx,
-    plc: &str,
-    node: &str,
-    value: Value,
-) -> Result<Value, ApiError> {
+    checked: Result<Principal, ApiError>,
+    req: WriteReq,
+) -> Result<WriteReply, ApiError> {
+    let WriteReq { plc, node, value } = req;
+    let (plc, node) = (plc.as_str(), node.as_str());
     let mut principal: Option<Principal> = None;
-    let r = attempt(api, ctx, plc, node, &value, &mut principal).await;
+    let r = attempt(api, ctx, checked, plc, node, &value, &mut principal).await;
     let result = match &r {
         Ok(_) => "ok".to_string(),
         Err(e) => format!("{}: {}", e.code, e.message),
     };
     api.metrics()
-        .write_result(r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code));
+        .write_result(r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code.as_str()));
     let old = api
         .cache()
         .value(plc, split_element(node).0)
@@ -187,30 +192,33 @@ pub(super) async fn write(
         tracing::error!(error = %e, plc, node, "could not write the audit row of a write");
     }
     let readback = r?;
-    Ok(json!({ "plc": plc, "node": node, "value": readback }))
+    Ok(WriteReply {
+        plc: plc.to_string(),
+        node: node.to_string(),
+        value: readback,
+    })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
     api: &Api,
     ctx: &Ctx,
+    checked: Result<Principal, ApiError>,
     plc: &str,
     node: &str,
     value: &Value,
     principal: &mut Option<Principal>,
 ) -> Result<Value, ApiError> {
-    let token = api.token(ctx)?;
-    let p = match api
-        .auth()
-        .check(token, Permission::WriteTags, Some(plc))
-        .await
-    {
+    let p = match checked {
         Ok(p) => p,
         Err(e) => {
             // Refused for role or park: still name the actor in the audit row.
-            if let Ok(p) = api.auth().peek(token).await {
-                *principal = Some(p);
+            if let Some(token) = ctx.token.as_deref() {
+                if let Ok(p) = api.auth().peek(token).await {
+                    *principal = Some(p);
+                }
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     let user_id = p.user_id;

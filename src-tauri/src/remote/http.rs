@@ -8,33 +8,17 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::server::AppState;
-use crate::api::{dispatch, ApiError, Ctx, Request};
+use crate::api::wire::HttpError;
+use crate::api::{dispatch, ApiError, Ctx, Empty, Request};
 use crate::auth::Source;
 
-/// The HTTP status of an api error code.
-pub(super) fn status_of(code: &str) -> StatusCode {
-    match code {
-        "unauthorized" | "invalid_credentials" => StatusCode::UNAUTHORIZED,
-        "forbidden" => StatusCode::FORBIDDEN,
-        "invalid" => StatusCode::BAD_REQUEST,
-        "not_found" => StatusCode::NOT_FOUND,
-        "not_connected" => StatusCode::SERVICE_UNAVAILABLE,
-        "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
-        "locked" => StatusCode::LOCKED,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 fn error_response(e: ApiError) -> Response {
-    let status = status_of(e.code);
-    let mut body = json!({ "error": e.code, "message": e.message });
-    if let Some(s) = e.retry_after_s {
-        body["retry_after_s"] = json!(s);
-    }
-    let mut resp = (status, Json(body)).into_response();
+    let status =
+        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, Json(HttpError::from(&e))).into_response();
     if let Some(s) = e.retry_after_s {
         if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -76,10 +60,12 @@ fn request_from_body(op: &str, body: &Bytes) -> Result<Request, ApiError> {
 }
 
 /// `GET /health`: liveness without auth and without park data.
-pub(super) async fn health(State(st): State<AppState>) -> Response {
-    let mut body = st.api.health_json().await;
-    body["uptime_s"] = json!(st.started.elapsed().as_secs());
-    Json(body).into_response()
+pub(super) async fn health(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+) -> Response {
+    let c = Ctx::new(None, Source::Remote(addr.ip().to_string()));
+    reply(dispatch(&st.api, &c, Request::Health(Empty {})).await)
 }
 
 /// `GET /metrics`: Prometheus text exposition.
@@ -103,7 +89,7 @@ pub(super) async fn login(
     body: Bytes,
 ) -> Response {
     let req = match request_from_body("login", &body) {
-        Ok(r @ Request::Login { .. }) => r,
+        Ok(r @ Request::Login(_)) => r,
         Ok(_) => return error_response(ApiError::invalid("expected {username,password}")),
         Err(e) => return error_response(e),
     };
@@ -120,7 +106,7 @@ pub(super) async fn setup(
     body: Bytes,
 ) -> Response {
     let req = match request_from_body("first_superuser", &body) {
-        Ok(r @ Request::FirstSuperuser { .. }) => r,
+        Ok(r @ Request::FirstSuperuser(_)) => r,
         Ok(_) => return error_response(ApiError::invalid("expected {username,password}")),
         Err(e) => return error_response(e),
     };
@@ -134,7 +120,7 @@ pub(super) async fn logout(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    match dispatch(&st.api, &ctx(&headers, addr), Request::Logout).await {
+    match dispatch(&st.api, &ctx(&headers, addr), Request::Logout(Empty {})).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error_response(e),
     }
@@ -146,7 +132,7 @@ pub(super) async fn me(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Me).await)
+    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Me(Empty {})).await)
 }
 
 /// `GET /api/snapshot` (Bearer): the WebSocket snapshot body.
@@ -155,7 +141,7 @@ pub(super) async fn snapshot(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Snapshot).await)
+    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Snapshot(Empty {})).await)
 }
 
 /// `POST /api/write {plc,node,value}` (Bearer).

@@ -149,7 +149,6 @@ pub(super) struct AppState {
     pub limits: Arc<ConnLimits>,
     /// Flips to true on shutdown; client tasks close with 1001.
     pub shutdown: watch::Receiver<bool>,
-    pub started: std::time::Instant,
 }
 
 /// A running server.
@@ -258,7 +257,6 @@ pub async fn start(api: Api, cfg: ServerConfig) -> Result<ServerHandle, ServerEr
         hub,
         limits: Arc::new(ConnLimits::default()),
         shutdown: shutdown_rx,
-        started: std::time::Instant::now(),
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();

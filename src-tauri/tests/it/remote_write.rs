@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use serde_json::{json, Value};
-use stator::api::{dispatch, Ctx, Request};
+use stator::api::{dispatch, Ctx, Request, WriteReq};
 use stator::auth::{Role, Source};
 use stator::live::PlcStatus;
 use stator::store::AuditFilter;
@@ -101,11 +101,11 @@ async fn the_remote_switch_refuses_remote_writes_but_not_the_panel() {
         .await
         .unwrap()
         .token;
-    let req = Request::Write {
+    let req = Request::Write(WriteReq {
         plc: "alpha".into(),
         node: "P".into(),
         value: json!(4.0),
-    };
+    });
     let e = dispatch(&env.api, &Ctx::new(Some(panel), Source::Panel), req)
         .await
         .unwrap_err();
