@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::roles::Role;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -302,9 +304,6 @@ impl ConfigError {
     }
 }
 
-/// The roles whose idle timeouts may be configured.
-pub const ROLE_NAMES: [&str; 5] = ["viewer", "operator", "serviceman", "admin", "superuser"];
-
 impl Config {
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -453,10 +452,13 @@ impl Config {
             );
         }
         for (role, v) in &a.idle_timeout_minutes {
-            if !ROLE_NAMES.contains(&role.as_str()) {
+            // Role names come from THE role type (exact wire names: the lookup in auth is exact
+            // too), so a new role is configurable at once.
+            let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            if !names.contains(&role.as_str()) {
                 return err(
                     format!("$.auth.idle_timeout_minutes.{role}"),
-                    format!("unknown role; expected one of {}", ROLE_NAMES.join(", ")),
+                    format!("unknown role; expected one of {}", names.join(", ")),
                 );
             }
             if let Err(m) = positive_at_most(*v, MAX_MINUTES) {

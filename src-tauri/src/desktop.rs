@@ -15,9 +15,10 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tauri::Emitter;
 
+use crate::api::wire::{ErrorBody, SessionEnded};
 use crate::api::{self, ApiError, Ctx, Request};
 use crate::app::Core;
-use crate::auth::{Role, Source};
+use crate::auth::Source;
 
 /// The panel's state shared by the command and the live loop.
 struct Panel {
@@ -30,10 +31,13 @@ struct Panel {
 }
 
 fn error_json(e: ApiError) -> Value {
-    serde_json::to_value(&e).unwrap_or_else(|_| json!({"code": "internal", "message": "error"}))
+    serde_json::to_value(ErrorBody::from(&e))
+        .unwrap_or_else(|_| json!({"code": "internal", "message": "error"}))
 }
 
-/// The single command the window may call (see capabilities/default.json).
+/// The single command the window may call (see capabilities/default.json). It only translates:
+/// `health` and `exit_kiosk` are requests like any other; the window follows the session a
+/// login/logout reply names, and closes after a successful `exit_kiosk`.
 #[tauri::command]
 async fn api(
     app: tauri::AppHandle,
@@ -41,30 +45,15 @@ async fn api(
     request: Value,
     token: Option<String>,
 ) -> Result<Value, Value> {
-    let op = request
-        .get("op")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    match op.as_str() {
-        // The same body as GET /health, without park data, plus whether the panel is a kiosk
-        // (the UI then offers the admin-only way out).
-        "health" => {
-            let mut h = panel.api.health_json().await;
-            if let Some(o) = h.as_object_mut() {
-                o.insert("kiosk".into(), Value::Bool(panel.kiosk));
-            }
-            return Ok(h);
-        }
-        "exit_kiosk" => return exit_kiosk(&app, &panel, &request).await,
-        _ => {}
-    }
     let req = Request::from_json(request).map_err(error_json)?;
-    let ctx = Ctx::new(token.clone(), Source::Panel);
+    let op = req.op();
+    let ctx = Ctx::new(token.clone(), Source::Panel).with_kiosk(panel.kiosk);
     let result = api::dispatch(&panel.api, &ctx, req)
         .await
         .map_err(error_json)?;
-    match op.as_str() {
+    match op {
+        "health" => {}
+        "exit_kiosk" => app.exit(0),
         "login" | "login_pin" | "login_badge" | "first_superuser" => {
             let t = result
                 .get("token")
@@ -85,40 +74,6 @@ async fn api(
         }
     }
     Ok(result)
-}
-
-/// Leaves kiosk mode: only an active admin or superuser, proven by their password.
-async fn exit_kiosk(
-    app: &tauri::AppHandle,
-    panel: &Panel,
-    request: &Value,
-) -> Result<Value, Value> {
-    if !panel.kiosk {
-        return Err(error_json(ApiError::invalid("not in kiosk mode")));
-    }
-    let field = |k: &str| {
-        request
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let auth = panel.api.auth();
-    let ok = auth
-        .login(&field("username"), &field("password"), Source::Panel)
-        .await
-        .map_err(|e| error_json(e.into()))?;
-    let _ = auth.logout(&ok.token).await;
-    if !matches!(ok.principal.role, Role::Admin | Role::Superuser) {
-        return Err(error_json(ApiError::forbidden(
-            "only an admin or superuser may leave kiosk mode",
-        )));
-    }
-    let _ = auth
-        .audit(ok.principal.audit_entry("kiosk_exit", None, "ok"))
-        .await;
-    app.exit(0);
-    Ok(json!({"exiting": true}))
 }
 
 /// Pushes the panel session's live picture to the window: a snapshot on every session change,
@@ -149,14 +104,17 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
                 shown = None;
                 let _ = app.emit(
                     "session-ended",
-                    json!({"code": 4001, "reason": e.to_string()}),
+                    SessionEnded {
+                        code: 4001,
+                        reason: e.to_string(),
+                    },
                 );
                 continue;
             }
         };
         if shown.as_deref() != Some(token.as_str()) {
-            let snap = panel.api.snapshot_json(&principal);
-            seq = snap.get("seq").and_then(Value::as_u64).unwrap_or(0);
+            let snap = panel.api.snapshot_msg(&principal);
+            seq = snap.seq;
             let _ = app.emit("live-snapshot", snap);
             shown = Some(token);
             continue;

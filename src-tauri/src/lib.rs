@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod code;
 pub mod config;
 #[cfg(feature = "desktop")]
 pub mod desktop;
@@ -14,5 +15,6 @@ pub mod logging;
 pub mod metrics;
 pub mod plc;
 pub mod remote;
+pub mod roles;
 pub mod sim;
 pub mod store;

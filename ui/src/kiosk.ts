@@ -6,6 +6,7 @@ import { reactive } from 'vue'
 import { t } from './i18n'
 import { toApiError } from './protocol'
 import { explainLoginError } from './errors'
+import type { Health } from './protocol'
 import type { Transport } from './transport'
 
 export interface KioskState {
@@ -26,7 +27,7 @@ type Listen = (event: string, handler: () => void) => Promise<unknown>
  * Asks the core whether this window is a kiosk (Tauri only; a browser never is) and opens the
  * prompt whenever the core reports a close attempt (`kiosk-exit-requested`).
  */
-export async function initKiosk(tr: Pick<Transport, 'kind' | 'health'>, listen?: Listen): Promise<void> {
+export async function initKiosk(tr: Pick<Transport, 'kind'> & { health(): Promise<Pick<Health, 'kiosk'>> }, listen?: Listen): Promise<void> {
   if (tr.kind !== 'tauri') return
   try {
     const h = await tr.health()

@@ -1,23 +1,39 @@
 // Who is logged in, the idle countdown, and the screen the UI shows. One instance per page.
 
 import { reactive } from 'vue'
-import type { LoginResult, Role, UserSummary } from './protocol'
+import type { LoginResult, Permission, Role, RoleInfo, UserSummary } from './protocol'
 import { toApiError } from './protocol'
 import { applySnapshot, applyUpdate, createLiveState } from './store'
 import { transport, type Credentials, type MeResult } from './transport'
 
-/** Default idle timeouts per role (issue 3), used when the server does not say. */
-export const DEFAULT_IDLE_S: Record<Role, number> = {
-  viewer: 30 * 60,
-  operator: 30 * 60,
-  serviceman: 240 * 60,
-  admin: 60 * 60,
-  superuser: 120 * 60,
+/**
+ * THE role table, as the server's `health` sends it (roles, their permissions and idle timeouts):
+ * the UI keeps no copy of its own. Empty until `loadRoles` answered.
+ */
+export const roleTable = reactive<{ roles: RoleInfo[] }>({ roles: [] })
+
+/** Fetches the role table (once it is known, again only when asked). */
+export async function loadRoles(): Promise<void> {
+  try {
+    roleTable.roles = (await transport.health()).roles ?? []
+  } catch {
+    /* keep what is known; screens that need a permission stay hidden */
+  }
 }
 
-/** What the UI offers per role (the server decides; this only hides screens that would fail). */
+/** Whether `role` has `perm` in the server's table (the server decides; this only hides screens that would fail). */
+export function roleMay(role: Role | undefined, perm: Permission): boolean {
+  return !!role && !!roleTable.roles.find((r) => r.role === role)?.permissions.includes(perm)
+}
+
+/** Whether the UI offers user administration and the audit trail to `role`. */
 export function mayManageUsers(role: Role | undefined): boolean {
-  return role === 'admin' || role === 'superuser'
+  return roleMay(role, 'manage_users')
+}
+
+/** The configured idle timeout of `role`, when the role table is known. */
+function idleOf(role: Role | undefined): number | null {
+  return roleTable.roles.find((r) => r.role === role)?.idle_timeout_s ?? null
 }
 
 export type Route =
@@ -80,7 +96,7 @@ export const live = createLiveState()
 export const session = reactive<SessionState>({
   token: null,
   user: null,
-  idleTimeoutS: DEFAULT_IDLE_S.operator,
+  idleTimeoutS: 30 * 60,
   lastActivity: Date.now(),
   now: Date.now(),
   notice: null,
@@ -157,8 +173,7 @@ async function learnIdleTimeout() {
 function begin(r: LoginResult) {
   session.token = r.token
   session.user = r.user
-  const role = r.user?.role ?? 'operator'
-  session.idleTimeoutS = typeof r.idle_timeout_s === 'number' && r.idle_timeout_s > 0 ? r.idle_timeout_s : DEFAULT_IDLE_S[role] ?? DEFAULT_IDLE_S.operator
+  session.idleTimeoutS = idleOf(r.user?.role) ?? session.idleTimeoutS
   session.lastActivity = session.now = Date.now()
   lastPing = Date.now()
   session.notice = null
@@ -171,7 +186,12 @@ function begin(r: LoginResult) {
     /* no storage */
   }
   startLive(r.token)
-  if (!(typeof r.idle_timeout_s === 'number' && r.idle_timeout_s > 0)) void learnIdleTimeout()
+  // The role table gives the configured timeout; `me` confirms it from the live session.
+  void loadRoles().then(() => {
+    const s = idleOf(r.user?.role)
+    if (s && session.token === r.token) session.idleTimeoutS = s
+    else void learnIdleTimeout()
+  })
   navigate({ name: 'overview' })
 }
 

@@ -8,6 +8,7 @@ import {
   decodeServerMsg,
   encodeRequest,
   toApiError,
+  type Health,
   type LoginResult,
   type ReplyMsg,
   type Request,
@@ -37,13 +38,7 @@ export interface MeResult {
   [k: string]: unknown
 }
 
-export interface Health {
-  status: string
-  needs_setup?: boolean
-  /** Desktop only: the window runs `--kiosk` (fullscreen, admin login to leave). */
-  kiosk?: boolean
-  [k: string]: unknown
-}
+export type { Health } from './protocol'
 
 export interface Transport {
   readonly kind: 'browser' | 'tauri'

@@ -1,9 +1,9 @@
 //! The audit trail, one page at a time (ReadAudit), newest first.
 
-use serde_json::{json, Value};
-
-use super::{Api, ApiError, Ctx};
-use crate::auth::Permission;
+use super::request::AuditPageReq;
+use super::wire::{AuditPage, AuditRowView};
+use super::{Api, ApiError};
+use crate::auth::Principal;
 use crate::store::audit::AuditFilter;
 
 fn bound(s: Option<String>, end: bool) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
@@ -12,29 +12,17 @@ fn bound(s: Option<String>, end: bool) -> Result<Option<chrono::DateTime<chrono:
 }
 
 /// `audit_page {from,to,actor,action,limit,before_id}` → `{"rows":[…]}`.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn page(
-    api: &Api,
-    ctx: &Ctx,
-    from: Option<String>,
-    to: Option<String>,
-    actor: Option<String>,
-    action: Option<String>,
-    limit: Option<u32>,
-    before_id: Option<i64>,
-) -> Result<Value, ApiError> {
-    let p = api
-        .auth()
-        .check(api.token(ctx)?, Permission::ReadAudit, None)
-        .await?;
+pub(super) async fn page(api: &Api, p: &Principal, r: AuditPageReq) -> Result<AuditPage, ApiError> {
     let filter = AuditFilter {
-        from: bound(from, false)?,
-        to: bound(to, true)?,
-        actor,
-        action,
-        before_id,
-        limit,
+        from: bound(r.from, false)?,
+        to: bound(r.to, true)?,
+        actor: r.actor,
+        action: r.action,
+        before_id: r.before_id,
+        limit: r.limit,
     };
-    let rows = api.auth().audit_page(&p, filter).await?;
-    Ok(json!({ "rows": rows }))
+    let rows = api.auth().audit_page(p, filter).await?;
+    Ok(AuditPage {
+        rows: rows.into_iter().map(AuditRowView::from).collect(),
+    })
 }

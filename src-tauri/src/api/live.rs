@@ -1,15 +1,10 @@
 //! The live picture: `snapshot`, filtered to the caller's parks.
 
-use serde_json::Value;
-
-use super::{Api, ApiError, Ctx};
-use crate::auth::Permission;
+use super::wire::SnapshotMsg;
+use super::Api;
+use crate::auth::Principal;
 
 /// `snapshot`: the same body the WebSocket sends right after auth.
-pub(super) async fn snapshot(api: &Api, ctx: &Ctx) -> Result<Value, ApiError> {
-    let p = api
-        .auth()
-        .check(api.token(ctx)?, Permission::ViewLive, None)
-        .await?;
-    Ok(api.snapshot_json(&p))
+pub(super) fn snapshot(api: &Api, p: &Principal) -> SnapshotMsg {
+    api.snapshot_msg(p)
 }

@@ -1,22 +1,33 @@
-//! The one dispatcher: typed requests, each checked by `auth::check` before it runs.
+//! The one dispatcher: typed requests, each checked once before it runs.
 //!
 //! Every transport (WebSocket, HTTP, the Tauri window) turns its wire format into a [`Request`],
 //! calls [`dispatch`] with a [`Ctx`] saying who is asking from where, and turns the
-//! `Result<serde_json::Value, ApiError>` back into its wire format. Permissions are decided here
-//! (through `crate::auth`) and nowhere else, so the transports can never disagree.
+//! `Result<serde_json::Value, ApiError>` back into its wire format. What each request needs is
+//! declared in [`access::required`]; [`dispatch`] resolves the caller and checks it (through
+//! `crate::auth`) in one place, and hands the checked principal to the handler, so handlers and
+//! transports never decide permissions and can never disagree.
 
+pub mod access;
 mod audit;
 mod live;
+pub mod request;
 mod session;
 mod users;
+pub mod wire;
 mod write;
 mod write_audit;
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::auth::{Auth, AuthError, Parks, Principal, Source};
+pub use access::Access;
+pub use request::*;
+pub use wire::UpdateMsg;
+
+use crate::auth::{role_allows, Auth, AuthError, Parks, Permission, Principal, Source};
+use crate::code::{Code, ErrorCode};
 use crate::config::Config;
 use crate::live::Cache;
 use crate::metrics::Metrics;
@@ -26,118 +37,6 @@ pub use write_audit::{
     ACTION_REFUSED_ANONYMOUS, ACTION_REQUESTED, MAX_NAME_BYTES, MAX_VALUE_JSON_BYTES,
 };
 
-/// One operation a person can ask for. Wire form: a JSON object with `"op"` naming the
-/// operation in snake_case plus the operation's fields (extra fields such as a WebSocket `id`
-/// are ignored).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Request {
-    /// Liveness of the session; answers `{"pong":true}`.
-    Ping,
-    /// Password login.
-    Login { username: String, password: String },
-    /// PIN login (panel only).
-    LoginPin { username: String, pin: String },
-    /// Badge login (panel only).
-    LoginBadge { badge: String },
-    /// Ends the caller's session.
-    Logout,
-    /// Who the caller is.
-    Me,
-    /// The live picture of the caller's parks.
-    Snapshot,
-    /// A write to a PLC node (issue 5).
-    Write {
-        plc: String,
-        node: String,
-        value: serde_json::Value,
-    },
-    /// Admin: every user the caller may see.
-    UsersList,
-    /// Admin: create a user.
-    UserAdd {
-        username: String,
-        password: String,
-        role: String,
-        #[serde(default)]
-        parks: Vec<String>,
-    },
-    /// Admin: disable a user (ends their sessions).
-    UserDisable { username: String },
-    /// Admin: enable a user.
-    UserEnable { username: String },
-    /// Admin: change a user's role.
-    UserRole { username: String, role: String },
-    /// Admin: grant a park.
-    UserGrant { username: String, park: String },
-    /// Admin: revoke a park.
-    UserRevoke { username: String, park: String },
-    /// Set a new password: another user's (admin), or one's own with `current_password`.
-    UserPasswd {
-        username: String,
-        password: String,
-        #[serde(default)]
-        current_password: Option<String>,
-    },
-    /// Admin: set the panel PIN.
-    UserPin { username: String, pin: String },
-    /// Admin: add a badge id.
-    UserBadgeAdd { username: String, badge: String },
-    /// Admin: remove a badge id.
-    UserBadgeRemove { username: String, badge: String },
-    /// Audit trail page (needs ReadAudit).
-    AuditPage {
-        #[serde(default)]
-        from: Option<String>,
-        #[serde(default)]
-        to: Option<String>,
-        #[serde(default)]
-        actor: Option<String>,
-        #[serde(default)]
-        action: Option<String>,
-        #[serde(default)]
-        limit: Option<u32>,
-        #[serde(default)]
-        before_id: Option<i64>,
-    },
-    /// Creates the first superuser; only while no user exists.
-    FirstSuperuser { username: String, password: String },
-}
-
-impl Request {
-    /// The operation name as on the wire (for logs and metrics).
-    pub fn op(&self) -> &'static str {
-        match self {
-            Request::Ping => "ping",
-            Request::Login { .. } => "login",
-            Request::LoginPin { .. } => "login_pin",
-            Request::LoginBadge { .. } => "login_badge",
-            Request::Logout => "logout",
-            Request::Me => "me",
-            Request::Snapshot => "snapshot",
-            Request::Write { .. } => "write",
-            Request::UsersList => "users_list",
-            Request::UserAdd { .. } => "user_add",
-            Request::UserDisable { .. } => "user_disable",
-            Request::UserEnable { .. } => "user_enable",
-            Request::UserRole { .. } => "user_role",
-            Request::UserGrant { .. } => "user_grant",
-            Request::UserRevoke { .. } => "user_revoke",
-            Request::UserPasswd { .. } => "user_passwd",
-            Request::UserPin { .. } => "user_pin",
-            Request::UserBadgeAdd { .. } => "user_badge_add",
-            Request::UserBadgeRemove { .. } => "user_badge_remove",
-            Request::AuditPage { .. } => "audit_page",
-            Request::FirstSuperuser { .. } => "first_superuser",
-        }
-    }
-
-    /// Parses a request from JSON; an unknown `op` or a wrong field is `invalid`.
-    pub fn from_json(v: serde_json::Value) -> Result<Request, ApiError> {
-        serde_json::from_value(v).map_err(|e| ApiError::invalid(format!("bad request: {e}")))
-    }
-}
-
 /// Who is asking, from where.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -145,12 +44,25 @@ pub struct Ctx {
     pub token: Option<String>,
     /// Panel, remote address, or CLI; decides e.g. whether remote writes are allowed.
     pub source: Source,
+    /// The panel runs as a kiosk (only the desktop transport sets this): `health` says so and
+    /// `exit_kiosk` is possible.
+    pub kiosk: bool,
 }
 
 impl Ctx {
     /// A context for `source` with an optional token.
     pub fn new(token: Option<String>, source: Source) -> Self {
-        Self { token, source }
+        Self {
+            token,
+            source,
+            kiosk: false,
+        }
+    }
+
+    /// The same context on a kiosk panel (or not).
+    pub fn with_kiosk(mut self, kiosk: bool) -> Self {
+        self.kiosk = kiosk;
+        self
     }
 }
 
@@ -158,17 +70,23 @@ impl Ctx {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
-    /// One of `unauthorized`, `forbidden`, `invalid`, `not_found`, `not_connected`,
-    /// `rate_limited`, `locked`, `internal`, `invalid_credentials`, `unavailable`.
-    pub code: &'static str,
+    /// The wire code (see [`Code`]).
+    pub code: Code,
     pub message: String,
     /// Seconds until a retry can succeed (`locked`, `rate_limited`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
 }
 
+impl ErrorCode for ApiError {
+    fn code(&self) -> Code {
+        self.code
+    }
+}
+
 impl ApiError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with this code and message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -177,39 +95,39 @@ impl ApiError {
     }
     /// `unauthorized`: no, bad, expired or revoked token.
     pub fn unauthorized(m: impl Into<String>) -> Self {
-        Self::new("unauthorized", m)
+        Self::new(Code::Unauthorized, m)
     }
     /// `forbidden`: the caller may not do this.
     pub fn forbidden(m: impl Into<String>) -> Self {
-        Self::new("forbidden", m)
+        Self::new(Code::Forbidden, m)
     }
     /// `invalid`: malformed or unacceptable request.
     pub fn invalid(m: impl Into<String>) -> Self {
-        Self::new("invalid", m)
+        Self::new(Code::Invalid, m)
     }
     /// `not_found`: no such PLC, node or user.
     pub fn not_found(m: impl Into<String>) -> Self {
-        Self::new("not_found", m)
+        Self::new(Code::NotFound, m)
     }
     /// `not_connected`: the PLC is not reachable (or did not answer in time).
     pub fn not_connected(m: impl Into<String>) -> Self {
-        Self::new("not_connected", m)
+        Self::new(Code::NotConnected, m)
     }
     /// `rate_limited`: too many requests; retry later.
     pub fn rate_limited(m: impl Into<String>, retry_after_s: u64) -> Self {
         Self {
             retry_after_s: Some(retry_after_s),
-            ..Self::new("rate_limited", m)
+            ..Self::new(Code::RateLimited, m)
         }
     }
     /// `unavailable`: a part the operation depends on (the audit trail) cannot be used right
     /// now; nothing was done. HTTP 503.
     pub fn unavailable(m: impl Into<String>) -> Self {
-        Self::new("unavailable", m)
+        Self::new(Code::Unavailable, m)
     }
     /// `internal`: a fault on our side; details are in the log.
     pub fn internal(m: impl Into<String>) -> Self {
-        Self::new("internal", m)
+        Self::new(Code::Internal, m)
     }
 }
 
@@ -240,27 +158,7 @@ struct Inner {
     metrics: Metrics,
     limiter: write::RateLimiter,
     refusals: write_audit::AnonymousRefusals,
-}
-
-/// Wire shape of a live update, `{"type":"update","seq","plcs":[…]}`: shared by the WebSocket
-/// fan-out and the desktop window's `live-update` event.
-#[derive(Clone, serde::Serialize)]
-pub struct UpdateMsg<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    seq: u64,
-    plcs: &'a [crate::live::PlcDelta],
-}
-
-impl<'a> UpdateMsg<'a> {
-    /// The update message for these changes.
-    pub fn new(seq: u64, plcs: &'a [crate::live::PlcDelta]) -> Self {
-        Self {
-            kind: "update",
-            seq,
-            plcs,
-        }
-    }
+    started: Instant,
 }
 
 /// The dispatcher's shared state: auth, the live cache, the configuration, the PLC writer and
@@ -298,6 +196,7 @@ impl Api {
                 metrics,
                 limiter: write::RateLimiter::new(rate),
                 refusals: write_audit::AnonymousRefusals::default(),
+                started: Instant::now(),
             }),
         }
     }
@@ -331,70 +230,126 @@ impl Api {
         parks.to_list(&configured)
     }
 
-    /// The body of `GET /health` (and the panel's `health` op): liveness without park data.
-    /// `needs_setup` is true while no user exists, so a UI can offer the first-superuser screen.
-    pub async fn health_json(&self) -> serde_json::Value {
+    /// The body of `GET /health` (and the panel's `health` op): liveness without park data, plus
+    /// THE role table. `needs_setup` is true while no user exists, so a UI can offer the
+    /// first-superuser screen; `kiosk` is only told to the panel.
+    pub async fn health(&self, ctx: &Ctx) -> wire::Health {
         let needs_setup = !self.inner.auth.has_users().await.unwrap_or(true);
-        serde_json::json!({
-            "status": "ok",
-            "version": env!("CARGO_PKG_VERSION"),
-            "needs_setup": needs_setup,
-        })
-    }
-
-    /// The `user` object of login and `me` replies.
-    pub fn user_json(&self, p: &Principal) -> serde_json::Value {
-        serde_json::json!({
-            "username": p.username,
-            "role": p.role.as_str(),
-            "parks": self.visible_parks(&p.parks),
-        })
-    }
-
-    /// The wire snapshot (`{"type":"snapshot","seq","plcs":[…]}`) of the parks `p` may see.
-    pub fn snapshot_json(&self, p: &Principal) -> serde_json::Value {
-        let snap = self.inner.cache.snapshot(|id| p.parks.contains(id));
-        let mut v = serde_json::to_value(&snap).unwrap_or_default();
-        if let serde_json::Value::Object(m) = &mut v {
-            let mut out = serde_json::Map::new();
-            out.insert("type".into(), "snapshot".into());
-            out.extend(std::mem::take(m));
-            *m = out;
+        let auth = &self.inner.auth;
+        let roles = wire::role_table(|r| auth.idle_timeout(r).num_seconds().max(0) as u64);
+        wire::Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            needs_setup,
+            kiosk: (ctx.source == Source::Panel).then_some(ctx.kiosk),
+            uptime_s: self.inner.started.elapsed().as_secs(),
+            roles,
         }
-        v
     }
 
-    fn token<'a>(&self, ctx: &'a Ctx) -> Result<&'a str, ApiError> {
-        ctx.token
+    /// The `user` object of login and `auth` replies.
+    pub fn user_view(&self, p: &Principal) -> wire::UserView {
+        wire::UserView {
+            username: p.username.clone(),
+            role: p.role,
+            parks: self.visible_parks(&p.parks),
+        }
+    }
+
+    /// The snapshot of the parks `p` may see (`{"type":"snapshot","seq","plcs":[…]}`).
+    pub fn snapshot_msg(&self, p: &Principal) -> wire::SnapshotMsg {
+        self.inner.cache.snapshot(|id| p.parks.contains(id)).into()
+    }
+
+    /// THE access check: resolves who is asking and whether they may, for what `access` says.
+    /// `Ok(None)` for anonymous requests. Every request passes here exactly once.
+    async fn authorize(&self, ctx: &Ctx, req: &Request) -> Result<Option<Principal>, ApiError> {
+        let (perm, park) = match access::required(req) {
+            Access::Anonymous => return Ok(None),
+            Access::Session(perm) => (perm, None),
+            Access::Park(perm, park) => (perm, Some(park)),
+            Access::Credentials(perm) => return self.signed(ctx, req, perm).await.map(Some),
+        };
+        let token = ctx
+            .token
             .as_deref()
-            .ok_or_else(|| ApiError::unauthorized("no session token"))
+            .ok_or_else(|| ApiError::unauthorized("no session token"))?;
+        Ok(Some(self.inner.auth.check(token, perm, park).await?))
+    }
+
+    /// The principal proven by the username and password inside `req` (kiosk exit): a login
+    /// whose session is closed at once, of a role the table allows `perm`.
+    async fn signed(
+        &self,
+        ctx: &Ctx,
+        req: &Request,
+        perm: Permission,
+    ) -> Result<Principal, ApiError> {
+        let Request::ExitKiosk(c) = req else {
+            return Err(ApiError::internal(format!(
+                "{} carries no credentials",
+                req.op()
+            )));
+        };
+        let auth = &self.inner.auth;
+        let ok = auth
+            .login(&c.username, &c.password, ctx.source.clone())
+            .await?;
+        let _ = auth.logout(&ok.token).await;
+        if !role_allows(ok.principal.role, perm) {
+            return Err(ApiError::forbidden(format!(
+                "role {} may not {perm}",
+                ok.principal.role
+            )));
+        }
+        Ok(ok.principal)
     }
 }
 
-/// Runs one request for `ctx`: authenticates and authorises first, then performs it.
+/// Runs one request for `ctx`: authenticates and authorises first (once, as
+/// [`access::required`] says), then performs it with the checked principal.
 pub async fn dispatch(api: &Api, ctx: &Ctx, req: Request) -> Result<serde_json::Value, ApiError> {
+    let checked = api.authorize(ctx, &req).await;
     match req {
-        Request::Ping => session::ping(api, ctx).await,
-        Request::Login { username, password } => {
-            session::login(api, ctx, &username, &password).await
+        // The documented exception: a write refused by the access check is still one audit
+        // row, so the write handler receives the refusal and records it.
+        Request::Write(w) => {
+            let checked = checked.and_then(|p| signed_in(p, "write"));
+            wire::to_value(&write::write(api, ctx, checked, w).await?)
         }
-        Request::LoginPin { username, pin } => session::login_pin(api, ctx, &username, &pin).await,
-        Request::LoginBadge { badge } => session::login_badge(api, ctx, &badge).await,
-        Request::Logout => session::logout(api, ctx).await,
-        Request::Me => session::me(api, ctx).await,
-        Request::FirstSuperuser { username, password } => {
-            session::first_superuser(api, ctx, &username, &password).await
-        }
-        Request::Snapshot => live::snapshot(api, ctx).await,
-        Request::Write { plc, node, value } => write::write(api, ctx, &plc, &node, value).await,
-        Request::AuditPage {
-            from,
-            to,
-            actor,
-            action,
-            limit,
-            before_id,
-        } => audit::page(api, ctx, from, to, actor, action, limit, before_id).await,
-        other => users::dispatch(api, ctx, other).await,
+        req => run(api, ctx, checked?, req).await,
+    }
+}
+
+/// The principal of a request whose access is not anonymous.
+fn signed_in(p: Option<Principal>, op: &str) -> Result<Principal, ApiError> {
+    p.ok_or_else(|| ApiError::internal(format!("{op} reached its handler without a principal")))
+}
+
+/// Hands a checked request to its handler and serializes the typed reply.
+async fn run(
+    api: &Api,
+    ctx: &Ctx,
+    who: Option<Principal>,
+    req: Request,
+) -> Result<serde_json::Value, ApiError> {
+    use wire::to_value as v;
+    let op = req.op();
+    let p = move || signed_in(who, op);
+    match req {
+        Request::Health(_) => v(&api.health(ctx).await),
+        Request::Login(r) => v(&session::login(api, ctx, r).await?),
+        Request::LoginPin(r) => v(&session::login_pin(api, ctx, r).await?),
+        Request::LoginBadge(r) => v(&session::login_badge(api, ctx, r).await?),
+        Request::FirstSuperuser(r) => v(&session::first_superuser(api, ctx, r).await?),
+        Request::Ping(_) => v(&session::ping(&p()?)),
+        Request::Auth(_) => v(&session::auth(api, &p()?)),
+        Request::Logout(_) => v(&session::logout(api, ctx).await?),
+        Request::Me(_) => v(&session::me(api, &p()?)),
+        Request::ExitKiosk(_) => v(&session::exit_kiosk(api, ctx, &p()?).await?),
+        Request::Snapshot(_) => v(&live::snapshot(api, &p()?)),
+        Request::AuditPage(r) => v(&audit::page(api, &p()?, r).await?),
+        Request::Write(_) => Err(ApiError::internal("write is dispatched on its own")),
+        req => users::run(api, &p()?, req).await,
     }
 }

@@ -1,104 +1,112 @@
-//! Sessions: ping, the three login ways, logout, me, first superuser.
+//! Sessions: health, ping, the three login ways, auth, logout, me, first superuser, kiosk exit.
 
-use serde_json::{json, Value};
-
+use super::request::{FirstSuperuserReq, LoginBadgeReq, LoginPinReq, LoginReq};
+use super::wire::{AuthReply, Done, Exiting, LoginReply, MeReply, MeUser, Pong};
 use super::{Api, ApiError, Ctx};
-use crate::auth::{LoginOk, Permission};
+use crate::auth::{AuthError, LoginOk, Principal};
+use crate::code::ErrorCode;
 
-/// `ping`: any valid session; slides its idle timeout.
-pub(super) async fn ping(api: &Api, ctx: &Ctx) -> Result<Value, ApiError> {
-    api.auth()
-        .check(api.token(ctx)?, Permission::ViewLive, None)
-        .await?;
-    Ok(json!({ "pong": true }))
+/// `ping`: any valid session; the access check already slid its idle timeout.
+pub(super) fn ping(_: &Principal) -> Pong {
+    Pong { pong: true }
 }
 
 /// The login reply: `{"token","expires_at","user":{"username","role","parks"}}`.
-pub(crate) fn login_json(api: &Api, ok: &LoginOk) -> Value {
-    json!({
-        "token": ok.token,
-        "expires_at": ok.expires_at,
-        "user": api.user_json(&ok.principal),
-    })
-}
-
-fn counted(api: &Api, r: Result<LoginOk, crate::auth::AuthError>) -> Result<Value, ApiError> {
-    let label = match &r {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
-    };
-    api.metrics().login_result(label);
-    match r {
-        Ok(ok) => Ok(login_json(api, &ok)),
-        Err(e) => Err(e.into()),
+fn login_reply(api: &Api, ok: LoginOk) -> LoginReply {
+    LoginReply {
+        user: api.user_view(&ok.principal),
+        token: ok.token,
+        expires_at: ok.expires_at,
     }
 }
 
+fn counted(api: &Api, r: Result<LoginOk, AuthError>) -> Result<LoginReply, ApiError> {
+    let label = match &r {
+        Ok(_) => "ok",
+        Err(e) => e.code().as_str(),
+    };
+    api.metrics().login_result(label);
+    Ok(login_reply(api, r?))
+}
+
 /// `login {username,password}` (no token needed).
-pub(super) async fn login(
-    api: &Api,
-    ctx: &Ctx,
-    username: &str,
-    password: &str,
-) -> Result<Value, ApiError> {
-    let r = api
+pub(super) async fn login(api: &Api, ctx: &Ctx, r: LoginReq) -> Result<LoginReply, ApiError> {
+    let ok = api
         .auth()
-        .login(username, password, ctx.source.clone())
+        .login(&r.username, &r.password, ctx.source.clone())
         .await;
-    counted(api, r)
+    counted(api, ok)
 }
 
 /// `login_pin {username,pin}`: the panel's quick login (auth refuses other sources).
 pub(super) async fn login_pin(
     api: &Api,
     ctx: &Ctx,
-    username: &str,
-    pin: &str,
-) -> Result<Value, ApiError> {
-    let r = api
+    r: LoginPinReq,
+) -> Result<LoginReply, ApiError> {
+    let ok = api
         .auth()
-        .login_pin(username, pin, ctx.source.clone())
+        .login_pin(&r.username, &r.pin, ctx.source.clone())
         .await;
-    counted(api, r)
+    counted(api, ok)
 }
 
 /// `login_badge {badge}`: the panel's badge login (auth refuses other sources).
-pub(super) async fn login_badge(api: &Api, ctx: &Ctx, badge: &str) -> Result<Value, ApiError> {
-    let r = api.auth().login_badge(badge, ctx.source.clone()).await;
-    counted(api, r)
+pub(super) async fn login_badge(
+    api: &Api,
+    ctx: &Ctx,
+    r: LoginBadgeReq,
+) -> Result<LoginReply, ApiError> {
+    let ok = api.auth().login_badge(&r.badge, ctx.source.clone()).await;
+    counted(api, ok)
+}
+
+/// `auth`: proves the transport's token; answers the login reply's `user`.
+pub(super) fn auth(api: &Api, p: &Principal) -> AuthReply {
+    AuthReply {
+        user: api.user_view(p),
+    }
 }
 
 /// `logout`: the token is dead at once.
-pub(super) async fn logout(api: &Api, ctx: &Ctx) -> Result<Value, ApiError> {
-    let token = api.token(ctx)?;
-    api.auth().check(token, Permission::ViewLive, None).await?;
+pub(super) async fn logout(api: &Api, ctx: &Ctx) -> Result<Done, ApiError> {
+    let token = ctx
+        .token
+        .as_deref()
+        .ok_or_else(|| ApiError::unauthorized("no session token"))?;
     api.auth().logout(token).await?;
-    Ok(json!({}))
+    Ok(Done {})
 }
 
 /// `me`: the caller's user object plus session times.
-pub(super) async fn me(api: &Api, ctx: &Ctx) -> Result<Value, ApiError> {
-    let p = api
-        .auth()
-        .check(api.token(ctx)?, Permission::ViewLive, None)
-        .await?;
-    let mut user = api.user_json(&p);
-    user["source"] = json!(p.source.to_string());
-    user["expires_at"] = json!(p.expires_at);
-    user["idle_expires_at"] = json!(p.idle_expires_at);
-    Ok(json!({ "user": user }))
+pub(super) fn me(api: &Api, p: &Principal) -> MeReply {
+    MeReply {
+        user: MeUser::new(p, api.visible_parks(&p.parks)),
+    }
 }
 
 /// `first_superuser {username,password}`: only while the store has no user at all.
 pub(super) async fn first_superuser(
     api: &Api,
     ctx: &Ctx,
-    username: &str,
-    password: &str,
-) -> Result<Value, ApiError> {
+    r: FirstSuperuserReq,
+) -> Result<LoginReply, ApiError> {
     let ok = api
         .auth()
-        .create_first_superuser(username, password, ctx.source.clone())
+        .create_first_superuser(&r.username, &r.password, ctx.source.clone())
         .await?;
-    Ok(login_json(api, &ok))
+    Ok(login_reply(api, ok))
+}
+
+/// `exit_kiosk {username,password}`: the signer was proven and allowed `exit_kiosk` by the
+/// access check; records it. The desktop transport closes the window on this reply.
+pub(super) async fn exit_kiosk(api: &Api, ctx: &Ctx, p: &Principal) -> Result<Exiting, ApiError> {
+    if !ctx.kiosk {
+        return Err(ApiError::invalid("not in kiosk mode"));
+    }
+    let _ = api
+        .auth()
+        .audit(p.audit_entry("kiosk_exit", None, "ok"))
+        .await;
+    Ok(Exiting { exiting: true })
 }

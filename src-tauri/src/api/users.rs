@@ -1,83 +1,75 @@
 //! User administration: list, add, disable/enable, role, grants, password, PIN, badges.
 //! The rules ("admins may not manage admins/superusers", own password) live in `crate::auth`;
-//! this file only checks the session first and translates.
+//! the access check already ran in `dispatch`, this file only translates.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{Api, ApiError, Ctx, Request};
-use crate::auth::{Permission, Role};
+use super::wire::{self, Done, UserAdded, UserRow, UsersList};
+use super::{Api, ApiError, Request};
+use crate::auth::{Principal, Role};
 
 fn role(s: &str) -> Result<Role, ApiError> {
     s.parse::<Role>().map_err(ApiError::invalid)
 }
 
-/// Runs one user-admin request.
-pub(super) async fn dispatch(api: &Api, ctx: &Ctx, req: Request) -> Result<Value, ApiError> {
-    let token = api.token(ctx)?;
-    // Changing one's own password needs no ManageUsers; auth decides the rest.
-    let perm = match &req {
-        Request::UserPasswd { .. } => Permission::ViewLive,
-        _ => Permission::ManageUsers,
-    };
-    let actor = api.auth().check(token, perm, None).await?;
+/// Runs one user-admin request for the checked `actor`.
+pub(super) async fn run(api: &Api, actor: &Principal, req: Request) -> Result<Value, ApiError> {
     let auth = api.auth();
-    let done = json!({});
+    let done = || wire::to_value(&Done {});
     match req {
-        Request::UsersList => {
-            let users = auth.list_users(&actor).await?;
-            Ok(json!({ "users": users }))
+        Request::UsersList(_) => {
+            let users = auth.list_users(actor).await?;
+            wire::to_value(&UsersList {
+                users: users.into_iter().map(UserRow::from).collect(),
+            })
         }
-        Request::UserAdd {
-            username,
-            password,
-            role: r,
-            parks,
-        } => {
+        Request::UserAdd(r) => {
             let user = auth
-                .add_user(&actor, &username, &password, role(&r)?, &parks)
+                .add_user(actor, &r.username, &r.password, role(&r.role)?, &r.parks)
                 .await?;
-            Ok(json!({ "user": user }))
+            wire::to_value(&UserAdded { user: user.into() })
         }
-        Request::UserDisable { username } => {
-            auth.set_active(&actor, &username, false).await?;
-            Ok(done)
+        Request::UserDisable(r) => {
+            auth.set_active(actor, &r.username, false).await?;
+            done()
         }
-        Request::UserEnable { username } => {
-            auth.set_active(&actor, &username, true).await?;
-            Ok(done)
+        Request::UserEnable(r) => {
+            auth.set_active(actor, &r.username, true).await?;
+            done()
         }
-        Request::UserRole { username, role: r } => {
-            auth.set_role(&actor, &username, role(&r)?).await?;
-            Ok(done)
+        Request::UserRole(r) => {
+            auth.set_role(actor, &r.username, role(&r.role)?).await?;
+            done()
         }
-        Request::UserGrant { username, park } => {
-            auth.grant_park(&actor, &username, &park).await?;
-            Ok(done)
+        Request::UserGrant(r) => {
+            auth.grant_park(actor, &r.username, &r.park).await?;
+            done()
         }
-        Request::UserRevoke { username, park } => {
-            auth.revoke_park(&actor, &username, &park).await?;
-            Ok(done)
+        Request::UserRevoke(r) => {
+            auth.revoke_park(actor, &r.username, &r.park).await?;
+            done()
         }
-        Request::UserPasswd {
-            username,
-            password,
-            current_password,
-        } => {
-            auth.change_password(&actor, &username, &password, current_password.as_deref())
-                .await?;
-            Ok(done)
+        Request::UserPasswd(r) => {
+            auth.change_password(
+                actor,
+                &r.username,
+                &r.password,
+                r.current_password.as_deref(),
+            )
+            .await?;
+            done()
         }
-        Request::UserPin { username, pin } => {
-            auth.set_pin(&actor, &username, &pin).await?;
-            Ok(done)
+        Request::UserPin(r) => {
+            auth.set_pin(actor, &r.username, &r.pin).await?;
+            done()
         }
-        Request::UserBadgeAdd { username, badge } => {
-            auth.add_badge(&actor, &username, &badge).await?;
-            Ok(done)
+        Request::UserBadgeAdd(r) => {
+            auth.add_badge(actor, &r.username, &r.badge).await?;
+            done()
         }
-        Request::UserBadgeRemove { username, badge } => {
-            auth.remove_badge(&actor, &username, &badge).await?;
-            Ok(done)
+        Request::UserBadgeRemove(r) => {
+            auth.remove_badge(actor, &r.username, &r.badge).await?;
+            done()
         }
         other => Err(ApiError::internal(format!(
             "{} is not a user operation",

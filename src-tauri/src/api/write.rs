@@ -1,8 +1,9 @@
 //! `write {plc, node, value}`: the most dangerous operation, so every step is explicit and no
 //! value reaches a PLC without a stored audit row.
 //!
-//! Order: field bounds (before anything else) → detached task: session + WriteTags + park (auth)
-//! → PLC known → remote switch → per-user rate limit → node known → write policy (PLC access
+//! Order: session + WriteTags + park (checked once by `dispatch`; a refusal comes in as
+//! `checked` and is audited here — the documented exception to "handlers only see allowed
+//! requests") → field bounds → detached task → PLC known → remote switch → per-user rate limit → node known → write policy (PLC access
 //! level, config `writable`, `write_policy`) → PLC connected → the `write_requested` audit row
 //! (when it cannot be stored: `unavailable`, nothing sent) → engine write (type coercion, range,
 //! IndexRange, read-back into the live cache) → the `write` outcome row.
@@ -14,11 +15,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::request::WriteReq;
+use super::wire::WriteReply;
 use super::write_audit::{self, clip, ACTION_REQUESTED};
 use super::{Api, ApiError, Ctx};
-use crate::auth::{Permission, Principal};
+use crate::auth::Principal;
+use crate::code::ErrorCode;
 use crate::live::PlcStatus;
 use crate::plc::{split_element, writable_by_policy, Engine, WriteError};
 use crate::store::AuditEntry;
@@ -100,29 +104,35 @@ impl RateLimiter {
     }
 }
 
-/// `write {plc,node,value}` → `{"plc","node","value":<read back>}`.
+/// `write {plc,node,value}` → `{"plc","node","value":<read back>}`. `checked` is the outcome of
+/// dispatch's access check (session + WriteTags + park): a refusal is audited here too.
 pub(super) async fn write(
     api: &Api,
     ctx: &Ctx,
-    plc: &str,
-    node: &str,
-    value: Value,
-) -> Result<Value, ApiError> {
-    if let Err(e) = write_audit::check_bounds(plc, node, &value) {
-        api.metrics().write_result(e.code);
+    checked: Result<Principal, ApiError>,
+    req: WriteReq,
+) -> Result<WriteReply, ApiError> {
+    let WriteReq { plc, node, value } = req;
+    if let Err(e) = write_audit::check_bounds(&plc, &node, &value) {
+        api.metrics().write_result(e.code.as_str());
         write_audit::refused_anonymous(api, &ctx.source.to_string());
         return Err(e);
     }
     // Detached from the caller: a client that disconnects cancels its request future, and a
     // cancelled handler must never stop between the PLC and the audit trail.
     let (api, ctx) = (api.clone(), ctx.clone());
-    let (plc, node) = (plc.to_string(), node.to_string());
-    tokio::spawn(async move { audited(&api, &ctx, &plc, &node, value).await })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "a write task failed");
-            Err(ApiError::internal("the write failed; see the log"))
+    let task = tokio::spawn(async move {
+        let v = audited(&api, &ctx, checked, &plc, &node, value).await?;
+        Ok(WriteReply {
+            plc,
+            node,
+            value: v,
         })
+    });
+    task.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a write task failed");
+        Err(ApiError::internal("the write failed; see the log"))
+    })
 }
 
 /// One write attempt with its audit rows: `write_requested` before the send (inside
@@ -130,6 +140,7 @@ pub(super) async fn write(
 async fn audited(
     api: &Api,
     ctx: &Ctx,
+    checked: Result<Principal, ApiError>,
     plc: &str,
     node: &str,
     value: Value,
@@ -137,9 +148,18 @@ async fn audited(
     // Taken before the write: the read-back goes into the cache at once.
     let old = current_value(api, plc, node);
     let mut principal: Option<Principal> = None;
-    let r = attempt(api, ctx, plc, node, &value, old.as_ref(), &mut principal).await;
+    let r = attempt(
+        api,
+        ctx,
+        checked,
+        Target { plc, node },
+        &value,
+        old.as_ref(),
+        &mut principal,
+    )
+    .await;
     api.metrics()
-        .write_result(r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code));
+        .write_result(r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code.as_str()));
     let Some(p) = principal else {
         write_audit::refused_anonymous(api, &ctx.source.to_string());
         return r;
@@ -159,8 +179,14 @@ async fn audited(
             tracing::error!(error = %e, plc, node, "could not store the outcome row of a write");
         }
     }
-    let readback = r?;
-    Ok(json!({ "plc": plc, "node": node, "value": readback }))
+    r
+}
+
+/// The node a write goes to.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    plc: &'a str,
+    node: &'a str,
 }
 
 /// The cached value of `node` (an element of an array for `Tag[3]`).
@@ -197,25 +223,22 @@ fn write_entry(
 async fn attempt(
     api: &Api,
     ctx: &Ctx,
-    plc: &str,
-    node: &str,
+    checked: Result<Principal, ApiError>,
+    Target { plc, node }: Target<'_>,
     value: &Value,
     old: Option<&Value>,
     principal: &mut Option<Principal>,
 ) -> Result<Value, ApiError> {
-    let token = api.token(ctx)?;
-    let p = match api
-        .auth()
-        .check(token, Permission::WriteTags, Some(plc))
-        .await
-    {
+    let p = match checked {
         Ok(p) => p,
         Err(e) => {
             // Refused for role or park: still name the actor in the audit row.
-            if let Ok(p) = api.auth().peek(token).await {
-                *principal = Some(p);
+            if let Some(token) = ctx.token.as_deref() {
+                if let Ok(p) = api.auth().peek(token).await {
+                    *principal = Some(p);
+                }
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     let p: &Principal = principal.insert(p);

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use parking_lot::Mutex;
 
 use super::super::{Auth, AuthError, Clock, Principal, Role, Source};
+use crate::code::ErrorCode;
 use crate::config::Config;
 use crate::store::{self, login_failures, AuditFilter, Store};
 

@@ -21,7 +21,7 @@ mod gate;
 pub mod lockout;
 mod login;
 pub mod password;
-pub mod roles;
+pub use crate::roles;
 mod secret_file;
 pub mod secrets;
 mod sessions;

@@ -198,7 +198,7 @@ pub struct UserInfo {
     pub badges: u32,
 }
 
-/// Why an auth operation failed; [`AuthError::code`] is the stable wire code.
+/// Why an auth operation failed; its `ErrorCode::code` is the stable wire code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("invalid username or password")]
@@ -219,18 +219,18 @@ pub enum AuthError {
     Internal(String),
 }
 
-impl AuthError {
-    /// The stable wire code.
-    pub fn code(&self) -> &'static str {
+impl crate::code::ErrorCode for AuthError {
+    fn code(&self) -> crate::code::Code {
+        use crate::code::Code;
         match self {
-            AuthError::InvalidCredentials => "invalid_credentials",
-            AuthError::Locked { .. } => "locked",
-            AuthError::RateLimited { .. } => "rate_limited",
-            AuthError::Unauthorized(_) => "unauthorized",
-            AuthError::Forbidden(_) => "forbidden",
-            AuthError::Invalid(_) => "invalid",
-            AuthError::NotFound(_) => "not_found",
-            AuthError::Internal(_) => "internal",
+            AuthError::InvalidCredentials => Code::InvalidCredentials,
+            AuthError::Locked { .. } => Code::Locked,
+            AuthError::RateLimited { .. } => Code::RateLimited,
+            AuthError::Unauthorized(_) => Code::Unauthorized,
+            AuthError::Forbidden(_) => Code::Forbidden,
+            AuthError::Invalid(_) => Code::Invalid,
+            AuthError::NotFound(_) => Code::NotFound,
+            AuthError::Internal(_) => Code::Internal,
         }
     }
 }
@@ -251,6 +251,7 @@ impl From<StoreError> for AuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::code::ErrorCode;
 
     #[test]
     fn sources_round_trip_and_parks_filter() {

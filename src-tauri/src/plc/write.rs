@@ -11,6 +11,7 @@ use opcua::types::{
 };
 use serde_json::Value;
 
+use crate::code::{Code, ErrorCode};
 use crate::config::{Config, WritePolicy};
 use crate::live::{PlcStatus, TagMeta, ValueUpdate};
 use crate::plc::coerce::{self, Limits};
@@ -40,18 +41,20 @@ pub enum WriteError {
     Internal(String),
 }
 
-impl WriteError {
-    /// Stable code for the api: `invalid`, `forbidden`, `not_connected`, `not_found`, `internal`.
-    pub fn code(&self) -> &'static str {
+/// Stable code for the api: `invalid`, `forbidden`, `not_connected`, `not_found`, `internal`.
+impl ErrorCode for WriteError {
+    fn code(&self) -> Code {
         match self {
-            WriteError::Invalid(_) => "invalid",
-            WriteError::Forbidden(_) => "forbidden",
-            WriteError::NotConnected(_) => "not_connected",
-            WriteError::NotFound(_) => "not_found",
-            WriteError::Internal(_) => "internal",
+            WriteError::Invalid(_) => Code::Invalid,
+            WriteError::Forbidden(_) => Code::Forbidden,
+            WriteError::NotConnected(_) => Code::NotConnected,
+            WriteError::NotFound(_) => Code::NotFound,
+            WriteError::Internal(_) => Code::Internal,
         }
     }
+}
 
+impl WriteError {
     /// The human message.
     pub fn message(&self) -> &str {
         match self {

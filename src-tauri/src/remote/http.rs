@@ -12,30 +12,14 @@ use serde_json::{json, Value};
 
 use super::server::AppState;
 use super::setup_code::CodeError;
-use crate::api::{dispatch, ApiError, Ctx, Request};
+use crate::api::wire::HttpError;
+use crate::api::{dispatch, ApiError, Ctx, Empty, Request};
 use crate::auth::Source;
 
-/// The HTTP status of an api error code.
-pub(super) fn status_of(code: &str) -> StatusCode {
-    match code {
-        "unauthorized" | "invalid_credentials" => StatusCode::UNAUTHORIZED,
-        "forbidden" => StatusCode::FORBIDDEN,
-        "invalid" => StatusCode::BAD_REQUEST,
-        "not_found" => StatusCode::NOT_FOUND,
-        "not_connected" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-        "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
-        "locked" => StatusCode::LOCKED,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 fn error_response(e: ApiError) -> Response {
-    let status = status_of(e.code);
-    let mut body = json!({ "error": e.code, "message": e.message });
-    if let Some(s) = e.retry_after_s {
-        body["retry_after_s"] = json!(s);
-    }
-    let mut resp = (status, Json(body)).into_response();
+    let status =
+        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, Json(HttpError::from(&e))).into_response();
     if let Some(s) = e.retry_after_s {
         if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -80,10 +64,12 @@ fn request_from_body(op: &str, body: &Bytes) -> Result<Request, ApiError> {
 }
 
 /// `GET /health`: liveness without auth and without park data.
-pub(super) async fn health(State(st): State<AppState>) -> Response {
-    let mut body = st.api.health_json().await;
-    body["uptime_s"] = json!(st.started.elapsed().as_secs());
-    Json(body).into_response()
+pub(super) async fn health(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+) -> Response {
+    let c = Ctx::new(None, Source::Remote(addr.ip().to_string()));
+    reply(dispatch(&st.api, &c, Request::Health(Empty {})).await)
 }
 
 /// `GET /metrics`: Prometheus text exposition; only when `remote.metrics` is on (it names the
@@ -111,7 +97,7 @@ pub(super) async fn login(
     body: Bytes,
 ) -> Response {
     let req = match request_from_body("login", &body) {
-        Ok(r @ Request::Login { .. }) => r,
+        Ok(r @ Request::Login(_)) => r,
         Ok(_) => return error_response(ApiError::invalid("expected {username,password}")),
         Err(e) => return error_response(e),
     };
@@ -179,7 +165,7 @@ fn setup_request(body: &Bytes) -> Result<(Request, Option<String>), ApiError> {
     };
     m.insert("op".into(), "first_superuser".into());
     match Request::from_json(v)? {
-        r @ Request::FirstSuperuser { .. } => Ok((r, code)),
+        r @ Request::FirstSuperuser(_) => Ok((r, code)),
         _ => Err(ApiError::invalid("expected {username,password,setup_code}")),
     }
 }
@@ -199,7 +185,7 @@ pub(super) async fn logout(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    match dispatch(&st.api, &ctx(&headers, addr), Request::Logout).await {
+    match dispatch(&st.api, &ctx(&headers, addr), Request::Logout(Empty {})).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error_response(e),
     }
@@ -211,7 +197,7 @@ pub(super) async fn me(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Me).await)
+    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Me(Empty {})).await)
 }
 
 /// `GET /api/snapshot` (Bearer): the WebSocket snapshot body.
@@ -220,7 +206,7 @@ pub(super) async fn snapshot(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Snapshot).await)
+    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Snapshot(Empty {})).await)
 }
 
 /// `POST /api/write {plc,node,value}` (Bearer).

@@ -181,7 +181,6 @@ pub(super) struct AppState {
     pub setup: Option<Arc<SetupCode>>,
     /// Flips to true on shutdown; client tasks close with 1001.
     pub shutdown: watch::Receiver<bool>,
-    pub started: std::time::Instant,
 }
 
 /// A running server.
@@ -302,7 +301,6 @@ pub async fn start(api: Api, cfg: ServerConfig) -> Result<ServerHandle, ServerEr
         hosts: Arc::new(Hosts::new(&cfg.allowed_hosts, &cfg.allowed_origins)),
         setup: setup.clone(),
         shutdown: shutdown_rx,
-        started: std::time::Instant::now(),
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();

@@ -12,14 +12,16 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::fanout::{ParkKey, Registration};
 use super::server::{AppState, ConnGuard, LimitHit};
-use crate::api::{dispatch, ApiError, Ctx, Request};
-use crate::auth::{Permission, Principal, Source};
+use crate::api::wire::Reply;
+use crate::api::{dispatch, ApiError, Ctx, Empty, Request};
+use crate::auth::{Principal, Source};
+use crate::code::Code;
 
 /// Close code: missing, bad, expired or revoked session.
 pub const CLOSE_UNAUTHORIZED: u16 = 4001;
@@ -102,14 +104,15 @@ async fn admit(
     ip: IpAddr,
     token: Option<&str>,
 ) -> Result<(ConnGuard, Option<(String, Principal)>), Response> {
+    // The same `auth` request as a first message, through the one dispatcher.
     let known = match token {
-        Some(t) => st
-            .api
-            .auth()
-            .check(t, Permission::ViewLive, None)
-            .await
-            .ok()
-            .map(|p| (t.to_string(), p)),
+        Some(t) => {
+            let ctx = Ctx::new(Some(t.to_string()), Source::Remote(ip.to_string()));
+            match dispatch(&st.api, &ctx, Request::Auth(Empty {})).await {
+                Ok(_) => st.api.auth().peek(t).await.ok().map(|p| (t.to_string(), p)),
+                Err(_) => None,
+            }
+        }
         None => None,
     };
     let got = if known.is_some() {
@@ -153,15 +156,15 @@ struct Client {
 }
 
 fn reply_ok(id: &Value, result: Value) -> String {
-    json!({"type":"reply","id":id,"ok":true,"result":result}).to_string()
+    encode(&Reply::ok(id, &result))
 }
 
 fn reply_err(id: &Value, e: &ApiError) -> String {
-    let mut err = json!({"code": e.code, "message": e.message});
-    if let Some(s) = e.retry_after_s {
-        err["retry_after_s"] = json!(s);
-    }
-    json!({"type":"reply","id":id,"ok":false,"error":err}).to_string()
+    encode(&Reply::err(id, e))
+}
+
+fn encode<T: serde::Serialize>(msg: &T) -> String {
+    serde_json::to_string(msg).unwrap_or_default()
 }
 
 fn key_of(api: &crate::api::Api, p: &Principal) -> ParkKey {
@@ -204,7 +207,7 @@ impl Client {
 
     async fn run(&mut self, token: Option<String>, known: Option<(String, Principal)>) {
         let auth = match (known, token) {
-            (Some(v), _) => Ok(v),
+            (Some((t, p)), _) => Ok((t, p, Value::Null)),
             (None, token) => {
                 let r = match token {
                     Some(t) => self.auth_token(t).await,
@@ -214,7 +217,7 @@ impl Client {
             }
         };
         let (token, principal) = match auth {
-            Ok(v) => v,
+            Ok((token, principal, _)) => (token, principal),
             Err(End::Close(code, reason)) => return self.close(code, &reason).await,
             Err(End::Drop) => return,
         };
@@ -254,21 +257,21 @@ impl Client {
         }
     }
 
-    async fn auth_token(&mut self, token: String) -> Result<(String, Principal), End> {
-        match self
-            .st
-            .api
-            .auth()
-            .check(&token, Permission::ViewLive, None)
+    /// Proves `token` through the dispatcher (the `auth` request): its reply and the principal
+    /// the live stream follows.
+    async fn auth_token(&mut self, token: String) -> Result<(String, Principal, Value), End> {
+        let ctx = Ctx::new(Some(token.clone()), self.source.clone());
+        let reply = dispatch(&self.st.api, &ctx, Request::Auth(Empty {}))
             .await
-        {
-            Ok(p) => Ok((token, p)),
+            .map_err(|e| End::Close(CLOSE_UNAUTHORIZED, e.message))?;
+        match self.st.api.auth().peek(&token).await {
+            Ok(p) => Ok((token, p, reply)),
             Err(e) => Err(End::Close(CLOSE_UNAUTHORIZED, e.to_string())),
         }
     }
 
     /// Waits for `{"op":"login",…}` or `{"op":"auth","token"}` within the auth timeout.
-    async fn auth_first_message(&mut self) -> Result<(String, Principal), End> {
+    async fn auth_first_message(&mut self) -> Result<(String, Principal, Value), End> {
         let deadline = Instant::now() + self.st.cfg.auth_timeout;
         let unauth = |m: &str| End::Close(CLOSE_UNAUTHORIZED, m.to_string());
         loop {
@@ -292,11 +295,8 @@ impl Client {
                         return Err(unauth("auth needs a token"));
                     };
                     let r = self.auth_token(t.to_string()).await;
-                    if let Ok((_, p)) = &r {
-                        let user = self.st.api.user_json(p);
-                        let _ = self
-                            .send_text(reply_ok(&id, json!({ "user": user })).into())
-                            .await;
+                    if let Ok((_, _, reply)) = &r {
+                        let _ = self.send_text(reply_ok(&id, reply.clone()).into()).await;
                     }
                     return r;
                 }
@@ -304,7 +304,7 @@ impl Client {
                     let req = Request::from_json(v.clone());
                     let ctx = Ctx::new(None, self.source.clone());
                     let r = match req {
-                        Ok(req @ Request::Login { .. }) => dispatch(&self.st.api, &ctx, req).await,
+                        Ok(req @ Request::Login(_)) => dispatch(&self.st.api, &ctx, req).await,
                         Ok(_) | Err(_) => {
                             Err(ApiError::invalid("login needs username and password"))
                         }
@@ -327,9 +327,9 @@ impl Client {
     }
 
     async fn send_snapshot(&mut self, p: &Principal) -> Result<(), End> {
-        let snap = self.st.api.snapshot_json(p);
-        self.delivered = snap["seq"].as_u64().unwrap_or(0);
-        self.send_text(snap.to_string().into()).await
+        let snap = self.st.api.snapshot_msg(p);
+        self.delivered = snap.seq;
+        self.send_text(encode(&snap).into()).await
     }
 
     /// Sends everything after `delivered` as one coalesced update (for a client that lagged);
@@ -481,10 +481,10 @@ async fn handle_text(api: &crate::api::Api, ctx: &Ctx, text: &str) -> (String, b
         Ok(r) => r,
         Err(e) => return (reply_err(&id, &e), false),
     };
-    let after = matches!(req, Request::Logout) || req.op().starts_with("user_");
+    let after = matches!(req, Request::Logout(_)) || req.op().starts_with("user_");
     match dispatch(api, ctx, req).await {
         Ok(r) => (reply_ok(&id, r), after),
-        Err(e) => (reply_err(&id, &e), after || e.code == "unauthorized"),
+        Err(e) => (reply_err(&id, &e), after || e.code == Code::Unauthorized),
     }
 }
 

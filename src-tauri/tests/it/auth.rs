@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use stator::auth::{
     role_allows, Auth, AuthError, Clock, Parks, Permission, Principal, Role, Source,
 };
+use stator::code::ErrorCode;
 use stator::config::Config;
 use stator::store::{AuditFilter, Store};
 
@@ -84,6 +85,7 @@ async fn role_matrix_each_permission_allowed_and_denied() {
         (ManageUsers, &[Admin, Superuser]),
         (ReadAudit, &[Admin, Superuser]),
         (EditConfig, &[Superuser]),
+        (ExitKiosk, &[Admin, Superuser]),
     ];
     for (perm, allowed) in expected {
         for role in Role::ALL {

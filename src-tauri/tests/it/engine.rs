@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use opcua::types::{DateTime, Variant};
 use serde_json::{json, Value};
+use stator::code::ErrorCode;
 use stator::config::Config;
 use stator::live::{Cache, PlcStatus, Quality};
 use stator::plc::{Engine, EngineOptions};

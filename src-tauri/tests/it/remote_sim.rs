@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use serde_json::{json, Value};
-use stator::api::{dispatch, Api, Ctx, Request, SharedEngine, ACTION_REQUESTED};
+use stator::api::{dispatch, Api, Ctx, Empty, Request, SharedEngine, WriteReq, ACTION_REQUESTED};
 use stator::auth::{Auth, Role, Source};
 use stator::live::{Cache, PlcStatus};
 use stator::plc::{Engine, EngineOptions};
@@ -362,11 +362,11 @@ async fn writes_fail_closed_when_the_audit_trail_cannot_be_written() {
     let r = dispatch(
         &env.api,
         &Ctx::new(Some(t), Source::Remote("127.0.0.1".into())),
-        Request::Write {
+        Request::Write(WriteReq {
             plc: "alpha".into(),
             node: "SP_Mode".into(),
             value: wanted.clone(),
-        },
+        }),
     )
     .await
     .unwrap();
@@ -387,10 +387,12 @@ async fn the_read_back_of_two_quick_writes_is_in_the_snapshot_at_once() {
         .unwrap()
         .token;
     let ctx = Ctx::new(Some(token), Source::Panel);
-    let write = |v: Value| Request::Write {
-        plc: "alpha".into(),
-        node: "SP_Power_Factor".into(),
-        value: v,
+    let write = |v: Value| {
+        Request::Write(WriteReq {
+            plc: "alpha".into(),
+            node: "SP_Power_Factor".into(),
+            value: v,
+        })
     };
     let snapshot_value = |snap: &Value| {
         snap["plcs"][0]["nodes"]
@@ -404,18 +406,20 @@ async fn the_read_back_of_two_quick_writes_is_in_the_snapshot_at_once() {
     for (a, b) in [(0.91, 0.92), (0.93, 0.94), (0.95, 0.96)] {
         dispatch(&env.api, &ctx, write(json!(a))).await.unwrap();
         dispatch(&env.api, &ctx, write(json!(b))).await.unwrap();
-        let snap = dispatch(&env.api, &ctx, Request::Snapshot).await.unwrap();
+        let snap = dispatch(&env.api, &ctx, Request::Snapshot(Empty {}))
+            .await
+            .unwrap();
         assert_eq!(snapshot_value(&snap), json!(b), "{a} then {b}");
     }
     // An element write updates its array in the cache too.
     dispatch(
         &env.api,
         &ctx,
-        Request::Write {
+        Request::Write(WriteReq {
             plc: "alpha".into(),
             node: "CMD_Instant_Cutoff[5]".into(),
             value: json!(true),
-        },
+        }),
     )
     .await
     .unwrap();
@@ -435,10 +439,12 @@ async fn s7_string_length_is_counted_in_bytes() {
     let sim = se.sim.as_ref().unwrap();
     let t = env.login("olga", Role::Operator, &["alpha"]).await;
     let ctx = Ctx::new(Some(t), Source::Remote("127.0.0.1".into()));
-    let write = |v: String| Request::Write {
-        plc: "alpha".into(),
-        node: "SP_Note".into(),
-        value: json!(v),
+    let write = |v: String| {
+        Request::Write(WriteReq {
+            plc: "alpha".into(),
+            node: "SP_Note".into(),
+            value: json!(v),
+        })
     };
     let ok = "€".repeat(84); // 252 bytes
     let r = dispatch(&env.api, &ctx, write(ok.clone())).await.unwrap();

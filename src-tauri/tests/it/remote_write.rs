@@ -5,7 +5,8 @@
 use crate::support::*;
 use serde_json::{json, Value};
 use stator::api::{
-    dispatch, Ctx, Request, ACTION_REFUSED_ANONYMOUS, MAX_NAME_BYTES, MAX_VALUE_JSON_BYTES,
+    dispatch, Ctx, Request, WriteReq, ACTION_REFUSED_ANONYMOUS, MAX_NAME_BYTES,
+    MAX_VALUE_JSON_BYTES,
 };
 use stator::auth::{Role, Source};
 use stator::live::PlcStatus;
@@ -114,11 +115,11 @@ async fn the_remote_switch_refuses_remote_writes_but_not_the_panel() {
         .await
         .unwrap()
         .token;
-    let req = Request::Write {
+    let req = Request::Write(WriteReq {
         plc: "alpha".into(),
         node: "P".into(),
         value: json!(4.0),
-    };
+    });
     let e = dispatch(&env.api, &Ctx::new(Some(panel), Source::Panel), req)
         .await
         .unwrap_err();

@@ -38,6 +38,8 @@ pub enum Permission {
     ReadAudit,
     /// Edit the configuration.
     EditConfig,
+    /// Leave kiosk mode on the panel (signed with the password).
+    ExitKiosk,
 }
 
 impl Role {
@@ -96,7 +98,7 @@ impl FromStr for Role {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         Permission::ViewLive,
         Permission::WriteTags,
         Permission::AckAlarms,
@@ -105,6 +107,7 @@ impl Permission {
         Permission::ManageUsers,
         Permission::ReadAudit,
         Permission::EditConfig,
+        Permission::ExitKiosk,
     ];
 
     /// The wire name.
@@ -118,6 +121,7 @@ impl Permission {
             Permission::ManageUsers => "manage_users",
             Permission::ReadAudit => "read_audit",
             Permission::EditConfig => "edit_config",
+            Permission::ExitKiosk => "exit_kiosk",
         }
     }
 }
@@ -142,5 +146,6 @@ pub fn role_allows(role: Role, perm: Permission) -> bool {
         ManageUsers => matches!(role, Admin | Superuser),
         ReadAudit => matches!(role, Admin | Superuser),
         EditConfig => matches!(role, Superuser),
+        ExitKiosk => matches!(role, Admin | Superuser),
     }
 }

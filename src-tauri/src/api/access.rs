@@ -1,0 +1,56 @@
+//! What each request needs before it may run — the one place that says so.
+//!
+//! [`required`] maps every [`Request`] to an [`Access`]; `dispatch` resolves the caller from it
+//! and checks once (through `Auth::check`, which applies THE role table `roles` and the
+//! park grants). Handlers then receive the checked principal and never check again. The match is
+//! exhaustive, so a new operation cannot be added without deciding its access here.
+
+use super::request::Request;
+use crate::auth::Permission;
+
+/// What a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// Nothing: login, health, first superuser (these decide themselves whom they admit).
+    Anonymous,
+    /// A live session whose role has the permission.
+    Session(Permission),
+    /// A live session whose role has the permission, granted this park.
+    Park(Permission, &'a str),
+    /// The username and password carried in the request itself, of a role with the permission
+    /// (no session is opened: the proof is used once).
+    Credentials(Permission),
+}
+
+/// The access `req` needs.
+pub fn required(req: &Request) -> Access<'_> {
+    use Access::*;
+    use Permission::*;
+    match req {
+        Request::Health(_)
+        | Request::Login(_)
+        | Request::LoginPin(_)
+        | Request::LoginBadge(_)
+        | Request::FirstSuperuser(_) => Anonymous,
+        Request::Ping(_)
+        | Request::Auth(_)
+        | Request::Logout(_)
+        | Request::Me(_)
+        | Request::Snapshot(_) => Session(ViewLive),
+        Request::Write(w) => Park(WriteTags, &w.plc),
+        // Changing one's own password needs no ManageUsers; auth decides the rest.
+        Request::UserPasswd(_) => Session(ViewLive),
+        Request::UsersList(_)
+        | Request::UserAdd(_)
+        | Request::UserDisable(_)
+        | Request::UserEnable(_)
+        | Request::UserRole(_)
+        | Request::UserGrant(_)
+        | Request::UserRevoke(_)
+        | Request::UserPin(_)
+        | Request::UserBadgeAdd(_)
+        | Request::UserBadgeRemove(_) => Session(ManageUsers),
+        Request::AuditPage(_) => Session(ReadAudit),
+        Request::ExitKiosk(_) => Credentials(ExitKiosk),
+    }
+}
