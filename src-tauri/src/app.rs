@@ -37,10 +37,20 @@ impl Core {
                 return Err(EXIT_FAILURE);
             }
         }
-        let store = crate::store::Store::open(&db).map_err(|e| {
+        let key = tokio::task::spawn_blocking(|| audit_key(true))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|k| k)
+            .and_then(|k| k.ok_or_else(|| "no audit key".to_string()))
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot get the audit key");
+                EXIT_FAILURE
+            })?;
+        let store = crate::store::Store::open_keyed(&db, &key).map_err(|e| {
             tracing::error!(path = %db.display(), error = %e, "cannot open the database");
             EXIT_FAILURE
         })?;
+        tokio::spawn(maintenance(store.clone()));
         let auth = Auth::new(store, &cfg);
         if let Err(e) = auth.log_first_run_hint().await {
             tracing::error!(error = %e, "cannot read users");
@@ -106,14 +116,74 @@ impl Core {
         }
     }
 
-    /// Stops the server, the engine and the simulator, each bounded in time.
+    /// Stops the server, the engine and the simulator, each bounded in time, then anchors the
+    /// audit chain.
     pub async fn shutdown(self) {
+        let store = self.api.auth().store().clone();
         if let Some(s) = self.server {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.shutdown()).await;
         if let Some(h) = self.sim {
             let _ = tokio::time::timeout(Duration::from_secs(3), h.stop()).await;
+        }
+        let _ = tokio::task::spawn_blocking(move || store.anchor_now()).await;
+    }
+}
+
+/// The secret-store entry holding the audit chain's HMAC key.
+pub const AUDIT_KEY_SECRET: &str = "audit/hmac";
+
+/// The audit chain's key from the secret store; with `create`, a random one is stored first when
+/// there is none (first start). Blocking (secret-store I/O).
+pub fn audit_key(create: bool) -> Result<Option<crate::store::AuditKey>, String> {
+    use crate::store::AuditKey;
+    let fail = |e: crate::auth::secrets::SecretError| {
+        format!("audit key (secret {AUDIT_KEY_SECRET}): {e}")
+    };
+    match crate::auth::secrets::get(AUDIT_KEY_SECRET).map_err(fail)? {
+        Some(hex) => AuditKey::from_hex(&hex).map(Some),
+        None if create => {
+            let k = AuditKey::generate();
+            crate::auth::secrets::set(AUDIT_KEY_SECRET, &k.to_hex()).map_err(fail)?;
+            tracing::info!("created the audit chain key (secret {AUDIT_KEY_SECRET})");
+            Ok(Some(k))
+        }
+        None => Ok(None),
+    }
+}
+
+/// How often the maintenance task runs: anchors the audit head when rows were added; prunes
+/// old sessions and `user_changes` every [`PRUNE_EVERY`] ticks (and at start).
+const MAINTENANCE_TICK: Duration = Duration::from_secs(5 * 60);
+const PRUNE_EVERY: u32 = 12;
+
+/// Periodic store upkeep for as long as the process runs.
+async fn maintenance(store: crate::store::Store) {
+    let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u32.. {
+        tick.tick().await;
+        let s = store.clone();
+        let prune = n % PRUNE_EVERY == 0;
+        let res = tokio::task::spawn_blocking(move || {
+            s.anchor_now();
+            if prune {
+                return s.prune_blocking(chrono::Utc::now()).map(Some);
+            }
+            Ok(None)
+        })
+        .await;
+        match res {
+            Ok(Ok(Some(p))) if p.sessions + p.user_changes > 0 => {
+                tracing::info!(
+                    sessions = p.sessions,
+                    user_changes = p.user_changes,
+                    "pruned"
+                )
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "store maintenance failed"),
+            _ => {}
         }
     }
 }

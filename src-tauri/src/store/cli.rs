@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::auth::{Auth, AuthError, Principal, Role, Source};
 use crate::cli::{AuditCommand, BadgeCommand, GlobalArgs, UserCommand, EXIT_CONFIG, EXIT_FAILURE};
 use crate::config::Config;
-use crate::store::{audit, AuditRow, Store};
+use crate::store::{audit, Store};
 
 /// The database file for these arguments: `--db`, else `database` in the config, else the
 /// platform data dir.
@@ -23,9 +23,22 @@ pub fn db_path(global: &GlobalArgs, cfg: Option<&Config>) -> PathBuf {
     )
 }
 
-fn open(global: &GlobalArgs, cfg: Option<&Config>) -> Result<Store, i32> {
+/// Opens the database; with the audit key (created in the secret store when missing) when
+/// `keyed`, as every command that writes audit rows needs it.
+fn open(global: &GlobalArgs, cfg: Option<&Config>, keyed: bool) -> Result<Store, i32> {
     let path = db_path(global, cfg);
-    Store::open(&path).map_err(|e| {
+    let opened = if keyed {
+        let key = crate::app::audit_key(true)
+            .and_then(|k| k.ok_or_else(|| "no audit key".to_string()))
+            .map_err(|e| {
+                eprintln!("error: {e}");
+                EXIT_FAILURE
+            })?;
+        Store::open_keyed(&path, &key)
+    } else {
+        Store::open(&path)
+    };
+    opened.map_err(|e| {
         eprintln!("error: {e}");
         EXIT_FAILURE
     })
@@ -99,7 +112,7 @@ fn run_user_inner(global: &GlobalArgs, cmd: UserCommand) -> Result<(), i32> {
         _ => None,
     };
     let secret = secret.unwrap_or_default();
-    let store = open(global, Some(&cfg))?;
+    let store = open(global, Some(&cfg), true)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let auth = Auth::new(store, &cfg);
@@ -249,16 +262,27 @@ fn run_audit_inner(global: &GlobalArgs, cmd: AuditCommand) -> Result<(), i32> {
     } else {
         Some(crate::cli::load_config(global)?.0)
     };
-    let store = open(global, cfg.as_ref())?;
+    let store = open(global, cfg.as_ref(), false)?;
     match cmd {
         AuditCommand::Verify => {
-            let r = store.read_blocking(audit::verify).map_err(|e| {
+            // Without the key only the unkeyed part can be checked; verify says so.
+            let key = crate::app::audit_key(false).unwrap_or_else(|e| {
+                eprintln!("warning: {e}");
+                None
+            });
+            let r = store.verify_audit(key.as_ref()).map_err(|e| {
                 eprintln!("error: {e}");
                 EXIT_FAILURE
             })?;
             match r.first_bad {
                 None => {
                     println!("ok: {} rows", r.rows);
+                    eprintln!(
+                        "note: keyed from row {}, {} anchor(s) matched",
+                        r.keyed_from
+                            .map_or_else(|| "- (never keyed)".to_string(), |k| k.to_string()),
+                        r.anchors
+                    );
                     Ok(())
                 }
                 Some((id, why)) => {
@@ -282,15 +306,12 @@ fn run_audit_inner(global: &GlobalArgs, cmd: AuditCommand) -> Result<(), i32> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             use std::io::Write;
             if csv {
-                let _ = writeln!(
-                    out,
-                    "id,ts,actor,role,source,action,target,old_value,new_value,result,prev_hash,hash"
-                );
+                let _ = writeln!(out, "{}", audit::CSV_HEADER);
             }
             let res = store.read_blocking(|c| {
                 audit::for_each(c, from, to, |row| {
                     let line = if csv {
-                        csv_line(&row)
+                        audit::csv_line(&row)
                     } else {
                         serde_json::to_string(&row).unwrap_or_default()
                     };
@@ -305,31 +326,4 @@ fn run_audit_inner(global: &GlobalArgs, cmd: AuditCommand) -> Result<(), i32> {
             })
         }
     }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn csv_line(r: &AuditRow) -> String {
-    let o = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
-    [
-        r.id.to_string(),
-        csv_field(&r.ts),
-        o(&r.actor),
-        o(&r.role),
-        csv_field(&r.source),
-        csv_field(&r.action),
-        o(&r.target),
-        o(&r.old_value),
-        o(&r.new_value),
-        csv_field(&r.result),
-        r.prev_hash.clone(),
-        r.hash.clone(),
-    ]
-    .join(",")
 }

@@ -697,7 +697,7 @@ async fn fifty_concurrent_logins_never_lock_the_database() {
     let v = e
         .auth
         .store()
-        .read(stator::store::audit::verify)
+        .read(|c| stator::store::audit::verify(c, None, None))
         .await
         .unwrap();
     assert_eq!(v.first_bad, None);
