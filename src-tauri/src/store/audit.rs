@@ -465,7 +465,12 @@ pub fn verify(
                 );
                 return bad(report, row.id, why);
             }
-            if a.keyed_from != keyed {
+            // An anchor from before the keying names no keyed row; the keying came after it.
+            let consistent = match a.keyed_from {
+                Some(_) => a.keyed_from == keyed,
+                None => keyed.is_none_or(|k| k > a.head_id),
+            };
+            if !consistent {
                 let why = format!(
                     "the anchor written at {} says the chain is keyed from row {:?}, the \
                      database says {:?} (keyed marker changed)",
