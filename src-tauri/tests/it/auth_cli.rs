@@ -46,8 +46,7 @@ impl Env {
             .stderr(Stdio::piped())
             // The audit key lives in the secret store: keep it inside this test's directory.
             .env("STATOR_SECRET_BACKEND", "file")
-            .env("STATOR_SECRETS_DB", self.dir.path().join("secrets.enc"))
-            .env("STATOR_SECRETS_KEY_FILE", self.dir.path().join("secrets.key"));
+            .env("STATOR_SECRETS_DB", self.dir.path().join("secrets.enc"));
         for (k, v) in envs {
             cmd.env(k, v);
         }
