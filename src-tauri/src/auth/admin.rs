@@ -431,7 +431,7 @@ impl Auth {
             super::Parks::All => store::Scope::All,
             super::Parks::Only(granted) => store::Scope::Parks {
                 granted: granted.iter().cloned().collect(),
-                configured: self.inner.parks.iter().cloned().collect(),
+                configured: self.inner.parks.to_vec(),
             },
         }
     }
