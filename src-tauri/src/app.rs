@@ -24,6 +24,9 @@ pub enum CoreError {
     /// The database could not be opened (or its directory created).
     #[error("cannot open the database: {source}")]
     Database { path: PathBuf, source: StoreError },
+    /// The audit chain key could not be read from (or created in) the secret store.
+    #[error("cannot get the audit chain key: {0}")]
+    AuditKey(String),
     /// The in-process simulator of `--demo` did not start.
     #[error("cannot start the simulator: {0}")]
     Simulator(#[source] SimError),
@@ -52,11 +55,20 @@ pub struct Core {
 }
 
 impl Core {
-    /// Opens the database (creating its directory), starts the engine (and the simulator with
-    /// `demo`) and the remote server.
+    /// Opens the database (creating its directory) with the audit chain key from the secret
+    /// store (created at the first start), starts the engine (and the simulator with `demo`) and
+    /// the remote server.
     pub async fn start(cfg: Config, db: PathBuf, demo: bool) -> Result<Core, CoreError> {
-        let store = crate::store::Store::open(&db)
+        // Fail closed: without the key no audit row could be written, so nothing starts.
+        let key = tokio::task::spawn_blocking(|| audit_key(true))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|k| k)
+            .and_then(|k| k.ok_or_else(|| "no audit key".to_string()))
+            .map_err(CoreError::AuditKey)?;
+        let store = crate::store::Store::open_keyed(&db, &key)
             .map_err(|source| CoreError::Database { path: db, source })?;
+        tokio::spawn(maintenance(store.clone()));
         let auth = Auth::new(store, &cfg);
         if let Err(e) = auth.log_first_run_hint().await {
             tracing::error!(error = %e, "cannot read users");
@@ -117,8 +129,10 @@ impl Core {
         }
     }
 
-    /// Stops the server, the engine and the simulator, each bounded in time.
+    /// Stops the server, the engine and the simulator, each bounded in time, then anchors the
+    /// audit chain.
     pub async fn shutdown(self) {
+        let store = self.api.auth().store().clone();
         if let Some(s) = self.server {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
         }
@@ -127,6 +141,64 @@ impl Core {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.api.flush_refused_writes()).await;
         if let Some(h) = self.sim {
             let _ = tokio::time::timeout(Duration::from_secs(3), h.stop()).await;
+        }
+        let _ = tokio::task::spawn_blocking(move || store.anchor_now()).await;
+    }
+}
+
+/// The secret-store entry holding the audit chain's HMAC key.
+pub const AUDIT_KEY_SECRET: &str = "audit/hmac";
+
+/// The audit chain's key from the secret store; with `create`, a random one is stored first when
+/// there is none (first start). Blocking (secret-store I/O).
+pub fn audit_key(create: bool) -> Result<Option<crate::store::AuditKey>, String> {
+    use crate::store::AuditKey;
+    let fail = |e: crate::auth::secrets::SecretError| {
+        format!("audit key (secret {AUDIT_KEY_SECRET}): {e}")
+    };
+    match crate::auth::secrets::get(AUDIT_KEY_SECRET).map_err(fail)? {
+        Some(hex) => AuditKey::from_hex(&hex).map(Some),
+        None if create => {
+            let k = AuditKey::generate();
+            crate::auth::secrets::set(AUDIT_KEY_SECRET, &k.to_hex()).map_err(fail)?;
+            tracing::info!("created the audit chain key (secret {AUDIT_KEY_SECRET})");
+            Ok(Some(k))
+        }
+        None => Ok(None),
+    }
+}
+
+/// How often the maintenance task runs: anchors the audit head when rows were added; prunes
+/// old sessions and `user_changes` every [`PRUNE_EVERY`] ticks (and at start).
+const MAINTENANCE_TICK: Duration = Duration::from_secs(5 * 60);
+const PRUNE_EVERY: u32 = 12;
+
+/// Periodic store upkeep for as long as the process runs.
+async fn maintenance(store: crate::store::Store) {
+    let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u32.. {
+        tick.tick().await;
+        let s = store.clone();
+        let prune = n % PRUNE_EVERY == 0;
+        let res = tokio::task::spawn_blocking(move || {
+            s.anchor_now();
+            if prune {
+                return s.prune_blocking(chrono::Utc::now()).map(Some);
+            }
+            Ok(None)
+        })
+        .await;
+        match res {
+            Ok(Ok(Some(p))) if p.sessions + p.user_changes > 0 => {
+                tracing::info!(
+                    sessions = p.sessions,
+                    user_changes = p.user_changes,
+                    "pruned"
+                )
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "store maintenance failed"),
+            _ => {}
         }
     }
 }

@@ -9,12 +9,13 @@ impl Auth {
     /// Every user (needs `ManageUsers`).
     pub async fn list_users(&self, actor: &Principal) -> Result<Vec<UserInfo>, AuthError> {
         require(actor, Permission::ManageUsers)?;
+        let scope = self.scope(actor);
         let rows = self
             .inner
             .store
-            .read(|c| {
+            .read(move |c| {
                 let mut out = Vec::new();
-                for u in store::users::list(c)? {
+                for u in store::users::list_in(c, &scope)? {
                     let parks = store::users::parks(c, u.id)?;
                     let badges = store::users::badge_count(c, u.id)?;
                     out.push((u, parks, badges));
@@ -65,8 +66,8 @@ impl Auth {
         })
     }
 
-    /// A page of the audit trail (needs `ReadAudit`); newest first. Rows whose target is a
-    /// configured park (or `park/…`) the actor does not see are left out.
+    /// A page of the audit trail (needs `ReadAudit`); newest first, only rows `actor` may see
+    /// (filtered in SQL before the limit, so pages are full).
     pub async fn audit_page(
         &self,
         actor: &Principal,
@@ -74,19 +75,23 @@ impl Auth {
     ) -> Result<Vec<AuditRow>, AuthError> {
         require(actor, Permission::ReadAudit)?;
         filter.limit = Some(filter.limit.unwrap_or(200).clamp(1, 1000));
-        let rows = self
+        let scope = self.scope(actor);
+        Ok(self
             .inner
             .store
-            .read(move |c| store::audit::query(c, &filter, true))
-            .await?;
-        let parks = &self.inner.parks;
-        Ok(rows
-            .into_iter()
-            .filter(|r| {
-                let Some(t) = &r.target else { return true };
-                let head = t.split('/').next().unwrap_or(t);
-                !parks.iter().any(|p| p == head) || actor.parks.contains(head)
-            })
-            .collect())
+            .read(move |c| store::audit::query_in(c, &filter, true, &scope))
+            .await?)
+    }
+
+    /// What `actor` may see of users and the audit trail: all with every park, else what
+    /// concerns their parks (see `store::audit::query_in`, `store::users::visible_sql`).
+    fn scope(&self, actor: &Principal) -> store::Scope {
+        match &actor.parks {
+            super::Parks::All => store::Scope::All,
+            super::Parks::Only(granted) => store::Scope::Parks {
+                granted: granted.iter().cloned().collect(),
+                configured: self.inner.parks.to_vec(),
+            },
+        }
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{AuditCommand, CliError, CliResult, GlobalArgs};
 use crate::store::bound::parse_bound;
-use crate::store::{audit, AuditRow, StoreError};
+use crate::store::{audit, StoreError};
 
 /// Entry point of `stator audit …`.
 pub(super) fn run(global: &GlobalArgs, cmd: AuditCommand) -> CliResult {
@@ -19,8 +19,13 @@ pub(super) fn run(global: &GlobalArgs, cmd: AuditCommand) -> CliResult {
     let store = super::open_store(global, cfg.as_ref())?;
     match cmd {
         AuditCommand::Verify => {
+            // Without the key only the unkeyed part can be checked; verify says so.
+            let key = crate::app::audit_key(false).unwrap_or_else(|e| {
+                eprintln!("warning: {e}");
+                None
+            });
             let r = store
-                .read_blocking(audit::verify)
+                .verify_audit(key.as_ref())
                 .map_err(CliError::failure)?;
             if let Some((id, why)) = r.first_bad {
                 return Err(CliError::failure(format!(
@@ -28,6 +33,12 @@ pub(super) fn run(global: &GlobalArgs, cmd: AuditCommand) -> CliResult {
                 )));
             }
             println!("ok: {} rows", r.rows);
+            eprintln!(
+                "note: keyed from row {}, {} anchor(s) matched",
+                r.keyed_from
+                    .map_or_else(|| "- (never keyed)".to_string(), |k| k.to_string()),
+                r.anchors
+            );
             Ok(())
         }
         AuditCommand::Export { from, to, csv } => {
@@ -42,15 +53,12 @@ pub(super) fn run(global: &GlobalArgs, cmd: AuditCommand) -> CliResult {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             if csv {
-                let _ = writeln!(
-                    out,
-                    "id,ts,actor,role,source,action,target,old_value,new_value,result,prev_hash,hash"
-                );
+                let _ = writeln!(out, "{}", audit::CSV_HEADER);
             }
             let res = store.read_blocking(|c| {
                 audit::for_each(c, from, to, |row| {
                     let line = if csv {
-                        csv_line(&row)
+                        audit::csv_line(&row)
                     } else {
                         serde_json::to_string(&row).unwrap_or_default()
                     };
@@ -61,31 +69,4 @@ pub(super) fn run(global: &GlobalArgs, cmd: AuditCommand) -> CliResult {
             res.map(|_| ()).map_err(CliError::failure)
         }
     }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn csv_line(r: &AuditRow) -> String {
-    let o = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
-    [
-        r.id.to_string(),
-        csv_field(&r.ts),
-        o(&r.actor),
-        o(&r.role),
-        csv_field(&r.source),
-        csv_field(&r.action),
-        o(&r.target),
-        o(&r.old_value),
-        o(&r.new_value),
-        csv_field(&r.result),
-        r.prev_hash.clone(),
-        r.hash.clone(),
-    ]
-    .join(",")
 }

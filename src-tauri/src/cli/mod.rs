@@ -152,9 +152,21 @@ fn db_path(global: &GlobalArgs, cfg: Option<&Config>) -> PathBuf {
     )
 }
 
-/// Opens the database named by `--db` / the configuration.
+/// Opens the database named by `--db` / the configuration for reading (no audit key needed).
 fn open_store(global: &GlobalArgs, cfg: Option<&Config>) -> Result<crate::store::Store, CliError> {
     crate::store::Store::open(&db_path(global, cfg)).map_err(CliError::failure)
+}
+
+/// Opens the database with the audit chain key (created in the secret store when missing), as
+/// every command that writes audit rows needs it. Fails closed: no key, no change.
+fn open_store_keyed(
+    global: &GlobalArgs,
+    cfg: Option<&Config>,
+) -> Result<crate::store::Store, CliError> {
+    let key = crate::app::audit_key(true)
+        .and_then(|k| k.ok_or_else(|| "no audit key".to_string()))
+        .map_err(CliError::failure)?;
+    crate::store::Store::open_keyed(&db_path(global, cfg), &key).map_err(CliError::failure)
 }
 
 /// The one tokio runtime of the process (multi-threaded: the engine, the server and the

@@ -15,7 +15,7 @@ pub(super) fn run(global: &GlobalArgs, cmd: UserCommand) -> CliResult {
         UserCommand::Pin { .. } => super::read_secret("PIN")?,
         _ => String::new(),
     };
-    let store = super::open_store(global, Some(&cfg))?;
+    let store = super::open_store_keyed(global, Some(&cfg))?;
     super::runtime()?.block_on(async move {
         let auth = Auth::new(store, &cfg);
         let me = Principal::system(&os_user(), Source::Cli);

@@ -15,13 +15,13 @@ pub mod users;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-pub use audit::{AuditEntry, AuditFilter, AuditRow, VerifyReport};
+pub use audit::{AuditEntry, AuditFilter, AuditKey, AuditRow, Scope, VerifyReport};
 
 /// The numbered migrations, applied in order; `PRAGMA user_version` is the number applied.
 /// Never edit a released migration: append a new file.
@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_login_failures",
         include_str!("migrations/0004_login_failures.sql"),
+    ),
+    (
+        "0005_audit_key",
+        include_str!("migrations/0005_audit_key.sql"),
     ),
 ];
 
@@ -75,6 +79,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("database task failed: {0}")]
     Task(String),
+    /// The audit chain cannot be extended or checked as asked (no key for a keyed chain, an
+    /// unreadable anchor file).
+    #[error("{0}")]
+    Audit(String),
 }
 
 /// The database handle. Cheap to clone (an `Arc` inside).
@@ -88,6 +96,17 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// The audit head last written to the anchor file (or found at open) and when.
+    anchored: Mutex<(i64, Instant)>,
+}
+
+impl Drop for Inner {
+    /// The last anchor when the store closes (shutdown, end of a CLI command).
+    fn drop(&mut self) {
+        anchor_if(&self.path, self.writer.get_mut(), &self.anchored, |_, _| {
+            true
+        });
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -99,8 +118,20 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file and applies every pending migration.
+    /// Opens (creating if needed) the database file and applies every pending migration, without
+    /// the audit key: fine for reading and for databases whose chain was never keyed (tests,
+    /// tools); appending to a keyed chain fails. Production writers use [`Store::open_keyed`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, None)
+    }
+
+    /// Opens the database with the audit chain's key: audit rows are HMAC-chained from the first
+    /// row written after the chain was first keyed (recorded in the database once).
+    pub fn open_keyed(path: &Path, key: &AuditKey) -> Result<Store, StoreError> {
+        Self::open_with(path, Some(key))
+    }
+
+    fn open_with(path: &Path, key: Option<&AuditKey>) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
                 path: dir.display().to_string(),
@@ -109,6 +140,10 @@ impl Store {
         }
         let mut writer = open_connection(path, false)?;
         migrate(&mut writer, None)?;
+        if let Some(key) = key {
+            audit::install_key(&writer, key)?;
+        }
+        let head = audit::head(&writer)?.map_or(0, |(id, _)| id);
         let readers = (0..READERS)
             .map(|_| open_connection(path, true).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
@@ -118,8 +153,38 @@ impl Store {
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                anchored: Mutex::new((head, Instant::now())),
             }),
         })
+    }
+
+    /// Appends an anchor of the audit head to the anchor file when rows were added since the
+    /// last one (called by the periodic maintenance and at shutdown; also done automatically
+    /// after [`audit::ANCHOR_EVERY_ROWS`] rows or [`audit::ANCHOR_EVERY`]). Blocking.
+    pub fn anchor_now(&self) {
+        let mut conn = self.inner.writer.lock();
+        anchor_if(&self.inner.path, &mut conn, &self.inner.anchored, |_, _| {
+            true
+        });
+    }
+
+    /// Verifies the audit chain and the anchor file (see [`audit::verify`]). `key` is needed for
+    /// the keyed rows. Blocking.
+    pub fn verify_audit(&self, key: Option<&AuditKey>) -> Result<VerifyReport, StoreError> {
+        let anchors = audit::read_anchors(&audit::anchor_path(&self.inner.path))
+            .map_err(StoreError::Audit)?;
+        // One read transaction: the chain and sqlite_sequence are read from one snapshot.
+        self.read_blocking(|c| {
+            c.execute_batch("BEGIN")?;
+            let r = audit::verify(c, key, anchors.as_deref());
+            c.execute_batch("COMMIT")?;
+            r
+        })
+    }
+
+    /// Deletes old ended sessions and old `user_changes` rows ([`sessions::prune`]). Blocking.
+    pub fn prune_blocking(&self, now: DateTime<Utc>) -> Result<sessions::Pruned, StoreError> {
+        self.write_blocking(|tx| sessions::prune(tx, now))
     }
 
     /// The database file.
@@ -160,6 +225,10 @@ impl Store {
             .map_err(StoreError::from)?;
         let out = f(&tx)?;
         tx.commit().map_err(StoreError::from)?;
+        let due = |rows: i64, since: Duration| {
+            rows >= audit::ANCHOR_EVERY_ROWS || since >= audit::ANCHOR_EVERY
+        };
+        anchor_if(&self.inner.path, &mut conn, &self.inner.anchored, due);
         Ok(out)
     }
 
@@ -216,6 +285,50 @@ impl Store {
     /// The schema version of the open database (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         self.read_blocking(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+    }
+}
+
+/// Writes an anchor when the audit head moved past the last anchored row and `due(new rows,
+/// time since the last anchor)` says so. A failure is logged, never returned: the rows it would
+/// cover are committed already, and `verify` reports a missing anchor file.
+fn anchor_if(
+    db: &Path,
+    conn: &mut Connection,
+    anchored: &Mutex<(i64, Instant)>,
+    due: impl FnOnce(i64, Duration) -> bool,
+) {
+    let head = match audit::head(conn) {
+        Ok(h) => h.map_or(0, |(id, _)| id),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the audit head for an anchor");
+            return;
+        }
+    };
+    let mut last = anchored.lock();
+    if head <= last.0 || !due(head - last.0, last.1.elapsed()) {
+        return;
+    }
+    let path = audit::anchor_path(db);
+    let res = audit::current_anchor(conn, Utc::now())
+        .map_err(|e| e.to_string())
+        .and_then(|a| match a {
+            Some(a) => audit::write_anchor(&path, &a)
+                .map(|_| a)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            None => Err("the audit table is empty".into()),
+        });
+    match res {
+        Ok(a) => {
+            tracing::info!(
+                head_id = a.head_id,
+                head_hash = %a.head_hash,
+                count = a.count,
+                keyed_from = ?a.keyed_from,
+                "audit anchor"
+            );
+            *last = (a.head_id, Instant::now());
+        }
+        Err(e) => tracing::error!(error = %e, "cannot write an audit anchor"),
     }
 }
 

@@ -115,3 +115,35 @@ pub fn last_change(c: &Connection) -> Result<i64, StoreError> {
         })?,
     )
 }
+
+/// How long ended sessions are kept (for "who was logged in when" next to the audit trail).
+pub const SESSION_RETENTION: chrono::Duration = chrono::Duration::days(30);
+/// How long `user_changes` rows are kept. They only carry news to the other processes' session
+/// caches, which poll every second and start from the newest id, so a day is ample.
+pub const CHANGE_RETENTION: chrono::Duration = chrono::Duration::days(1);
+
+/// What [`prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub sessions: usize,
+    pub user_changes: usize,
+}
+
+/// Deletes sessions that ended (revoked, or past their absolute expiry) more than
+/// [`SESSION_RETENTION`] before `now`, and `user_changes` rows older than [`CHANGE_RETENTION`].
+/// Live sessions are never touched; audit rows are never pruned.
+pub fn prune(c: &Connection, now: DateTime<Utc>) -> Result<Pruned, StoreError> {
+    let cutoff = ts(now - SESSION_RETENTION);
+    let sessions = c.execute(
+        "DELETE FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1",
+        [&cutoff],
+    )?;
+    let user_changes = c.execute(
+        "DELETE FROM user_changes WHERE ts < ?1",
+        [ts(now - CHANGE_RETENTION)],
+    )?;
+    Ok(Pruned {
+        sessions,
+        user_changes,
+    })
+}

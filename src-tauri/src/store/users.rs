@@ -83,6 +83,34 @@ pub fn list(c: &Connection) -> Result<Vec<UserRow>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The users `scope` may see, by name (the filter runs in SQL).
+pub fn list_in(c: &Connection, scope: &super::audit::Scope) -> Result<Vec<UserRow>, StoreError> {
+    let super::audit::Scope::Parks { granted, .. } = scope else {
+        return list(c);
+    };
+    let mut st = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM users WHERE {} ORDER BY username",
+        visible_sql("users", 1)
+    ))?;
+    let parks = serde_json::to_string(granted).unwrap_or_else(|_| "[]".into());
+    let rows = st.query_map([parks], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// SQL condition: the user row `alias` is visible to a reader whose granted parks are the JSON
+/// array bound as parameter `?param`. Visible are users sharing at least one of those parks, and
+/// users with no park at all whose role a park-limited admin may manage (viewer, operator,
+/// serviceman) — the admin could have created them and is the one to grant them a park. Admins
+/// and superusers without parks stay hidden.
+pub fn visible_sql(alias: &str, param: usize) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM user_park_access a WHERE a.user_id = {alias}.id \
+           AND a.park IN (SELECT value FROM json_each(?{param}))) \
+          OR ({alias}.role IN ('viewer', 'operator', 'serviceman') \
+           AND NOT EXISTS (SELECT 1 FROM user_park_access a WHERE a.user_id = {alias}.id)))"
+    )
+}
+
 /// Whether any user exists.
 pub fn any(c: &Connection) -> Result<bool, StoreError> {
     Ok(c.query_row("SELECT EXISTS(SELECT 1 FROM users)", [], |r| r.get(0))?)

@@ -481,8 +481,11 @@ async fn admins_may_not_manage_admins_or_superusers() {
             .code(),
         "forbidden"
     );
+    // A park-limited admin sees users sharing a park, not the park-less admin and superuser.
     let users = e.auth.list_users(&adm).await.unwrap();
-    assert_eq!(users.len(), 4);
+    let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["adm", "op"]);
+    assert_eq!(e.auth.list_users(&e.root).await.unwrap().len(), 4);
     // Operators may not manage users at all.
     let op = e
         .auth
@@ -713,7 +716,7 @@ async fn fifty_concurrent_logins_never_lock_the_database() {
     let v = e
         .auth
         .store()
-        .read(stator::store::audit::verify)
+        .read(|c| stator::store::audit::verify(c, None, None))
         .await
         .unwrap();
     assert_eq!(v.first_bad, None);
@@ -863,4 +866,95 @@ async fn a_burst_from_one_address_does_not_delay_another() {
         "a login from another address took {took:?} under a burst from one address \
          (alone: {alone:?})"
     );
+}
+
+#[tokio::test]
+async fn park_limited_admin_pages_through_full_pages_of_own_park_rows() {
+    let e = env();
+    add(&e, "adm", Role::Admin, &["eco_solar"]).await;
+    add(&e, "anna", Role::Operator, &["eco_solar"]).await;
+    add(&e, "bob", Role::Operator, &["isiada"]).await;
+    let adm = e
+        .auth
+        .login("adm", PW, Source::Panel)
+        .await
+        .unwrap()
+        .principal;
+    for i in 0..30 {
+        for (who, park) in [("anna", "eco_solar"), ("bob", "isiada")] {
+            let mut en = e
+                .root
+                .audit_entry("write", Some(&format!("{park}/SP{i}")), "ok");
+            en.actor = Some(who.into());
+            e.auth.audit(en).await.unwrap();
+        }
+    }
+    let users: Vec<String> = e
+        .auth
+        .list_users(&adm)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(users, ["adm", "anna"]);
+    let mut before = None;
+    let mut seen = 0;
+    loop {
+        let page = e
+            .auth
+            .audit_page(
+                &adm,
+                AuditFilter {
+                    action: Some("write".into()),
+                    limit: Some(7),
+                    before_id: before,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(
+            page.iter()
+                .all(|r| r.target.as_deref().unwrap().starts_with("eco_solar/")),
+            "{page:?}"
+        );
+        seen += page.len();
+        if seen < 30 {
+            assert_eq!(page.len(), 7, "full pages");
+        }
+        before = page.last().map(|r| r.id);
+    }
+    assert_eq!(seen, 30);
+    // Rows about bob (user admin rows) stay hidden; the superuser sees both parks.
+    let all = e
+        .auth
+        .audit_page(
+            &adm,
+            AuditFilter {
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(all
+        .iter()
+        .all(|r| r.target.as_deref() != Some("bob") && r.actor.as_deref() != Some("bob")));
+    let root = e
+        .auth
+        .audit_page(
+            &e.root,
+            AuditFilter {
+                action: Some("write".into()),
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(root.len(), 60);
 }

@@ -43,7 +43,10 @@ impl Env {
             .env("RUST_LOG", "off")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // The audit key lives in the secret store: keep it inside this test's directory.
+            .env("STATOR_SECRET_BACKEND", "file")
+            .env("STATOR_SECRETS_DB", self.dir.path().join("secrets.enc"));
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -257,4 +260,51 @@ fn secret_set_backend_delete_with_the_file_store() {
     assert!(o.status.success(), "{}", text(&o));
     let o = e.run_env(&["secret", "delete", "plc/eco_solar"], None, envs);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
+
+#[test]
+fn sql_attacker_without_the_key_is_caught_by_verify_and_csv_is_formula_safe() {
+    let e = Env::new();
+    let add = |name: &str| {
+        let o = e.run(
+            &["user", "add", name, "--role", "viewer", "--password-stdin"],
+            Some("correct horse battery\n"),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    for i in 0..4 {
+        add(&format!("u{i}"));
+    }
+    let o = e.run(&["audit", "verify"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    // CSV: an actor that looks like a formula is neutralised.
+    let c = rusqlite::Connection::open(e.db()).unwrap();
+    let o = e.run(&["audit", "export", "--csv"], None);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(",="));
+    // The attack: drop the triggers, delete the tail, fix sqlite_sequence, forge a row and
+    // recompute plain SHA-256 hashes (no key).
+    c.execute_batch(
+        "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; \
+         DELETE FROM audit WHERE id > 2; UPDATE sqlite_sequence SET seq = 2 WHERE name = 'audit'; \
+         UPDATE audit SET actor = '=HYPERLINK(\"http://evil\",\"x\")' WHERE id = 2;",
+    )
+    .unwrap();
+    let rows = stator::store::audit::query(&c, &Default::default(), false).unwrap();
+    let mut prev = stator::store::audit::GENESIS.to_string();
+    for r in rows {
+        let h = stator::store::audit::row_hash(&prev, r.id, &r.ts, &r.entry());
+        c.execute(
+            "UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE id = ?1",
+            rusqlite::params![r.id, prev, h],
+        )
+        .unwrap();
+        prev = h;
+    }
+    drop(c);
+    let o = e.run(&["audit", "verify"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("audit key"), "{}", text(&o));
+    let o = e.run(&["audit", "export", "--csv"], None);
+    let csv = String::from_utf8_lossy(&o.stdout);
+    assert!(csv.contains("\"'=HYPERLINK(\"\"http://evil\"\""), "{csv}");
 }
