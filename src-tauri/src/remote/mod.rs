@@ -5,11 +5,13 @@
 //! [`ServerHandle`] with the bound address and a bounded shutdown.
 
 mod assets;
+mod compact;
 mod fanout;
 mod http;
 pub mod metrics;
 pub mod serve;
 mod server;
 mod ws;
+mod wsock;
 
 pub use server::{start, ServerConfig, ServerError, ServerHandle};
