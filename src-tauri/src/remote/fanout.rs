@@ -41,7 +41,7 @@ pub(super) fn encode_update(seq: u64, plcs: &[PlcDelta]) -> Utf8Bytes {
 }
 
 /// Encodes an update in a client's encoding (`compact`: `remote/compact.rs`).
-fn encode(compact: bool, seq: u64, plcs: &[PlcDelta]) -> Utf8Bytes {
+pub(super) fn encode(compact: bool, seq: u64, plcs: &[PlcDelta]) -> Utf8Bytes {
     if compact {
         super::compact::encode_update(seq, plcs)
     } else {

@@ -14,4 +14,11 @@ mod server;
 mod ws;
 mod wsock;
 
+pub use compact::PROTOCOL as COMPACT_PROTOCOL;
 pub use server::{start, ServerConfig, ServerError, ServerHandle};
+
+/// The `update` message for these changes exactly as `/ws` sends it, in the default JSON or the
+/// compact encoding (docs/protocol.md). Public for the bench, which measures both.
+pub fn encode_update(compact: bool, seq: u64, plcs: &[crate::live::PlcDelta]) -> String {
+    fanout::encode(compact, seq, plcs).as_str().to_string()
+}

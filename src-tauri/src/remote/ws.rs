@@ -16,8 +16,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::fanout::{ParkKey, Registration};
-use super::wsock::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use super::server::{AppState, ConnGuard, LimitHit};
+use super::wsock::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use crate::api::{dispatch, ApiError, Ctx, Request};
 use crate::auth::{Permission, Principal, Source};
 

@@ -13,6 +13,7 @@ mod auth_cli;
 mod auth_secrets;
 mod cli_config;
 mod engine;
+mod remote_compact;
 mod remote_http;
 mod remote_sim;
 mod remote_tls;
