@@ -95,7 +95,7 @@ fn child() {
             cache.clone(),
             opts,
         ));
-        let api = stator::api::Api::with_writer(auth, cache.clone(), cfg.clone(), Arc::new(engine.clone()));
+        let api = stator::api::Api::with_writer(auth, cache.clone(), cfg.clone(), engine.clone());
         let scfg = stator::remote::ServerConfig::from_config(&cfg).unwrap();
         let server = stator::remote::start(api, scfg).await.unwrap();
         // Wait until the park is connected and its load tags arrive.

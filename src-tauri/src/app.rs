@@ -73,7 +73,7 @@ impl Core {
             None
         };
         let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
-        let api = Api::with_writer(auth, cache, cfg.clone(), Arc::new(engine.clone()));
+        let api = Api::with_writer(auth, cache, cfg.clone(), engine.clone());
         let mut core = Core {
             api,
             engine,
@@ -112,6 +112,8 @@ impl Core {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.shutdown()).await;
+        // Counted anonymous write refusals of the current minute are stored, not lost.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.api.flush_refused_writes()).await;
         if let Some(h) = self.sim {
             let _ = tokio::time::timeout(Duration::from_secs(3), h.stop()).await;
         }

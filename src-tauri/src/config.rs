@@ -140,6 +140,21 @@ pub struct RemoteConfig {
     pub tls: Option<TlsConfig>,
     /// Set to false to run the engine without the remote server.
     pub enabled: bool,
+    /// Most open HTTP/WebSocket connections at once; kept below the descriptor limit.
+    pub max_connections: usize,
+    /// Most WebSocket connections that have not authenticated yet (they do not count against
+    /// `max_clients`); a quarter of it per source address.
+    pub max_unauthenticated: usize,
+    /// Time a connection has to send a complete request head (also the TLS handshake, the first
+    /// request and the wait for the next keep-alive request).
+    pub header_timeout_seconds: f64,
+    /// A connection with no byte in either direction for this long is closed.
+    pub idle_timeout_seconds: f64,
+    /// Host names (besides IP literals and `localhost`) under which `/ws` and `/api/setup`
+    /// answer; guards against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Serve `GET /metrics` (off by default: it names parks and counts logins).
+    pub metrics: bool,
 }
 
 impl Default for RemoteConfig {
@@ -152,7 +167,65 @@ impl Default for RemoteConfig {
             allowed_origins: Vec::new(),
             tls: None,
             enabled: true,
+            max_connections: 4096,
+            max_unauthenticated: 64,
+            header_timeout_seconds: 10.0,
+            idle_timeout_seconds: 60.0,
+            allowed_hosts: Vec::new(),
+            metrics: false,
         }
+    }
+}
+
+impl RemoteConfig {
+    /// Bounds of the connection-protection keys (`validate` calls it).
+    fn validate_limits(&self, file: &Path) -> Result<(), ConfigError> {
+        let err = |f: &str, m: String| Err(ConfigError::new(file, format!("$.remote.{f}"), m));
+        for (f, v, lo, hi) in [
+            ("max_connections", self.max_connections, 16, 1_000_000),
+            ("max_unauthenticated", self.max_unauthenticated, 1, 100_000),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return err(f, format!("must be between {lo} and {hi} (got {v})"));
+            }
+        }
+        for (f, v, lo, hi, why) in [
+            (
+                "header_timeout_seconds",
+                self.header_timeout_seconds,
+                0.1,
+                300.0,
+                "",
+            ),
+            (
+                "idle_timeout_seconds",
+                self.idle_timeout_seconds,
+                35.0,
+                3600.0,
+                ", above the 30 s WebSocket ping",
+            ),
+        ] {
+            if !(v.is_finite() && (lo..=hi).contains(&v)) {
+                return err(
+                    f,
+                    format!("must be between {lo} and {hi} seconds{why} (got {v})"),
+                );
+            }
+        }
+        for (i, h) in self.allowed_hosts.iter().enumerate() {
+            let bad = h.is_empty()
+                || h.len() > 253
+                || !h.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+                });
+            if bad {
+                return err(
+                    &format!("allowed_hosts[{i}]"),
+                    format!("{h:?} is not a host name such as hmi.plant.local"),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -289,7 +362,7 @@ impl Config {
                 }
             }
             if let Some(s) = plc.sampling_interval_seconds {
-                if let Err(m) = positive(s) {
+                if let Err(m) = positive_at_most(s, MAX_INTERVAL_SECONDS) {
                     return err(at("sampling_interval_seconds"), m);
                 }
             }
@@ -310,10 +383,10 @@ impl Config {
         if let Err(m) = validate_node_id(&self.common_root_node_id) {
             return err("$.common_root_node_id".into(), m);
         }
-        if let Err(m) = positive(self.broadcast_interval_seconds) {
+        if let Err(m) = positive_at_most(self.broadcast_interval_seconds, MAX_INTERVAL_SECONDS) {
             return err("$.broadcast_interval_seconds".into(), m);
         }
-        if let Err(m) = positive(self.plc_reconnect_delay_minutes) {
+        if let Err(m) = positive_at_most(self.plc_reconnect_delay_minutes, MAX_RECONNECT_MINUTES) {
             return err("$.plc_reconnect_delay_minutes".into(), m);
         }
         if let Err(e) = self.remote.listen.parse::<SocketAddr>() {
@@ -334,6 +407,7 @@ impl Config {
                 "must be at least 1".into(),
             );
         }
+        self.remote.validate_limits(file)?;
         for (key, tag) in &self.tags {
             let at = |f: &str| format!("$.tags[{key:?}]{f}");
             let Some((plc, name)) = key.split_once('/') else {
@@ -355,12 +429,20 @@ impl Config {
                 "must be at least 1".into(),
             );
         }
-        for (f, v) in [
-            ("lockout_minutes", a.lockout_minutes),
-            ("session_lifetime_hours", a.session_lifetime_hours),
-            ("write_rate_per_second", a.write_rate_per_second),
+        for (f, v, max) in [
+            ("lockout_minutes", a.lockout_minutes, MAX_MINUTES),
+            (
+                "session_lifetime_hours",
+                a.session_lifetime_hours,
+                MAX_SESSION_HOURS,
+            ),
+            (
+                "write_rate_per_second",
+                a.write_rate_per_second,
+                MAX_WRITE_RATE,
+            ),
         ] {
-            if let Err(m) = positive(v) {
+            if let Err(m) = positive_at_most(v, max) {
                 return err(format!("$.auth.{f}"), m);
             }
         }
@@ -377,11 +459,28 @@ impl Config {
                     format!("unknown role; expected one of {}", ROLE_NAMES.join(", ")),
                 );
             }
-            if let Err(m) = positive(*v) {
+            if let Err(m) = positive_at_most(*v, MAX_MINUTES) {
                 return err(format!("$.auth.idle_timeout_minutes.{role}"), m);
             }
         }
         Ok(())
+    }
+
+    /// Settings that are valid but unsafe, one line each with its JSON path; logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        self.plc_config
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.username.is_some() && p.security_policy == SecurityPolicy::None)
+            .map(|(i, p)| {
+                format!(
+                    "$.plc_config[{i}].username: security_policy is None, so the password of plc/{} \
+                     may cross the network in clear text unless the PLC encrypts user tokens on \
+                     its own; use Basic256Sha256 with SignAndEncrypt",
+                    p.id
+                )
+            })
+            .collect()
     }
 
     /// The configured PLC with this id.
@@ -424,11 +523,27 @@ fn valid_id(id: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn positive(v: f64) -> Result<(), String> {
-    if v.is_finite() && v > 0.0 {
+// Upper bounds of every number that later becomes a `Duration` or a chrono value (or a rate
+// divided into one): beyond them the conversions panic or overflow at run time, so a config
+// that validates must stay far inside them.
+/// `broadcast_interval_seconds`, `sampling_interval_seconds`: one day.
+pub const MAX_INTERVAL_SECONDS: f64 = 86_400.0;
+/// `plc_reconnect_delay_minutes`: one day.
+pub const MAX_RECONNECT_MINUTES: f64 = 1_440.0;
+/// `auth.lockout_minutes`, `auth.idle_timeout_minutes.*`: one year.
+pub const MAX_MINUTES: f64 = 525_600.0;
+/// `auth.session_lifetime_hours`: one year.
+pub const MAX_SESSION_HOURS: f64 = 8_760.0;
+/// `auth.write_rate_per_second`.
+pub const MAX_WRITE_RATE: f64 = 10_000.0;
+
+fn positive_at_most(v: f64, max: f64) -> Result<(), String> {
+    if v.is_finite() && v > 0.0 && v <= max {
         Ok(())
     } else {
-        Err(format!("must be a positive number (got {v})"))
+        Err(format!(
+            "must be a positive number of at most {max} (got {v})"
+        ))
     }
 }
 
@@ -567,6 +682,40 @@ mod tests {
         assert!(e.contains(".range: must be [min, max]"), "{e}");
         let e = bad(&with(r#""remote": {"listen": "everywhere"}"#));
         assert!(e.starts_with("config.json: $.remote.listen:"), "{e}");
+        let e = bad(&with(r#""remote": {"max_connections": 3}"#));
+        assert!(
+            e.starts_with("config.json: $.remote.max_connections: must be between 16"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"max_unauthenticated": 0}"#));
+        assert!(
+            e.starts_with("config.json: $.remote.max_unauthenticated:"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"header_timeout_seconds": 1e300}"#));
+        assert!(
+            e.starts_with("config.json: $.remote.header_timeout_seconds:"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"idle_timeout_seconds": 5}"#));
+        assert!(
+            e.contains("$.remote.idle_timeout_seconds: must be between 35"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"allowed_hosts": ["http://x/"]}"#));
+        assert!(
+            e.starts_with("config.json: $.remote.allowed_hosts[0]:"),
+            "{e}"
+        );
+        let e = bad(&with(r#""remote": {"metrics": "yes"}"#));
+        assert!(e.starts_with("config.json: $.remote.metrics:"), "{e}");
+        let c = parse(&with(
+            r#""remote": {"allowed_hosts": ["hmi.plant.local"], "metrics": true, "max_unauthenticated": 8}"#,
+        ))
+        .unwrap();
+        assert!(c.remote.metrics);
+        assert_eq!(c.remote.max_unauthenticated, 8);
+        assert_eq!(c.remote.max_connections, 4096);
         let e = bad(&with(r#""auth": {"idle_timeout_minutes": {"janitor": 5}}"#));
         assert!(
             e.contains("$.auth.idle_timeout_minutes.janitor: unknown role"),
@@ -577,6 +726,91 @@ mod tests {
             "\"name\": \"Isiada\", \"security_policy\": \"Basic256Sha256\"",
         ));
         assert!(e.contains("$.plc_config[1].security_mode"), "{e}");
+    }
+
+    #[test]
+    fn numbers_that_become_durations_have_upper_bounds() {
+        let with = |ext: &str| {
+            PLANT.replacen(
+                "{\n  \"plc_config\"",
+                &format!("{{ {ext},\n  \"plc_config\""),
+                1,
+            )
+        };
+        let e = bad(&PLANT.replace("2.0", "1e300"));
+        assert!(
+            e.starts_with("config.json: $.broadcast_interval_seconds: must be a positive number of at most 86400"),
+            "{e}"
+        );
+        let e = bad(&PLANT.replace("10\n", "1e300\n"));
+        assert!(
+            e.starts_with("config.json: $.plc_reconnect_delay_minutes:"),
+            "{e}"
+        );
+        for (key, path) in [
+            (
+                r#""auth": {"session_lifetime_hours": 1e300}"#,
+                "$.auth.session_lifetime_hours",
+            ),
+            (
+                r#""auth": {"lockout_minutes": 1e300}"#,
+                "$.auth.lockout_minutes",
+            ),
+            (
+                r#""auth": {"write_rate_per_second": 1e300}"#,
+                "$.auth.write_rate_per_second",
+            ),
+            (
+                r#""auth": {"idle_timeout_minutes": {"viewer": 1e300}}"#,
+                "$.auth.idle_timeout_minutes.viewer",
+            ),
+        ] {
+            let e = bad(&with(key));
+            assert!(
+                e.starts_with(&format!("config.json: {path}: must be")),
+                "{e}"
+            );
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+        let e = bad(&PLANT.replace(
+            "\"name\": \"Isiada\"",
+            "\"name\": \"Isiada\", \"sampling_interval_seconds\": 1e300",
+        ));
+        assert!(
+            e.contains("$.plc_config[1].sampling_interval_seconds"),
+            "{e}"
+        );
+        // The largest accepted values still convert without panicking.
+        let c = parse(&with(
+            r#""auth": {"session_lifetime_hours": 8760, "lockout_minutes": 525600}"#,
+        ))
+        .unwrap();
+        let _ = std::time::Duration::from_secs_f64(MAX_INTERVAL_SECONDS);
+        let _ =
+            chrono::Duration::milliseconds((c.auth.session_lifetime_hours * 3_600_000.0) as i64);
+    }
+
+    #[test]
+    fn a_plc_password_without_encryption_is_warned_about() {
+        let c = parse(&PLANT.replace(
+            "\"name\": \"Isiada\"",
+            "\"name\": \"Isiada\", \"username\": \"hmi\"",
+        ))
+        .unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("$.plc_config[1].username: security_policy is None"),
+            "{w:?}"
+        );
+        assert!(w[0].contains("plc/isiada"), "{w:?}");
+        let c = parse(&PLANT.replace(
+            "\"name\": \"Isiada\"",
+            "\"name\": \"Isiada\", \"username\": \"hmi\", \"security_policy\": \"Basic256Sha256\", \"security_mode\": \"SignAndEncrypt\"",
+        ))
+        .unwrap();
+        assert!(c.warnings().is_empty());
+        assert!(parse(PLANT).unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -325,3 +325,65 @@ describe('panel UI against stator serve --demo', () => {
     assert.deepEqual(pageErrors, [])
   })
 })
+
+// The first superuser from a browser on the panel machine: a server with an empty database logs
+// a one-time setup code; the form refuses a wrong code and accepts the one read from the log.
+describe('first superuser in a browser with the setup code from the server log', () => {
+  let sBin, sTmp, sBase, sServer, sLog = '', sBrowser, sPage
+
+  before(async () => {
+    sBin = findBinary()
+    sTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stator-e2e-setup-'))
+    const port = await freePort()
+    sBase = `http://127.0.0.1:${port}`
+    const cfg = JSON.parse(fs.readFileSync(path.join(ROOT, 'config.json'), 'utf8'))
+    cfg.remote = { ...(cfg.remote ?? {}), listen: `127.0.0.1:${port}` }
+    const cfgFile = path.join(sTmp, 'config.json')
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg, null, 2))
+    sServer = spawn(sBin, ['--config', cfgFile, '--db', path.join(sTmp, 'stator.db'), 'serve', '--demo'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+    sServer.stdout.on('data', (d) => (sLog += d))
+    sServer.stderr.on('data', (d) => (sLog += d))
+    await waitFor('GET /health', async () => (await fetch(`${sBase}/health`)).ok, 60000, 250).catch((e) => {
+      throw new Error(`${e.message}\n--- server log ---\n${sLog.slice(-4000)}`)
+    })
+    sBrowser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    })
+    sPage = await (await sBrowser.newContext({ viewport: VIEWPORT })).newPage()
+    sPage.setDefaultTimeout(15000)
+  })
+
+  after(async () => {
+    await sBrowser?.close().catch(() => {})
+    if (sServer && sServer.exitCode === null) {
+      sServer.kill('SIGTERM')
+      await waitFor('server exit', () => sServer.exitCode !== null || sServer.signalCode !== null, 5000).catch(() => sServer.kill('SIGKILL'))
+    }
+    if (sTmp) fs.rmSync(sTmp, { recursive: true, force: true })
+  })
+
+  it('refuses a wrong code, then creates the superuser with the logged one and goes live', async () => {
+    // eslint-disable-next-line no-control-regex
+    const plain = () => sLog.replace(/\x1b\[[0-9;]*m/g, '')
+    const code = await waitFor('the setup code in the server log', () => plain().match(/setup_code=([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/)?.[1], 10000, 100)
+    await sPage.goto(sBase + '/')
+    await sPage.getByTestId('setup-code').waitFor()
+    await sPage.getByTestId('setup-code').fill('0000-0000-0000')
+    await sPage.getByTestId('setup-username').fill('chief')
+    await sPage.getByTestId('setup-password').fill('chief-pass-123')
+    await sPage.getByTestId('setup-confirm').fill('chief-pass-123')
+    await sPage.getByTestId('login-submit').click()
+    await sPage.getByTestId('login-error').waitFor()
+    assert.match(await sPage.getByTestId('login-error').innerText(), /forbidden|setup code/i)
+    assert.ok(await sPage.getByTestId('setup-code').isVisible(), 'still on the setup form')
+    await sPage.getByTestId('setup-code').fill(code.toLowerCase())
+    await sPage.getByTestId('setup-password').fill('chief-pass-123')
+    await sPage.getByTestId('setup-confirm').fill('chief-pass-123')
+    await sPage.getByTestId('login-submit').click()
+    await sPage.getByTestId('session-bar').waitFor()
+    const h = await (await fetch(`${sBase}/health`)).json()
+    assert.equal(h.needs_setup, false)
+  })
+})

@@ -179,8 +179,8 @@ export async function login(c: Credentials): Promise<void> {
   begin(await transport.login(c))
 }
 
-export async function setupFirstSuperuser(username: string, password: string): Promise<void> {
-  begin(await transport.setup(username, password))
+export async function setupFirstSuperuser(username: string, password: string, setupCode?: string): Promise<void> {
+  begin(await transport.setup(username, password, setupCode))
 }
 
 /** Restores a browser session after a page reload, if the token still works. */

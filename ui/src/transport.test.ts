@@ -73,7 +73,7 @@ describe('browser transport over real sockets', () => {
   let server: http.Server
   let wss: WebSocketServer
   let conns: { ws: WsSocket; protocol: string; frames: string[] }[]
-  let httpLog: { method: string; url: string; auth?: string; body: string }[]
+  let httpLog: { method: string; url: string; auth?: string; type?: string; body: string }[]
   let base: string
   let onConnect: (ws: WsSocket) => void
 
@@ -83,7 +83,16 @@ describe('browser transport over real sockets', () => {
     server = http.createServer(async (req, res) => {
       let body = ''
       for await (const c of req) body += c
-      httpLog.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body })
+      httpLog.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, type: req.headers['content-type'], body })
+      if (req.url === '/api/setup') {
+        const b = JSON.parse(body)
+        if (b.setup_code !== 'K7QM-2XWD-9RTA') {
+          res.writeHead(403, { 'Content-Type': 'application/json' })
+          return res.end('{"error":"forbidden","message":"wrong or missing setup code"}')
+        }
+        res.writeHead(200, { 'Content-Type': 'application/json' })
+        return res.end(JSON.stringify({ token: 'tok-root', expires_at: 'x', user: { username: b.username, role: 'superuser', parks: [] } }))
+      }
       if (req.url === '/api/login') {
         const b = JSON.parse(body)
         if (b.password !== 'right') {
@@ -179,6 +188,20 @@ describe('browser transport over real sockets', () => {
     await tr.logout()
     expect(httpLog.at(-1)).toMatchObject({ method: 'POST', url: '/api/logout', auth: 'Bearer tok123' })
     expect(tr.link.value).toBe('offline')
+  })
+
+  it('sends the first superuser as JSON with the one-time setup code', async () => {
+    onConnect = () => {}
+    await start()
+    const tr = new BrowserTransport(base, base.replace('http', 'ws') + '/ws')
+    await expect(tr.setup('root', 'secret-password')).rejects.toMatchObject({ code: 'forbidden' })
+    const r = await tr.setup('root', 'secret-password', 'K7QM-2XWD-9RTA')
+    expect(r.token).toBe('tok-root')
+    expect(httpLog.map((h) => [h.method, h.url, h.type])).toEqual([
+      ['POST', '/api/setup', 'application/json'],
+      ['POST', '/api/setup', 'application/json'],
+    ])
+    expect(JSON.parse(httpLog[1].body)).toEqual({ username: 'root', password: 'secret-password', setup_code: 'K7QM-2XWD-9RTA' })
   })
 
   it('reconnects after a drop but not after close 4001 (revoked), which ends the session', async () => {

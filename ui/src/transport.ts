@@ -52,7 +52,8 @@ export interface Transport {
   health(): Promise<Health>
   login(c: Credentials): Promise<LoginResult>
   /** Creates the first superuser (only while the database has no user) and logs in. */
-  setup(username: string, password: string): Promise<LoginResult>
+  /** Creates the first superuser; a browser also sends the one-time setup code from the server log. */
+  setup(username: string, password: string, setupCode?: string): Promise<LoginResult>
   logout(): Promise<void>
   /** `me` of the current session, with the server's clock at the time of the answer (ms). */
   me(): Promise<{ me: MeResult; serverNow: number }>
@@ -169,8 +170,8 @@ export class BrowserTransport implements Transport {
     return r
   }
 
-  async setup(username: string, password: string): Promise<LoginResult> {
-    const r = await this.http<LoginResult>('POST', '/api/setup', { username, password })
+  async setup(username: string, password: string, setupCode?: string): Promise<LoginResult> {
+    const r = await this.http<LoginResult>('POST', '/api/setup', { username, password, setup_code: setupCode ?? '' })
     this.token = r.token
     return r
   }

@@ -10,6 +10,7 @@ mod live;
 mod session;
 mod users;
 mod write;
+mod write_audit;
 
 use std::sync::Arc;
 
@@ -20,7 +21,10 @@ use crate::config::Config;
 use crate::live::Cache;
 use crate::remote::metrics::Metrics;
 
-pub use write::{PlcWriter, SharedEngine, WriteFailure};
+pub use write::SharedEngine;
+pub use write_audit::{
+    ACTION_REFUSED_ANONYMOUS, ACTION_REQUESTED, MAX_NAME_BYTES, MAX_VALUE_JSON_BYTES,
+};
 
 /// One operation a person can ask for. Wire form: a JSON object with `"op"` naming the
 /// operation in snake_case plus the operation's fields (extra fields such as a WebSocket `id`
@@ -150,7 +154,7 @@ impl Ctx {
 #[error("{code}: {message}")]
 pub struct ApiError {
     /// One of `unauthorized`, `forbidden`, `invalid`, `not_found`, `not_connected`,
-    /// `rate_limited`, `locked`, `internal`, `invalid_credentials`.
+    /// `rate_limited`, `locked`, `internal`, `invalid_credentials`, `unavailable`.
     pub code: &'static str,
     pub message: String,
     /// Seconds until a retry can succeed (`locked`, `rate_limited`).
@@ -193,6 +197,11 @@ impl ApiError {
             ..Self::new("rate_limited", m)
         }
     }
+    /// `unavailable`: a part the operation depends on (the audit trail) cannot be used right
+    /// now; nothing was done. HTTP 503.
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Self::new("unavailable", m)
+    }
     /// `internal`: a fault on our side; details are in the log.
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new("internal", m)
@@ -222,9 +231,10 @@ struct Inner {
     auth: Auth,
     cache: Cache,
     cfg: Arc<Config>,
-    writer: Option<Arc<dyn PlcWriter>>,
+    writer: Option<SharedEngine>,
     metrics: Metrics,
     limiter: write::RateLimiter,
+    refusals: write_audit::AnonymousRefusals,
 }
 
 /// Wire shape of a live update, `{"type":"update","seq","plcs":[…]}`: shared by the WebSocket
@@ -261,13 +271,8 @@ impl Api {
         Self::build(auth, cache, cfg, None, Metrics::new())
     }
 
-    /// An api whose writes go to `writer` (the PLC engine).
-    pub fn with_writer(
-        auth: Auth,
-        cache: Cache,
-        cfg: Arc<Config>,
-        writer: Arc<dyn PlcWriter>,
-    ) -> Api {
+    /// An api whose writes go to the PLC engine.
+    pub fn with_writer(auth: Auth, cache: Cache, cfg: Arc<Config>, writer: SharedEngine) -> Api {
         Self::build(auth, cache, cfg, Some(writer), Metrics::new())
     }
 
@@ -275,7 +280,7 @@ impl Api {
         auth: Auth,
         cache: Cache,
         cfg: Arc<Config>,
-        writer: Option<Arc<dyn PlcWriter>>,
+        writer: Option<SharedEngine>,
         metrics: Metrics,
     ) -> Api {
         let rate = cfg.auth.write_rate_per_second;
@@ -287,6 +292,7 @@ impl Api {
                 writer,
                 metrics,
                 limiter: write::RateLimiter::new(rate),
+                refusals: write_audit::AnonymousRefusals::default(),
             }),
         }
     }

@@ -1,54 +1,27 @@
-//! `write {plc, node, value}`: the most dangerous operation, so every step is explicit and every
-//! attempt, allowed or refused, leaves exactly one audit row.
+//! `write {plc, node, value}`: the most dangerous operation, so every step is explicit and no
+//! value reaches a PLC without a stored audit row.
 //!
-//! Order of checks: session + WriteTags + park (auth) → remote switch → per-user rate limit →
-//! node known → write policy (PLC access level, config `writable`, `write_policy`) → PLC
-//! connected → engine write (type coercion, range, IndexRange, read-back live in the engine).
+//! Order: field bounds (before anything else) → detached task: session + WriteTags + park (auth)
+//! → PLC known → remote switch → per-user rate limit → node known → write policy (PLC access
+//! level, config `writable`, `write_policy`) → PLC connected → the `write_requested` audit row
+//! (when it cannot be stored: `unavailable`, nothing sent) → engine write (type coercion, range,
+//! IndexRange, read-back into the live cache) → the `write` outcome row.
+//!
+//! Every attempt by a known user leaves one `write` row; refusals of callers without a valid
+//! session are counted per source and minute instead (see `write_audit`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
+use super::write_audit::{self, clip, ACTION_REQUESTED};
 use super::{Api, ApiError, Ctx};
 use crate::auth::{Permission, Principal};
 use crate::live::PlcStatus;
 use crate::plc::{split_element, writable_by_policy, Engine, WriteError};
 use crate::store::AuditEntry;
-
-/// The PLC side of a write, implemented by the engine: coerce `value` to the node's DataType,
-/// check `range`, write, read back. `node` may name an array element as `Tag[3]`.
-pub trait PlcWriter: Send + Sync + 'static {
-    /// Writes and returns the value the PLC holds afterwards.
-    fn write<'a>(
-        &'a self,
-        plc: &'a str,
-        node: &'a str,
-        value: &'a Value,
-        range: Option<(f64, f64)>,
-    ) -> BoxFuture<'a, Result<Value, WriteFailure>>;
-}
-
-/// Why the PLC side refused or failed a write.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct WriteFailure {
-    /// An api error code: `invalid`, `forbidden`, `not_found`, `not_connected`, `internal`.
-    pub code: &'static str,
-    /// Human text; carries the OPC UA status name when the PLC refused.
-    pub message: String,
-}
-
-impl From<WriteError> for WriteFailure {
-    fn from(e: WriteError) -> Self {
-        WriteFailure {
-            code: e.code(),
-            message: e.message().to_string(),
-        }
-    }
-}
 
 /// The running [`Engine`] shared between the api (writes) and its owner (shutdown): writes take
 /// a read lock, [`SharedEngine::shutdown`] takes the engine out (waiting for writes in flight,
@@ -74,37 +47,27 @@ impl SharedEngine {
             e.shutdown().await;
         }
     }
-}
 
-impl PlcWriter for SharedEngine {
-    fn write<'a>(
-        &'a self,
-        plc: &'a str,
-        node: &'a str,
-        value: &'a Value,
+    /// Coerces, writes and reads back through the engine (see [`Engine::write`]);
+    /// `not_connected` once the engine is stopped.
+    async fn write(
+        &self,
+        plc: &str,
+        node: &str,
+        value: &Value,
         range: Option<(f64, f64)>,
-    ) -> BoxFuture<'a, Result<Value, WriteFailure>> {
-        Box::pin(async move {
-            let guard = self.inner.read().await;
-            let Some(engine) = guard.as_ref() else {
-                return Err(WriteFailure {
-                    code: "not_connected",
-                    message: "the PLC engine is stopped".into(),
-                });
-            };
-            engine
-                .write(plc, node, value, range)
-                .await
-                .map_err(WriteFailure::from)
-        })
+    ) -> Result<Value, WriteError> {
+        let guard = self.inner.read().await;
+        let Some(engine) = guard.as_ref() else {
+            return Err(WriteError::NotConnected("the PLC engine is stopped".into()));
+        };
+        engine.write(plc, node, value, range).await
     }
 }
 
 /// Longest a write may take before the api answers `not_connected` ("timeout"); the engine
 /// itself gives up after 5 s, this is the backstop.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(6);
-/// Longest requested value kept in an audit row.
-const AUDIT_VALUE_MAX: usize = 1000;
 
 /// Per-user token bucket: `rate` writes per second, bursts up to `max(rate, 1)`.
 pub(super) struct RateLimiter {
@@ -137,19 +100,6 @@ impl RateLimiter {
     }
 }
 
-fn clip(v: &Value) -> String {
-    let mut s = v.to_string();
-    if s.len() > AUDIT_VALUE_MAX {
-        let mut end = AUDIT_VALUE_MAX;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
-}
-
 /// `write {plc,node,value}` → `{"plc","node","value":<read back>}`.
 pub(super) async fn write(
     api: &Api,
@@ -158,36 +108,90 @@ pub(super) async fn write(
     node: &str,
     value: Value,
 ) -> Result<Value, ApiError> {
+    if let Err(e) = write_audit::check_bounds(plc, node, &value) {
+        api.metrics().write_result(e.code);
+        write_audit::refused_anonymous(api, &ctx.source.to_string());
+        return Err(e);
+    }
+    // Detached from the caller: a client that disconnects cancels its request future, and a
+    // cancelled handler must never stop between the PLC and the audit trail.
+    let (api, ctx) = (api.clone(), ctx.clone());
+    let (plc, node) = (plc.to_string(), node.to_string());
+    tokio::spawn(async move { audited(&api, &ctx, &plc, &node, value).await })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a write task failed");
+            Err(ApiError::internal("the write failed; see the log"))
+        })
+}
+
+/// One write attempt with its audit rows: `write_requested` before the send (inside
+/// [`attempt`]) and the `write` outcome row after it.
+async fn audited(
+    api: &Api,
+    ctx: &Ctx,
+    plc: &str,
+    node: &str,
+    value: Value,
+) -> Result<Value, ApiError> {
+    // Taken before the write: the read-back goes into the cache at once.
+    let old = current_value(api, plc, node);
     let mut principal: Option<Principal> = None;
-    let r = attempt(api, ctx, plc, node, &value, &mut principal).await;
-    let result = match &r {
-        Ok(_) => "ok".to_string(),
-        Err(e) => format!("{}: {}", e.code, e.message),
-    };
+    let r = attempt(api, ctx, plc, node, &value, old.as_ref(), &mut principal).await;
     api.metrics()
         .write_result(r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code));
-    let old = api
-        .cache()
-        .value(plc, split_element(node).0)
-        .map(|v| match split_element(node).1 {
-            Some(i) => v.value.get(i as usize).cloned().unwrap_or(Value::Null),
-            None => v.value,
-        });
-    let entry = AuditEntry {
-        actor: principal.as_ref().map(|p| p.username.clone()),
-        role: principal.as_ref().map(|p| p.role.as_str().to_string()),
-        source: ctx.source.to_string(),
-        action: "write".into(),
-        target: Some(format!("{plc}/{node}")),
-        old_value: old.as_ref().map(clip),
-        new_value: Some(clip(&value)),
-        result,
+    let Some(p) = principal else {
+        write_audit::refused_anonymous(api, &ctx.source.to_string());
+        return r;
     };
-    if let Err(e) = api.auth().audit(entry).await {
-        tracing::error!(error = %e, plc, node, "could not write the audit row of a write");
+    // `unavailable` comes only from a `write_requested` row that could not be stored: nothing
+    // was sent, and another row would fail (and wait) the same way.
+    if !matches!(&r, Err(e) if e.code == "unavailable") {
+        let result = match &r {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("{}: {}", e.code, e.message),
+        };
+        let entry = AuditEntry {
+            result,
+            ..write_entry(&p, ctx, "write", plc, node, old.as_ref(), &value)
+        };
+        if let Err(e) = api.auth().audit(entry).await {
+            tracing::error!(error = %e, plc, node, "could not store the outcome row of a write");
+        }
     }
     let readback = r?;
     Ok(json!({ "plc": plc, "node": node, "value": readback }))
+}
+
+/// The cached value of `node` (an element of an array for `Tag[3]`).
+fn current_value(api: &Api, plc: &str, node: &str) -> Option<Value> {
+    let (tag, index) = split_element(node);
+    api.cache().value(plc, tag).map(|v| match index {
+        Some(i) => v.value.get(i as usize).cloned().unwrap_or(Value::Null),
+        None => v.value,
+    })
+}
+
+/// An audit row of this write with `result` `pending` (the caller sets the outcome).
+fn write_entry(
+    p: &Principal,
+    ctx: &Ctx,
+    action: &str,
+    plc: &str,
+    node: &str,
+    old: Option<&Value>,
+    value: &Value,
+) -> AuditEntry {
+    AuditEntry {
+        actor: Some(p.username.clone()),
+        role: Some(p.role.as_str().to_string()),
+        source: ctx.source.to_string(),
+        action: action.into(),
+        target: Some(format!("{plc}/{node}")),
+        old_value: old.map(clip),
+        new_value: Some(clip(value)),
+        result: "pending".into(),
+    }
 }
 
 async fn attempt(
@@ -196,6 +200,7 @@ async fn attempt(
     plc: &str,
     node: &str,
     value: &Value,
+    old: Option<&Value>,
     principal: &mut Option<Principal>,
 ) -> Result<Value, ApiError> {
     let token = api.token(ctx)?;
@@ -213,8 +218,8 @@ async fn attempt(
             return Err(e.into());
         }
     };
+    let p: &Principal = principal.insert(p);
     let user_id = p.user_id;
-    *principal = Some(p);
     let cfg = api.config();
     if cfg.plc(plc).is_none() {
         return Err(ApiError::not_found(format!("no PLC {plc:?}")));
@@ -262,18 +267,20 @@ async fn attempt(
             status.as_str()
         )));
     }
-    let Some(writer) = api.inner.writer.as_ref() else {
+    let Some(engine) = api.inner.writer.as_ref() else {
         return Err(ApiError::not_connected("no PLC engine is running"));
     };
     let range = cfg
         .tag(plc, tag)
         .and_then(|t| t.range)
         .map(|[lo, hi]| (lo, hi));
-    match tokio::time::timeout(WRITE_TIMEOUT, writer.write(plc, node, value, range)).await {
+    let pending = write_entry(p, ctx, ACTION_REQUESTED, plc, node, old, value);
+    write_audit::record_requested(api, pending).await?;
+    match tokio::time::timeout(WRITE_TIMEOUT, engine.write(plc, node, value, range)).await {
         Err(_) => Err(ApiError::not_connected(format!("{plc}: timeout"))),
-        Ok(Err(f)) => Err(ApiError {
-            code: f.code,
-            message: f.message,
+        Ok(Err(e)) => Err(ApiError {
+            code: e.code(),
+            message: e.message().to_string(),
             retry_after_s: None,
         }),
         Ok(Ok(v)) => Ok(v),

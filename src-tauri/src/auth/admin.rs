@@ -31,6 +31,12 @@ impl Auth {
                 "the first superuser is created on the panel itself (window or local browser) or with `stator user add`".into(),
             ));
         }
+        // Before any hashing: once set up, this must cost a caller nothing to be refused.
+        if self.has_users().await? {
+            return Err(AuthError::Forbidden(
+                "users already exist; log in as an administrator".into(),
+            ));
+        }
         let name = username.trim().to_string();
         password::check_username(&name).map_err(AuthError::Invalid)?;
         password::check_policy(&name, password, self.inner.cfg.password_min_length)

@@ -52,13 +52,14 @@ impl Source {
         matches!(self, Source::Remote(_))
     }
 
-    /// A remote client on this very machine (127.0.0.0/8, ::1): as physically present as the
-    /// panel, so it may create the first superuser.
+    /// A remote client on this very machine (127.0.0.0/8, ::1, and 127.x as a dual-stack
+    /// listener reports it, `::ffff:127.x`): as physically present as the panel, so it may
+    /// create the first superuser.
     pub fn is_loopback(&self) -> bool {
         match self {
             Source::Remote(a) => a
                 .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback()),
+                .is_ok_and(|ip| ip.to_canonical().is_loopback()),
             _ => false,
         }
     }

@@ -10,8 +10,9 @@ use std::str::FromStr;
 use opcua::types::{Array, DateTime, UAString, Variant, VariantScalarTypeId};
 use serde_json::Value;
 
-/// Longest string accepted for a String node (an S7 `String` holds at most 254 characters).
-pub const MAX_STRING_CHARS: usize = 254;
+/// Longest string accepted for a String node, in bytes: an S7 `String` holds at most 254 bytes,
+/// and OPC UA sends text as UTF-8, so "€" (3 bytes) counts three times.
+pub const MAX_STRING_BYTES: usize = 254;
 
 /// What the value is checked against besides its type.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -127,10 +128,10 @@ fn coerce_scalar(value: &Value, data_type: &str, limits: &Limits) -> Result<Vari
         }
         "String" => match value {
             Value::String(s) => {
-                let n = s.chars().count();
-                if n > MAX_STRING_CHARS {
+                let n = s.len();
+                if n > MAX_STRING_BYTES {
                     return Err(format!(
-                        "text too long: {n} characters, at most {MAX_STRING_CHARS}"
+                        "text too long: {n} bytes in UTF-8, at most {MAX_STRING_BYTES}"
                     ));
                 }
                 Variant::String(UAString::from(s.as_str()))
@@ -310,6 +311,12 @@ mod tests {
         assert!(err(json!(1e39), "Float").contains("out of range for Float"));
         assert!(err(json!(1), "Boolean").contains("expected true or false"));
         assert!(err(json!("x".repeat(255)), "String").contains("too long"));
+        // S7 counts bytes: 254 × "€" is 762 bytes of UTF-8.
+        let e = err(json!("€".repeat(254)), "String");
+        assert!(e.contains("762 bytes"), "{e}");
+        assert!(err(json!("€".repeat(85)), "String").contains("too long"));
+        ok(json!("€".repeat(84)), "String");
+        ok(json!("x".repeat(254)), "String");
         assert!(err(json!(12), "String").contains("expected a string"));
         assert!(err(json!("yesterday"), "DateTime").contains("RFC 3339"));
         assert!(err(json!(1), "Guid").contains("not supported"));

@@ -109,6 +109,9 @@ pub struct Engine {
 impl Engine {
     /// Spawns one task per configured PLC. Must be called inside a tokio runtime.
     pub fn start(cfg: Arc<Config>, cache: Cache, opts: EngineOptions) -> Engine {
+        for w in cfg.warnings() {
+            tracing::warn!("{w}");
+        }
         let (tx, rx) = watch::channel(false);
         let mut plcs = HashMap::new();
         let mut tasks = Vec::new();

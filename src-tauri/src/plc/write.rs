@@ -12,10 +12,10 @@ use opcua::types::{
 use serde_json::Value;
 
 use crate::config::{Config, WritePolicy};
-use crate::live::{PlcStatus, TagMeta};
+use crate::live::{PlcStatus, TagMeta, ValueUpdate};
 use crate::plc::coerce::{self, Limits};
 use crate::plc::engine::Engine;
-use crate::plc::values::{status_name, variant_to_json};
+use crate::plc::values::{data_value_to_tag_value, status_name};
 
 /// How long a write (and its read-back) may take before it is reported as `not_connected`.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -161,7 +161,8 @@ pub fn writable_by_policy(
 
 impl Engine {
     /// Writes `value` to `node` (a tag name or an element `Tag[3]`) of `plc`, once, and returns
-    /// the value read back from the PLC. `range` is the engineering range to enforce (the unit
+    /// the value read back from the PLC; the read-back of the whole node also goes into the live
+    /// cache right away. `range` is the engineering range to enforce (the unit
     /// for the message comes from config; when `None`, the configured range applies).
     /// Policy (roles, allowlist, remote writes) is the caller's job: see [`writable_by_policy`].
     pub async fn write(
@@ -226,9 +227,9 @@ impl Engine {
             }
         };
         let wv = WriteValue {
-            node_id: node_id.clone(),
+            node_id,
             attribute_id: AttributeId::Value as u32,
-            index_range: index_range.clone(),
+            index_range,
             value: DataValue::value_only(variant),
         };
         let session = live.session.clone();
@@ -245,30 +246,35 @@ impl Engine {
         if !status.is_good() {
             return Err(WriteError::from_status(status));
         }
-        // Read back what the PLC now holds.
+        // Read back what the PLC now holds: the whole node, which also goes into the live cache
+        // at once. async-opcua-server may hold back the second of two quick changes of one item
+        // in a publish, so waiting for the subscription could show the older value for long.
         let rv = ReadValueId {
-            node_id,
+            node_id: tag.node.clone(),
             attribute_id: AttributeId::Value as u32,
-            index_range,
+            index_range: NumericRange::None,
             data_encoding: QualifiedName::null(),
         };
         let back = tokio::time::timeout(
             WRITE_TIMEOUT,
-            session.read(&[rv], TimestampsToReturn::Neither, 0.0),
+            session.read(&[rv], TimestampsToReturn::Source, 0.0),
         )
         .await;
         match back {
             Ok(Ok(r)) => match r.first() {
                 Some(dv) if dv.status.unwrap_or(StatusCode::Good).is_good() => {
-                    let v = dv
-                        .value
-                        .as_ref()
-                        .map(variant_to_json)
-                        .unwrap_or(Value::Null);
-                    // An IndexRange read answers with a one-element list.
-                    Ok(match (element, v) {
-                        (Some(_), Value::Array(mut a)) if a.len() == 1 => a.remove(0),
-                        (_, v) => v,
+                    let tv = data_value_to_tag_value(dv, chrono::Utc::now());
+                    let whole = tv.value.clone();
+                    self.cache.update(
+                        plc,
+                        [ValueUpdate {
+                            tag: base.to_string(),
+                            value: tv,
+                        }],
+                    );
+                    Ok(match element {
+                        Some(k) => whole.get(k as usize).cloned().unwrap_or(Value::Null),
+                        None => whole,
                     })
                 }
                 Some(dv) => Err(WriteError::Internal(format!(

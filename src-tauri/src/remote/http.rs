@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::server::AppState;
+use super::setup_code::CodeError;
 use crate::api::{dispatch, ApiError, Ctx, Request};
 use crate::auth::Source;
 
@@ -21,7 +22,7 @@ pub(super) fn status_of(code: &str) -> StatusCode {
         "forbidden" => StatusCode::FORBIDDEN,
         "invalid" => StatusCode::BAD_REQUEST,
         "not_found" => StatusCode::NOT_FOUND,
-        "not_connected" => StatusCode::SERVICE_UNAVAILABLE,
+        "not_connected" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "locked" => StatusCode::LOCKED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -61,7 +62,10 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 fn ctx(headers: &HeaderMap, addr: SocketAddr) -> Ctx {
-    Ctx::new(bearer(headers), Source::Remote(addr.ip().to_string()))
+    Ctx::new(
+        bearer(headers),
+        Source::Remote(addr.ip().to_canonical().to_string()),
+    )
 }
 
 /// Parses a JSON object body and adds `"op"`.
@@ -82,8 +86,12 @@ pub(super) async fn health(State(st): State<AppState>) -> Response {
     Json(body).into_response()
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: Prometheus text exposition; only when `remote.metrics` is on (it names the
+/// parks and counts logins, which an anonymous client should not learn).
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {
+    if !st.cfg.metrics {
+        return error_response(ApiError::not_found("metrics are off (remote.metrics)"));
+    }
     let body = st.api.metrics().render(st.api.cache());
     (
         [(
@@ -111,21 +119,78 @@ pub(super) async fn login(
     reply(dispatch(&st.api, &c, req).await)
 }
 
-/// `POST /api/setup` `{username,password}`: creates the first superuser while no user exists,
-/// only from the machine itself (loopback); answers like `/api/login`.
+/// `POST /api/setup` `{username,password,setup_code}`: creates the first superuser while no
+/// user exists, only from the machine itself (loopback), only as a same-origin JSON request
+/// under an allowed Host, and only with the one-time code from the server's log; answers like
+/// `/api/login`.
 pub(super) async fn setup(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    uri: Uri,
     body: Bytes,
 ) -> Response {
-    let req = match request_from_body("first_superuser", &body) {
-        Ok(r @ Request::FirstSuperuser { .. }) => r,
-        Ok(_) => return error_response(ApiError::invalid("expected {username,password}")),
+    if let Err(r) = super::origin::check_setup(&headers, &uri, &st.hosts, &st.cfg.allowed_origins) {
+        return refused(r);
+    }
+    let (req, code) = match setup_request(&body) {
+        Ok(v) => v,
         Err(e) => return error_response(e),
     };
+    let Some(setup) = st.setup.clone() else {
+        return error_response(ApiError::forbidden(
+            "users already exist; log in as an administrator",
+        ));
+    };
+    match setup.check(code.as_deref()) {
+        Ok(()) => {}
+        Err(CodeError::Wrong) => {
+            tracing::warn!(source = %addr.ip(), "first-superuser setup with a wrong setup code");
+            return error_response(ApiError::forbidden(
+                "wrong or missing setup code (printed in the server log at start)",
+            ));
+        }
+        Err(CodeError::RateLimited(s)) => {
+            return error_response(ApiError::rate_limited(
+                "too many wrong setup codes; wait",
+                s,
+            ));
+        }
+    }
     let c = Ctx::new(None, ctx(&headers, addr).source);
-    reply(dispatch(&st.api, &c, req).await)
+    let r = dispatch(&st.api, &c, req).await;
+    if r.is_ok() {
+        setup.consume();
+    }
+    reply(r)
+}
+
+/// The first-superuser request and the `setup_code` (a transport field, not part of the op).
+fn setup_request(body: &Bytes) -> Result<(Request, Option<String>), ApiError> {
+    let mut v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("body is not JSON: {e}")))?;
+    let Value::Object(m) = &mut v else {
+        return Err(ApiError::invalid("body must be a JSON object"));
+    };
+    let code = match m.remove("setup_code") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= 64 => Some(s),
+        Some(_) => return Err(ApiError::invalid("setup_code must be a short string")),
+    };
+    m.insert("op".into(), "first_superuser".into());
+    match Request::from_json(v)? {
+        r @ Request::FirstSuperuser { .. } => Ok((r, code)),
+        _ => Err(ApiError::invalid("expected {username,password,setup_code}")),
+    }
+}
+
+/// A request refused by the Host/Origin/content checks, in the usual error body.
+fn refused(r: super::origin::Refused) -> Response {
+    (
+        r.status,
+        Json(json!({ "error": r.code, "message": r.message })),
+    )
+        .into_response()
 }
 
 /// `POST /api/logout` (Bearer) → 204.

@@ -28,6 +28,7 @@ struct Inner {
     bytes_out: Counter,
     encodes: Counter,
     slow_closed: Counter,
+    connections_shed: Counter,
     value_changes: Counter,
     logins: Family<ResultLabel, Counter>,
     writes: Family<ResultLabel, Counter>,
@@ -55,6 +56,7 @@ impl Metrics {
         let bytes_out = Counter::default();
         let encodes = Counter::default();
         let slow_closed = Counter::default();
+        let connections_shed = Counter::default();
         let value_changes = Counter::default();
         let logins = Family::<ResultLabel, Counter>::default();
         let writes = Family::<ResultLabel, Counter>::default();
@@ -85,6 +87,11 @@ impl Metrics {
             slow_closed.clone(),
         );
         registry.register(
+            "stator_remote_connections_shed",
+            "Connections closed at once because the connection cap was reached",
+            connections_shed.clone(),
+        );
+        registry.register(
             "stator_value_changes",
             "Tag value changes seen by the broadcaster (rate() gives changes/s)",
             value_changes.clone(),
@@ -112,6 +119,7 @@ impl Metrics {
                 bytes_out,
                 encodes,
                 slow_closed,
+                connections_shed,
                 value_changes,
                 logins,
                 writes,
@@ -159,6 +167,11 @@ impl Metrics {
     /// A slow client was closed.
     pub fn slow_closed(&self) {
         self.inner.slow_closed.inc();
+    }
+
+    /// A connection was closed at once because the connection cap was reached.
+    pub fn connection_shed(&self) {
+        self.inner.connections_shed.inc();
     }
 
     /// `n` value changes passed through the broadcaster.

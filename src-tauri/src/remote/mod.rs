@@ -6,11 +6,14 @@
 
 mod assets;
 mod compact;
+mod conn;
 mod fanout;
 mod http;
 pub mod metrics;
+mod origin;
 pub mod serve;
 mod server;
+mod setup_code;
 mod ws;
 mod wsock;
 

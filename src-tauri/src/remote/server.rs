@@ -11,7 +11,10 @@ use axum::Router;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use super::conn::{self, Capped};
 use super::fanout::Hub;
+use super::origin::Hosts;
+use super::setup_code::SetupCode;
 use super::{assets, http, ws};
 use crate::api::Api;
 use crate::config::{Config, TlsConfig};
@@ -24,8 +27,23 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Certificate and key (PEM) for HTTPS/WSS.
     pub tls: Option<TlsConfig>,
-    /// Most WebSocket connections at once (`remote.max_clients`).
+    /// Most authenticated WebSocket connections at once (`remote.max_clients`).
     pub max_clients: usize,
+    /// Most WebSocket connections not yet authenticated (`remote.max_unauthenticated`).
+    pub max_unauthenticated: usize,
+    /// Most not-yet-authenticated WebSocket connections from one IP address.
+    pub max_unauthenticated_per_address: usize,
+    /// Most open connections of any kind (`remote.max_connections`); lowered at start to stay
+    /// [`super::conn::FD_RESERVE`] below the descriptor limit.
+    pub max_connections: usize,
+    /// Request head / first request / TLS handshake / keep-alive wait (`remote.header_timeout_seconds`).
+    pub header_timeout: Duration,
+    /// No byte in either direction for this long closes a connection (`remote.idle_timeout_seconds`).
+    pub idle_timeout: Duration,
+    /// Host names accepted on `/ws` and `/api/setup` besides IP literals and localhost.
+    pub allowed_hosts: Vec<String>,
+    /// Whether `GET /metrics` is served (`remote.metrics`).
+    pub metrics: bool,
     /// Most WebSocket connections from one IP address.
     pub max_connections_per_address: usize,
     /// Browser origins allowed besides the server's own.
@@ -56,6 +74,13 @@ impl ServerConfig {
             listen,
             tls: cfg.remote.tls.clone(),
             max_clients: cfg.remote.max_clients,
+            max_unauthenticated: cfg.remote.max_unauthenticated,
+            max_unauthenticated_per_address: (cfg.remote.max_unauthenticated / 4).max(1),
+            max_connections: cfg.remote.max_connections,
+            header_timeout: Duration::from_secs_f64(cfg.remote.header_timeout_seconds),
+            idle_timeout: Duration::from_secs_f64(cfg.remote.idle_timeout_seconds),
+            allowed_hosts: cfg.remote.allowed_hosts.clone(),
+            metrics: cfg.remote.metrics,
             max_connections_per_address: cfg.remote.max_connections_per_address,
             allowed_origins: cfg.remote.allowed_origins.clone(),
             broadcast_interval: Duration::from_secs_f64(cfg.broadcast_interval_seconds),
@@ -146,7 +171,14 @@ pub(super) struct AppState {
     pub api: Api,
     pub cfg: Arc<ServerConfig>,
     pub hub: Arc<Hub>,
+    /// Authenticated WebSocket connections (`max_clients`).
     pub limits: Arc<ConnLimits>,
+    /// WebSocket connections still authenticating (`max_unauthenticated`).
+    pub pending: Arc<ConnLimits>,
+    /// Host names `/ws` and `/api/setup` answer under.
+    pub hosts: Arc<Hosts>,
+    /// The one-time code `/api/setup` asks for; `None` when users existed at start.
+    pub setup: Option<Arc<SetupCode>>,
     /// Flips to true on shutdown; client tasks close with 1001.
     pub shutdown: watch::Receiver<bool>,
     pub started: std::time::Instant,
@@ -159,9 +191,16 @@ pub struct ServerHandle {
     shutdown_tx: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     broadcaster: Option<tokio::task::JoinHandle<()>>,
+    setup: Option<Arc<SetupCode>>,
 }
 
 impl ServerHandle {
+    /// The one-time setup code while the first superuser has not been created through
+    /// `/api/setup` (also logged at start); for embedders and tests.
+    pub fn setup_code(&self) -> Option<String> {
+        self.setup.as_ref().and_then(|s| s.display())
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -252,25 +291,37 @@ pub async fn start(api: Api, cfg: ServerConfig) -> Result<ServerHandle, ServerEr
         cfg.broadcast_interval,
         shutdown_rx.clone(),
     ));
+    let setup = setup_code(&api).await;
+    let capped = connection_cap(&cfg, &api);
     let state = AppState {
         api,
         cfg: cfg.clone(),
         hub,
         limits: Arc::new(ConnLimits::default()),
+        pending: Arc::new(ConnLimits::default()),
+        hosts: Arc::new(Hosts::new(&cfg.allowed_hosts, &cfg.allowed_origins)),
+        setup: setup.clone(),
         shutdown: shutdown_rx,
         started: std::time::Instant::now(),
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
-    let bind_err = |source| ServerError::Bind {
-        addr: cfg.listen,
-        source,
-    };
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(|source| ServerError::Bind {
+            addr: cfg.listen,
+            source,
+        })?
+        .handle(handle.clone())
+        .first_request_timeout(cfg.header_timeout);
+    // axum-server turns hyper's header-read timeout off; hyper starts it whenever it waits for a
+    // request head, so it also ends idle keep-alive connections.
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(cfg.header_timeout);
     let task = match tls {
         None => {
-            let server = axum_server::from_tcp(listener)
-                .map_err(bind_err)?
-                .handle(handle.clone());
+            let server = server.acceptor(capped);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(app).await {
                     tracing::error!(error = %e, "remote server stopped");
@@ -278,9 +329,10 @@ pub async fn start(api: Api, cfg: ServerConfig) -> Result<ServerHandle, ServerEr
             })
         }
         Some(rc) => {
-            let server = axum_server::tls_rustls::from_tcp_rustls(listener, rc)
-                .map_err(bind_err)?
-                .handle(handle.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rc)
+                .handshake_timeout(cfg.header_timeout)
+                .acceptor(capped);
+            let server = server.acceptor(acceptor);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(app).await {
                     tracing::error!(error = %e, "remote server stopped");
@@ -299,5 +351,43 @@ pub async fn start(api: Api, cfg: ServerConfig) -> Result<ServerHandle, ServerEr
         shutdown_tx,
         task: Some(task),
         broadcaster: Some(broadcaster),
+        setup,
     })
+}
+
+/// While no user exists: a fresh setup code, printed to the log/console.
+async fn setup_code(api: &Api) -> Option<Arc<SetupCode>> {
+    if api.auth().has_users().await.unwrap_or(true) {
+        return None;
+    }
+    let code = SetupCode::generate();
+    tracing::warn!(
+        setup_code = %code.display().unwrap_or_default(),
+        "no user exists yet: create the first superuser on the panel, or in a browser on this \
+         machine with this one-time setup code"
+    );
+    Some(Arc::new(code))
+}
+
+/// The connection-capping acceptor, after raising the descriptor limit.
+fn connection_cap(cfg: &ServerConfig, api: &Api) -> Capped {
+    let fd_limit = conn::raise_fd_limit();
+    let cap = conn::connection_cap(cfg.max_connections, fd_limit);
+    if cap < cfg.max_connections {
+        tracing::warn!(
+            configured = cfg.max_connections,
+            cap,
+            fd_limit,
+            "remote.max_connections lowered to keep descriptors for the PLCs and the database"
+        );
+    }
+    if cap <= cfg.max_clients + cfg.max_unauthenticated {
+        tracing::warn!(
+            cap,
+            max_clients = cfg.max_clients,
+            "the connection cap leaves little room besides the WebSocket clients"
+        );
+    }
+    tracing::info!(cap, fd_limit, "connection cap");
+    Capped::new(cap, cfg.idle_timeout, api.metrics().clone())
 }

@@ -3,13 +3,13 @@
 //! Close codes (docs/protocol.md): 4001 unauthenticated / session ended, 4008 too slow,
 //! 1009 inbound message too large, 1001 server shutting down.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
@@ -27,33 +27,14 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Close code: message larger than the inbound limit.
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code: authenticated, but every client slot is taken (`max_clients`).
+pub const CLOSE_TRY_LATER: u16 = 1013;
 /// Close code: server shutting down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
 #[derive(serde::Deserialize)]
 pub(super) struct WsQuery {
     token: Option<String>,
-}
-
-/// Whether a browser `Origin` may open the socket: same origin as `Host`, or allow-listed.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true; // not a browser
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let origin = origin.trim_end_matches('/');
-    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
-        return true;
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    !host.is_empty()
-        && (origin.eq_ignore_ascii_case(&format!("http://{host}"))
-            || origin.eq_ignore_ascii_case(&format!("https://{host}")))
 }
 
 /// The token of `Sec-WebSocket-Protocol: bearer, <token>` (read from the raw header: the
@@ -73,35 +54,24 @@ fn protocol_token(headers: &HeaderMap) -> Option<String> {
     items.get(i + 1).cloned()
 }
 
-/// `GET /ws`: checks Origin and connection limits, then upgrades.
+/// `GET /ws`: checks Host/Origin and connection limits, then upgrades.
 pub(super) async fn upgrade(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(q): Query<WsQuery>,
     headers: HeaderMap,
+    uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&headers, &st.cfg.allowed_origins) {
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    if let Err(r) = super::origin::check_ws(&headers, &uri, &st.hosts, &st.cfg.allowed_origins) {
+        return (r.status, r.message).into_response();
     }
-    let guard = match st.limits.acquire(
-        addr.ip(),
-        st.cfg.max_clients,
-        st.cfg.max_connections_per_address,
-    ) {
-        Ok(g) => g,
-        Err(LimitHit::Total) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, "too many clients").into_response()
-        }
-        Err(LimitHit::PerAddress) => {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many connections from this address",
-            )
-                .into_response()
-        }
-    };
+    let ip = addr.ip().to_canonical();
     let token = protocol_token(&headers).or(q.token);
+    let (guard, known) = match admit(&st, ip, token.as_deref()).await {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
     let max = st.cfg.max_inbound_bytes;
     // Small per-connection buffers: inbound messages are small requests, and outbound frames are
     // written through in fragments (remote/wsock.rs), so no client keeps a copy of an update.
@@ -115,12 +85,55 @@ pub(super) async fn upgrade(
             let mut c = Client {
                 st,
                 socket,
-                source: Source::Remote(addr.ip().to_string()),
+                source: Source::Remote(ip.to_string()),
+                ip,
                 _guard: guard,
                 delivered: 0,
             };
-            c.run(token).await;
+            c.run(token, known).await;
         })
+}
+
+/// Takes a connection slot before the upgrade. A valid token (protocol header or query) is
+/// checked now and takes an authenticated slot (`max_clients`); anything else takes one of the
+/// few not-yet-authenticated slots (`max_unauthenticated`), so that sockets which never log in
+/// cannot crowd out the users who do.
+async fn admit(
+    st: &AppState,
+    ip: IpAddr,
+    token: Option<&str>,
+) -> Result<(ConnGuard, Option<(String, Principal)>), Response> {
+    let known = match token {
+        Some(t) => st
+            .api
+            .auth()
+            .check(t, Permission::ViewLive, None)
+            .await
+            .ok()
+            .map(|p| (t.to_string(), p)),
+        None => None,
+    };
+    let got = if known.is_some() {
+        st.limits
+            .acquire(ip, st.cfg.max_clients, st.cfg.max_connections_per_address)
+    } else {
+        st.pending.acquire(
+            ip,
+            st.cfg.max_unauthenticated,
+            st.cfg.max_unauthenticated_per_address,
+        )
+    };
+    match got {
+        Ok(g) => Ok((g, known)),
+        Err(LimitHit::Total) => {
+            Err((StatusCode::SERVICE_UNAVAILABLE, "too many clients").into_response())
+        }
+        Err(LimitHit::PerAddress) => Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from this address",
+        )
+            .into_response()),
+    }
 }
 
 /// How a connection ended.
@@ -133,6 +146,8 @@ struct Client {
     st: AppState,
     socket: WebSocket,
     source: Source,
+    ip: IpAddr,
+    /// Its slot: not-yet-authenticated until `promote` swaps it for an authenticated one.
     _guard: ConnGuard,
     /// Highest cache sequence this client has (snapshot or update).
     delivered: u64,
@@ -195,10 +210,16 @@ impl Client {
         .await;
     }
 
-    async fn run(&mut self, token: Option<String>) {
-        let auth = match token {
-            Some(t) => self.auth_token(t).await,
-            None => self.auth_first_message().await,
+    async fn run(&mut self, token: Option<String>, known: Option<(String, Principal)>) {
+        let auth = match (known, token) {
+            (Some(v), _) => Ok(v),
+            (None, token) => {
+                let r = match token {
+                    Some(t) => self.auth_token(t).await,
+                    None => self.auth_first_message().await,
+                };
+                r.and_then(|v| self.promote().map(|()| v))
+            }
         };
         let (token, principal) = match auth {
             Ok(v) => v,
@@ -218,6 +239,26 @@ impl Client {
                 metrics.slow_closed();
             }
             self.close(code, &reason).await;
+        }
+    }
+
+    /// Swaps the not-yet-authenticated slot for an authenticated one (`max_clients`); when those
+    /// are all taken the socket closes with 1013 (try again later).
+    fn promote(&mut self) -> Result<(), End> {
+        match self.st.limits.acquire(
+            self.ip,
+            self.st.cfg.max_clients,
+            self.st.cfg.max_connections_per_address,
+        ) {
+            Ok(g) => {
+                self._guard = g;
+                Ok(())
+            }
+            Err(LimitHit::Total) => Err(End::Close(CLOSE_TRY_LATER, "too many clients".into())),
+            Err(LimitHit::PerAddress) => Err(End::Close(
+                CLOSE_TRY_LATER,
+                "too many connections from this address".into(),
+            )),
         }
     }
 

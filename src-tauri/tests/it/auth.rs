@@ -637,6 +637,20 @@ async fn first_run_and_last_superuser() {
             .code(),
         "forbidden"
     );
+    // Refused before the password is even looked at (and hashed): a too-short one is not
+    // `invalid` but `forbidden` once users exist.
+    assert_eq!(
+        e.auth
+            .create_first_superuser("chief2", "x", Source::Panel)
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    // A dual-stack listener reports IPv4 loopback as ::ffff:127.0.0.1.
+    assert!(Source::Remote("::ffff:127.0.0.1".into()).is_loopback());
+    assert!(Source::Remote("127.0.0.2".into()).is_loopback());
+    assert!(!Source::Remote("::ffff:10.0.0.1".into()).is_loopback());
     // The only superuser cannot be disabled or demoted.
     assert_eq!(
         e.auth

@@ -77,3 +77,45 @@ fn unknown_flags_exit_2() {
     let out = stator().args(["serve", "--frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn numbers_too_large_for_a_duration_give_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("config.json")).unwrap())
+            .unwrap();
+    let cases: [(&str, serde_json::Value, &str); 2] = [
+        (
+            "broadcast_interval_seconds",
+            serde_json::json!(1e300),
+            "$.broadcast_interval_seconds:",
+        ),
+        (
+            "auth",
+            serde_json::json!({"session_lifetime_hours": 1e300}),
+            "$.auth.session_lifetime_hours:",
+        ),
+    ];
+    for (key, value, path) in cases {
+        let mut cfg = good.clone();
+        cfg[key] = value;
+        let file = dir.path().join("huge.json");
+        std::fs::write(&file, cfg.to_string()).unwrap();
+        let db = dir.path().join("s.db");
+        let out = stator()
+            .args(["serve", "--config", file.to_str().unwrap(), "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{key}: {stderr:?}");
+        assert!(
+            stderr.contains(&format!(
+                "huge.json: {path} must be a positive number of at most"
+            )),
+            "{stderr}"
+        );
+        assert!(!db.exists(), "nothing may be created on a bad config");
+    }
+}

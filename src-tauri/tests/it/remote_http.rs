@@ -135,7 +135,7 @@ async fn malformed_bodies_are_invalid() {
 
 #[tokio::test]
 async fn metrics_expose_clients_logins_and_plc_states() {
-    let env = Env::start(json!({})).await;
+    let env = Env::start(json!({"remote": {"metrics": true}})).await;
     env.user("ann", Role::Viewer, &["alpha"]).await;
     let good = json!({"username": "ann", "password": PASSWORD}).to_string();
     let bad = json!({"username": "ann", "password": "wrong-password"}).to_string();
@@ -165,7 +165,11 @@ async fn the_page_has_a_strict_csp_and_no_inline_script() {
     assert!(header(&h, "content-type").unwrap().starts_with("text/html"));
     let csp = header(&h, "content-security-policy").unwrap();
     assert!(csp.contains("default-src 'self'"));
-    assert!(csp.contains("connect-src 'self' ws: wss:"));
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    assert!(
+        !csp.contains("ws:") && !csp.contains("wss:"),
+        "any-host sockets: {csp}"
+    );
     assert!(!csp.contains("unsafe-inline"));
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(header(&h, "x-frame-options"), Some("DENY"));
@@ -187,10 +191,11 @@ async fn first_superuser_from_a_browser_on_the_machine_itself() {
     let (_, _, b) = http(env.addr, "GET", "/health", &[], None).await;
     assert_eq!(body(&b)["needs_setup"], true);
     // Policy still applies.
-    let weak = json!({"username": "chief", "password": "short"}).to_string();
+    let code = env.server.as_ref().unwrap().setup_code().unwrap();
+    let weak = json!({"username": "chief", "password": "short", "setup_code": code}).to_string();
     let (st, _, b) = http(env.addr, "POST", "/api/setup", &[], Some(&weak)).await;
     assert_eq!(st, 400, "{b}");
-    let req = json!({"username": "chief", "password": PASSWORD}).to_string();
+    let req = json!({"username": "chief", "password": PASSWORD, "setup_code": code}).to_string();
     let (st, _, b) = http(env.addr, "POST", "/api/setup", &[], Some(&req)).await;
     assert_eq!(st, 200, "{b}");
     let v = body(&b);
@@ -199,7 +204,96 @@ async fn first_superuser_from_a_browser_on_the_machine_itself() {
     let (_, _, b) = http(env.addr, "GET", "/health", &[], None).await;
     assert_eq!(body(&b)["needs_setup"], false);
     // Only while no user exists.
-    let again = json!({"username": "chief2", "password": PASSWORD}).to_string();
+    assert_eq!(
+        env.server.as_ref().unwrap().setup_code(),
+        None,
+        "the code is spent"
+    );
+    let again = json!({"username": "chief2", "password": PASSWORD, "setup_code": code}).to_string();
     let (st, _, b) = http(env.addr, "POST", "/api/setup", &[], Some(&again)).await;
     assert_eq!(st, 403, "{b}");
+}
+
+/// `POST /api/setup` as a web page in a browser on the panel machine would send it.
+async fn setup_as(env: &Env, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    let (st, _, b) = http(env.addr, "POST", "/api/setup", headers, Some(body)).await;
+    (st, serde_json::from_str(&b).unwrap_or(Value::Null))
+}
+
+/// A raw request with full control over Host and Content-Type (the `http` helper sets both).
+async fn raw(env: &Env, head: &str, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(env.addr).await.unwrap();
+    let req = format!(
+        "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn setup_refuses_other_sites_other_hosts_non_json_and_a_wrong_code() {
+    let env = Env::start(json!({})).await;
+    let code = env.server.as_ref().unwrap().setup_code().unwrap();
+    let ok = json!({"username": "chief", "password": PASSWORD, "setup_code": code}).to_string();
+    // A cross-site form/fetch with text/plain (no CORS preflight).
+    let plain = format!(
+        "POST /api/setup HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\n",
+        env.addr
+    );
+    assert_eq!(raw(&env, &plain, &ok).await, 415);
+    // DNS rebinding: the page's own name now points at 127.0.0.1; Origin equals Host.
+    let rebound = "POST /api/setup HTTP/1.1\r\nHost: evil.example:8765\r\nOrigin: http://evil.example:8765\r\nContent-Type: application/json\r\n";
+    assert_eq!(raw(&env, rebound, &ok).await, 403);
+    let (st, v) = setup_as(&env, &[("Origin", "http://evil.example")], &ok).await;
+    assert_eq!((st, v["error"].as_str()), (403, Some("forbidden")));
+    let (st, _) = setup_as(&env, &[("Sec-Fetch-Site", "cross-site")], &ok).await;
+    assert_eq!(st, 403);
+    // No code, a wrong code: forbidden, and guessing is rate-limited.
+    let none = json!({"username": "chief", "password": PASSWORD}).to_string();
+    let (st, v) = setup_as(&env, &[], &none).await;
+    assert_eq!((st, v["error"].as_str()), (403, Some("forbidden")), "{v}");
+    let wrong = json!({"username": "chief", "password": PASSWORD, "setup_code": "0000-0000-0000"})
+        .to_string();
+    let mut last = (0, Value::Null);
+    for _ in 0..5 {
+        last = setup_as(&env, &[], &wrong).await;
+    }
+    assert_eq!(last.0, 429, "{}", last.1);
+    assert!(last.1["retry_after_s"].as_u64().unwrap() >= 1);
+    let (_, _, b) = http(env.addr, "GET", "/health", &[], None).await;
+    assert_eq!(body(&b)["needs_setup"], true, "nothing was created");
+}
+
+#[tokio::test]
+async fn setup_works_from_the_own_origin_with_the_code() {
+    let env = Env::start(json!({})).await;
+    let code = env.server.as_ref().unwrap().setup_code().unwrap();
+    let own = format!("http://{}", env.addr);
+    let ok = json!({"username": "chief", "password": PASSWORD, "setup_code": code.to_lowercase()})
+        .to_string();
+    let (st, v) = setup_as(
+        &env,
+        &[("Origin", &own), ("Sec-Fetch-Site", "same-origin")],
+        &ok,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["user"]["role"], "superuser");
+}
+
+#[tokio::test]
+async fn metrics_are_off_unless_configured() {
+    let env = Env::start(json!({})).await;
+    env.user("ann", Role::Viewer, &["alpha"]).await;
+    let (st, _, b) = http(env.addr, "GET", "/metrics", &[], None).await;
+    assert_eq!(st, 404, "{b}");
+    assert!(!b.contains("alpha") && !b.contains("stator_logins"), "{b}");
 }

@@ -1,18 +1,20 @@
 //! The remote server fed by the real engine talking OPC UA to the built-in simulator: live data
 //! over the WebSocket, and writes with the value read back from the simulator itself.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::*;
 use serde_json::{json, Value};
-use stator::api::{Api, SharedEngine};
-use stator::auth::{Auth, Role};
+use stator::api::{dispatch, Api, Ctx, Request, SharedEngine, ACTION_REQUESTED};
+use stator::auth::{Auth, Role, Source};
 use stator::live::{Cache, PlcStatus};
 use stator::plc::{Engine, EngineOptions};
 use stator::sim::{SimHandle, SimOptions};
-use stator::store::AuditFilter;
+use stator::store::{AuditFilter, AuditRow};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 struct SimEnv {
     env: Env,
@@ -53,12 +55,7 @@ async fn start(extra: Value) -> SimEnv {
         .collect();
     opts.url_override = Some(urls);
     let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
-    let api = Api::with_writer(
-        auth.clone(),
-        cache.clone(),
-        cfg.clone(),
-        Arc::new(engine.clone()),
-    );
+    let api = Api::with_writer(auth.clone(), cache.clone(), cfg.clone(), engine.clone());
     let env = Env::serve(dir, cfg, auth, cache, api, |_| {}).await;
     for plc in ["alpha", "beta"] {
         wait_status(&env.cache, plc, |s| s == PlcStatus::Connected).await;
@@ -213,5 +210,245 @@ async fn a_write_while_the_simulator_is_down_is_not_connected() {
     .await;
     assert_eq!(st, 503, "{body}");
     assert!(body.contains("not_connected"));
+    se.stop().await;
+}
+
+/// Audit rows of one action, oldest first.
+async fn rows_of(env: &Env, action: &str) -> Vec<AuditRow> {
+    let mut rows = env
+        .auth
+        .audit_page(
+            &system(),
+            AuditFilter {
+                action: Some(action.into()),
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    rows.reverse();
+    rows
+}
+
+/// The raw bytes of `POST /api/write` with a bearer token.
+fn write_request(env: &Env, token: &str, body: &Value) -> String {
+    let body = body.to_string();
+    format!(
+        "POST /api/write HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        env.addr,
+        body.len()
+    )
+}
+
+/// Polls `cond` every few milliseconds until it holds or `within` passes; tells which.
+async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_never_leaves_a_write_unaudited() {
+    let se = start(json!({
+        "remote": {"allow_remote_writes": true},
+        "auth": {"write_rate_per_second": 1000.0}
+    }))
+    .await;
+    let env = &se.env;
+    let sim = se.sim.as_ref().unwrap();
+    let t = env.login("olga", Role::Operator, &["alpha"]).await;
+    let tag = "SP_Ramp_Rate_kW_s";
+    let mut received = BTreeSet::new();
+    for i in 1..=40i64 {
+        let v = 7_000 + i;
+        let req = write_request(env, &t, &json!({"plc": "alpha", "node": tag, "value": v}));
+        let mut s = TcpStream::connect(env.addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        // Hang up right after sending, while the write is in flight.
+        drop(s);
+        // What the simulator received: wait a bounded time for v to land (a request dropped
+        // before the server read it never reaches the PLC, and then must not).
+        if eventually(Duration::from_millis(1500), || {
+            sim.value_json(0, tag) == Some(json!(v))
+        })
+        .await
+        {
+            received.insert(v);
+        }
+    }
+    assert!(!received.is_empty(), "no write reached the simulator");
+    // The row stored before the send exists for every value the PLC took…
+    let requested: BTreeSet<i64> = rows_of(env, ACTION_REQUESTED)
+        .await
+        .iter()
+        .map(|r| r.new_value.as_deref().unwrap().parse().unwrap())
+        .collect();
+    let missing: Vec<_> = received.difference(&requested).collect();
+    assert!(
+        missing.is_empty(),
+        "received without an audit row: {missing:?}"
+    );
+    // …and the detached task also stores each outcome.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ok: BTreeSet<i64> = rows_of(env, "write")
+            .await
+            .iter()
+            .filter(|r| r.result == "ok")
+            .map(|r| r.new_value.as_deref().unwrap().parse().unwrap())
+            .collect();
+        if received.is_subset(&ok) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outcome rows missing: {:?}",
+            received.difference(&ok).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "{} of 40 hung-up writes reached the simulator, all audited",
+        received.len()
+    );
+    se.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_fail_closed_when_the_audit_trail_cannot_be_written() {
+    let se = start(json!({"remote": {"allow_remote_writes": true}})).await;
+    let env = &se.env;
+    let sim = se.sim.as_ref().unwrap();
+    let t = env.login("olga", Role::Operator, &["alpha"]).await;
+    let before = sim.value_json(0, "SP_Mode").unwrap();
+    let wanted = json!(if before == json!(7) { 8 } else { 7 });
+    // A second connection holds the database's write lock, as a stuck or foreign writer would.
+    let db = env.cfg.database.clone().unwrap();
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let req = write_request(
+        env,
+        &t,
+        &json!({"plc": "alpha", "node": "SP_Mode", "value": wanted}),
+    );
+    let mut s = TcpStream::connect(env.addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    // The store waits out its busy timeout (10 s) before giving up.
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+        .await
+        .expect("an answer within the busy timeout")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("\"error\":\"unavailable\""), "{text}");
+    assert_eq!(
+        sim.value_json(0, "SP_Mode"),
+        Some(before),
+        "nothing was sent"
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    // With the trail writable again the same write goes through.
+    let r = dispatch(
+        &env.api,
+        &Ctx::new(Some(t), Source::Remote("127.0.0.1".into())),
+        Request::Write {
+            plc: "alpha".into(),
+            node: "SP_Mode".into(),
+            value: wanted.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["value"], wanted);
+    assert_eq!(sim.value_json(0, "SP_Mode"), Some(wanted));
+    se.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_back_of_two_quick_writes_is_in_the_snapshot_at_once() {
+    let se = start(json!({})).await;
+    let env = &se.env;
+    env.user("pat", Role::Operator, &["alpha"]).await;
+    let token = env
+        .auth
+        .login("pat", PASSWORD, Source::Panel)
+        .await
+        .unwrap()
+        .token;
+    let ctx = Ctx::new(Some(token), Source::Panel);
+    let write = |v: Value| Request::Write {
+        plc: "alpha".into(),
+        node: "SP_Power_Factor".into(),
+        value: v,
+    };
+    let snapshot_value = |snap: &Value| {
+        snap["plcs"][0]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == "SP_Power_Factor")
+            .unwrap()["value"]
+            .clone()
+    };
+    for (a, b) in [(0.91, 0.92), (0.93, 0.94), (0.95, 0.96)] {
+        dispatch(&env.api, &ctx, write(json!(a))).await.unwrap();
+        dispatch(&env.api, &ctx, write(json!(b))).await.unwrap();
+        let snap = dispatch(&env.api, &ctx, Request::Snapshot).await.unwrap();
+        assert_eq!(snapshot_value(&snap), json!(b), "{a} then {b}");
+    }
+    // An element write updates its array in the cache too.
+    dispatch(
+        &env.api,
+        &ctx,
+        Request::Write {
+            plc: "alpha".into(),
+            node: "CMD_Instant_Cutoff[5]".into(),
+            value: json!(true),
+        },
+    )
+    .await
+    .unwrap();
+    let v = env
+        .cache
+        .value("alpha", "CMD_Instant_Cutoff")
+        .unwrap()
+        .value;
+    assert_eq!(v[5], json!(true), "{v}");
+    se.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s7_string_length_is_counted_in_bytes() {
+    let se = start(json!({"remote": {"allow_remote_writes": true}})).await;
+    let env = &se.env;
+    let sim = se.sim.as_ref().unwrap();
+    let t = env.login("olga", Role::Operator, &["alpha"]).await;
+    let ctx = Ctx::new(Some(t), Source::Remote("127.0.0.1".into()));
+    let write = |v: String| Request::Write {
+        plc: "alpha".into(),
+        node: "SP_Note".into(),
+        value: json!(v),
+    };
+    let ok = "€".repeat(84); // 252 bytes
+    let r = dispatch(&env.api, &ctx, write(ok.clone())).await.unwrap();
+    assert_eq!(r["value"], json!(ok));
+    // 254 characters, but 762 bytes: more than an S7 String holds.
+    let e = dispatch(&env.api, &ctx, write("€".repeat(254)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "invalid", "{e}");
+    assert!(e.message.contains("bytes"), "{e}");
+    assert_eq!(sim.value_json(0, "SP_Note"), Some(json!(ok)));
     se.stop().await;
 }

@@ -328,10 +328,13 @@ async fn connection_limits_per_address_and_in_total() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_does_not_delay_a_fast_one_and_is_closed() {
-    let env = Env::start_with(json!({"broadcast_interval_seconds": 0.05}), |s| {
-        s.client_queue = 2;
-        s.slow_client_timeout = Duration::from_millis(500);
-    })
+    let env = Env::start_with(
+        json!({"broadcast_interval_seconds": 0.05, "remote": {"metrics": true}}),
+        |s| {
+            s.client_queue = 2;
+            s.slow_client_timeout = Duration::from_millis(500);
+        },
+    )
     .await;
     // Big values so that the slow client's socket buffers fill quickly.
     env.cache.set_tags(
@@ -380,4 +383,80 @@ async fn a_client_that_never_reads_does_not_delay_a_fast_one_and_is_closed() {
         m.contains("stator_remote_slow_clients_closed_total 1"),
         "{m}"
     );
+}
+
+#[tokio::test]
+async fn unauthenticated_sockets_do_not_take_the_client_slots() {
+    let env = Env::start_with(json!({"remote": {"max_clients": 2}}), |s| {
+        s.max_unauthenticated = 3;
+        s.max_unauthenticated_per_address = 3;
+        s.auth_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let t = env.login("ann", Role::Viewer, &["alpha"]).await;
+    let mut pending = Vec::new();
+    for _ in 0..3 {
+        pending.push(ws_connect(&env, WsAuth::None, None).await.unwrap().0);
+    }
+    assert_eq!(ws_connect(&env, WsAuth::None, None).await.err(), Some(503));
+    // The pre-auth cap is full; logged-in clients still connect, up to max_clients.
+    let (mut a, _) = ws_connect(&env, WsAuth::Protocol(&t), None).await.unwrap();
+    assert_eq!(next_json(&mut a).await["type"], "snapshot");
+    let (mut b, _) = ws_connect(&env, WsAuth::Query(&t), None).await.unwrap();
+    assert_eq!(next_json(&mut b).await["type"], "snapshot");
+    assert_eq!(
+        ws_connect(&env, WsAuth::Protocol(&t), None).await.err(),
+        Some(503)
+    );
+    // A pending socket that authenticates while every client slot is taken: 1013.
+    let p = &mut pending[0];
+    send(p, json!({"op": "auth", "token": t, "id": 1})).await;
+    assert_eq!(close_code(p).await, 1013);
+}
+
+#[tokio::test]
+async fn unauthenticated_sockets_are_also_capped_per_address() {
+    let env = Env::start_with(json!({}), |s| {
+        s.max_unauthenticated_per_address = 2;
+        s.auth_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let _a = ws_connect(&env, WsAuth::None, None).await.unwrap();
+    let _b = ws_connect(&env, WsAuth::None, None).await.unwrap();
+    assert_eq!(ws_connect(&env, WsAuth::None, None).await.err(), Some(429));
+}
+
+#[tokio::test]
+async fn dns_rebinding_is_refused_on_the_websocket() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    let env = Env::start(json!({"remote": {"allowed_hosts": ["hmi.plant.local"]}})).await;
+    let t = env.login("ann", Role::Viewer, &["alpha"]).await;
+    let open = |host: &'static str| {
+        let mut req = env.url("/ws").into_client_request().unwrap();
+        let h = req.headers_mut();
+        h.insert("host", HeaderValue::from_static(host));
+        h.insert(
+            "origin",
+            HeaderValue::from_str(&format!("http://{host}")).unwrap(),
+        );
+        h.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(&format!("bearer, {t}")).unwrap(),
+        );
+        req
+    };
+    // The attacker's name, re-pointed at this server: Origin equals Host, and still refused.
+    match tokio_tungstenite::connect_async(open("evil.example:8765")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!(
+            "rebinding not refused: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    // A name the operator allowed works.
+    let (mut ws, _) = tokio_tungstenite::connect_async(open("hmi.plant.local:8765"))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot");
 }
