@@ -6,7 +6,11 @@
 //! clients. Latency = client receipt time − the source timestamp the simulator gave the change.
 //!
 //! Run: `cargo bench --no-default-features --bench remote` (release profile);
-//! `STATOR_BENCH_CLIENTS=100,1000` and `STATOR_BENCH_SECONDS=10` override the defaults.
+//! `STATOR_BENCH_CLIENTS=100,1000` and `STATOR_BENCH_SECONDS=10` override the defaults;
+//! `STATOR_BENCH_ENCODING=compact` makes the clients negotiate the compact update encoding
+//! (`stator.v1.compact`) instead of the default JSON. `STATOR_BENCH_DUMP=<dir>` writes one
+//! 2,000-change update in both encodings (`update-json.json`, `update-compact.json`) for the
+//! browser decode bench (`ui/bench/decode.mjs`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -100,6 +104,10 @@ fn child() {
             assert!(Instant::now() < deadline, "the park did not connect");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // One update as the fan-out sees it: everything that changed in 300 ms (all load tags).
+        let s0 = cache.seq();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        encode_figures(&cache, s0);
         println!("READY {} {}", server.local_addr(), token);
         std::io::stdout().flush().unwrap();
         // Until the parent closes stdin.
@@ -112,6 +120,35 @@ fn child() {
         engine.shutdown().await;
         sim.stop().await;
     });
+}
+
+/// Bytes per tag and encode time of one update carrying every tag, in both encodings (printed
+/// to stderr so the READY line stays first on stdout).
+fn encode_figures(cache: &stator::live::Cache, since: u64) {
+    let d = cache.changes_since(since, |_| true);
+    let tags: usize = d.plcs.iter().map(|p| p.changes.len()).sum();
+    let dump = std::env::var("STATOR_BENCH_DUMP").ok();
+    for (name, compact) in [("json", false), ("compact", true)] {
+        let text = stator::remote::encode_update(compact, d.seq, &d.plcs);
+        let n = 50;
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(stator::remote::encode_update(compact, d.seq, &d.plcs));
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        eprintln!(
+            "encode {name:>7}: {tags} changes, {} bytes ({:.1} bytes/tag), {us:.0} us per update",
+            text.len(),
+            text.len() as f64 / tags as f64
+        );
+        if let Some(dir) = &dump {
+            std::fs::write(format!("{dir}/update-{name}.json"), &text).unwrap();
+            if !compact {
+                let snap = serde_json::to_string(&cache.snapshot(|_| true)).unwrap();
+                std::fs::write(format!("{dir}/snapshot.json"), snap).unwrap();
+            }
+        }
+    }
 }
 
 fn proc_cpu_ticks(pid: u32) -> u64 {
@@ -147,8 +184,16 @@ struct Stats {
 }
 
 /// Source timestamp of the first change in an update frame (cheap: no full parse).
+/// In the compact encoding the first change is `[index,value,"ts"…`; the load tags' values are
+/// numbers, so the first quote after `"c":[[` opens the timestamp.
 fn first_ts(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let i = text.find("\"ts\":\"")? + 6;
+    let i = match text.find("\"ts\":\"") {
+        Some(i) => i + 6,
+        None => {
+            let c = text.find("\"c\":[[")? + 6;
+            text[c..].find('"')? + c + 1
+        }
+    };
     let end = text[i..].find('"')? + i;
     chrono::DateTime::parse_from_rfc3339(&text[i..end])
         .ok()
@@ -177,6 +222,12 @@ fn run(n: usize, window: Duration) {
         .to_string();
     let token = parts.next().unwrap().to_string();
 
+    let compact = std::env::var("STATOR_BENCH_ENCODING").is_ok_and(|e| e == "compact");
+    let protocols = if compact {
+        format!("{}, bearer, {token}", stator::remote::COMPACT_PROTOCOL)
+    } else {
+        format!("bearer, {token}")
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let stats = Arc::new(Stats::default());
     let (connected, cpu, elapsed) = rt.block_on(async {
@@ -185,7 +236,7 @@ fn run(n: usize, window: Duration) {
             let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
             req.headers_mut().insert(
                 "sec-websocket-protocol",
-                HeaderValue::from_str(&format!("bearer, {token}")).unwrap(),
+                HeaderValue::from_str(&protocols).unwrap(),
             );
             let (ws, _) = tokio_tungstenite::connect_async(req)
                 .await
@@ -246,8 +297,11 @@ fn run(n: usize, window: Duration) {
     };
     let msgs = stats.msgs.load(Ordering::Relaxed) as f64 / elapsed;
     let bytes = stats.bytes.load(Ordering::Relaxed) as f64 / elapsed;
+    let per_update = stats.bytes.load(Ordering::Relaxed) as f64
+        / (stats.msgs.load(Ordering::Relaxed) as f64).max(1.0);
     println!(
-        "clients={n:>5} served={connected:>5} updates/s={msgs:>9.0} MB/s={:>8.1} latency p50={:>7.1} ms p99={:>7.1} ms server CPU={cpu:>5.0}% server peak RSS={:>5.0} MB",
+        "encoding={} clients={n:>5} served={connected:>5} updates/s={msgs:>9.0} MB/s={:>8.1} latency p50={:>7.1} ms p99={:>7.1} ms server CPU={cpu:>5.0}% server peak RSS={:>5.0} MB bytes/update={per_update:.0}",
+        if compact { "compact" } else { "json" },
         bytes / 1e6,
         pct(0.5),
         pct(0.99),

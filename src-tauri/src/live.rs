@@ -153,6 +153,10 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub name: String,
+    /// Position of the tag in the PLC's snapshot `nodes` (the compact wire encoding refers to
+    /// tags by it); not part of the JSON.
+    #[serde(skip)]
+    pub index: usize,
     pub value: serde_json::Value,
     pub quality: Quality,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -472,9 +476,11 @@ impl Cache {
             let changes: Vec<Change> = p
                 .tags
                 .iter()
-                .filter(|t| t.seq > since)
-                .map(|t| Change {
+                .enumerate()
+                .filter(|(_, t)| t.seq > since)
+                .map(|(index, t)| Change {
                     name: t.meta.name.clone(),
+                    index,
                     value: t.value.value.clone(),
                     quality: t.value.quality,
                     reason: t.value.reason.clone(),

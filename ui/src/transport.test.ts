@@ -109,7 +109,7 @@ describe('browser transport over real sockets', () => {
       res.writeHead(404)
       res.end()
     })
-    wss = new WebSocketServer({ server, handleProtocols: (p) => (p.has('bearer') ? 'bearer' : false) })
+    wss = new WebSocketServer({ server, handleProtocols: (p) => (p.has('stator.v1.compact') ? 'stator.v1.compact' : p.has('bearer') ? 'bearer' : false) })
     wss.on('connection', (ws, req) => {
       const c = { ws, protocol: String(req.headers['sec-websocket-protocol']), frames: [] as string[] }
       conns.push(c)
@@ -124,6 +124,36 @@ describe('browser transport over real sockets', () => {
     for (const c of conns ?? []) c.ws.terminate()
     await new Promise((r) => wss?.close(r))
     await new Promise((r) => server?.close(r))
+  })
+
+  it('with the compact option offers stator.v1.compact and hands on compact updates in the JSON shape', async () => {
+    const node = (name: string) => ({ name, node_id: name, type: 'Float', value: 0, quality: 'good', ts: null, writable: false })
+    onConnect = (ws) => {
+      ws.send(JSON.stringify({ type: 'snapshot', seq: 1, plcs: [{ id: 'a', name: 'A', url: '', status: 'CONNECTED', nodes: [node('P'), node('Q')] }] }))
+      ws.send(JSON.stringify({ type: 'update', seq: 2, plcs: [{ id: 'a', status: 'CONNECTED', c: [[1, 2.5, 't1'], [0, null, null, 'bad', 'no_value']] }] }))
+    }
+    await start()
+    const tr = new BrowserTransport(base, base.replace('http', 'ws') + '/ws', { compact: true })
+    const updates: unknown[] = []
+    tr.startLive('tok', { snapshot: () => {}, update: (m) => updates.push(m), ended: () => {} })
+    await until('update', () => updates.length === 1)
+    expect(conns[0].protocol.split(',').map((s) => s.trim())).toEqual(['stator.v1.compact', 'bearer', 'tok'])
+    expect(updates[0]).toEqual({
+      type: 'update',
+      seq: 2,
+      plcs: [
+        {
+          id: 'a',
+          status: 'CONNECTED',
+          error: undefined,
+          rediscovered: undefined,
+          changes: [
+            { name: 'Q', value: 2.5, ts: 't1', quality: 'good', reason: null },
+            { name: 'P', value: null, ts: null, quality: 'bad', reason: 'no_value' },
+          ],
+        },
+      ],
+    })
   })
 
   it('logs in over HTTP, opens /ws with the bearer subprotocol, gets snapshot + update, matches replies', async () => {

@@ -15,6 +15,7 @@ import {
   type SnapshotMsg,
   type UpdateMsg,
 } from './protocol'
+import { COMPACT_PROTOCOL, expandCompact, tagNames, type TagNames } from './compact'
 
 /** Connection of this UI to the core: WebSocket state in a browser, always `online` in Tauri. */
 export type LinkState = 'offline' | 'connecting' | 'online'
@@ -108,9 +109,14 @@ export class BrowserTransport implements Transport {
   private retryTimer: ReturnType<typeof setTimeout> | null = null
   private base: string
   private wsUrl: string
+  /** Offer the compact update encoding (docs/protocol.md); off by default. */
+  private compact: boolean
+  /** Tag names of the last snapshot, which compact updates index into. */
+  private names: TagNames = new Map()
 
-  constructor(base = '', wsUrl?: string) {
+  constructor(base = '', wsUrl?: string, opts: { compact?: boolean } = {}) {
     this.base = base
+    this.compact = opts.compact === true
     const loc = typeof location !== 'undefined' ? location : undefined
     this.wsUrl =
       wsUrl ?? (loc ? `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/ws` : 'ws://127.0.0.1:8765/ws')
@@ -271,7 +277,7 @@ export class BrowserTransport implements Transport {
     this.link.value = 'connecting'
     let ws: WebSocket
     try {
-      ws = new WebSocket(this.wsUrl, ['bearer', this.token])
+      ws = new WebSocket(this.wsUrl, this.compact ? [COMPACT_PROTOCOL, 'bearer', this.token] : ['bearer', this.token])
     } catch {
       this.scheduleReconnect()
       return
@@ -312,10 +318,18 @@ export class BrowserTransport implements Transport {
   private onMessage(text: string) {
     const msg = decodeServerMsg(text)
     if (!msg) return
-    if (msg.type === 'snapshot') this.handlers?.snapshot(msg as unknown as SnapshotMsg)
-    else if (msg.type === 'update') this.handlers?.update(msg as unknown as UpdateMsg)
-    else if (msg.type === 'reply') {
+    if (msg.type === 'snapshot') {
+      this.names = tagNames(msg as unknown as SnapshotMsg)
+      this.handlers?.snapshot(msg as unknown as SnapshotMsg)
+    } else if (msg.type === 'update') {
+      // The server selected the compact encoding in the handshake: changes come by index.
+      const compact = this.ws?.protocol === COMPACT_PROTOCOL && 'plcs' in msg
+      this.handlers?.update(compact ? expandCompact(msg as never, this.names) : (msg as unknown as UpdateMsg))
+    } else if (msg.type === 'reply') {
       const r = msg as ReplyMsg
+      // A snapshot fetched on request resets what compact indices refer to.
+      const res = r.result as { type?: string } | undefined
+      if (r.ok && res?.type === 'snapshot') this.names = tagNames(res as unknown as SnapshotMsg)
       const p = this.pending.get(r.id)
       if (!p) return
       this.pending.delete(r.id)

@@ -1,6 +1,7 @@
 //! Fan-out of live updates: one broadcaster task per server computes the delta once per
 //! distinct set of visible parks and shares the encoded frame (`Utf8Bytes`, reference counted)
-//! with every client of that set.
+//! with every client of that set. Clients that negotiated the compact encoding
+//! (`remote/compact.rs`) share a second frame per set, encoded only when such a client exists.
 //!
 //! Each client has a bounded queue. When it is full the frame is skipped and the client is
 //! flagged `lagging`; the client task then sends one coalesced catch-up update (latest values
@@ -18,10 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::wsock::Utf8Bytes;
 use crate::api::Api;
 use crate::live::PlcDelta;
 
@@ -39,11 +40,22 @@ pub(super) fn encode_update(seq: u64, plcs: &[PlcDelta]) -> Utf8Bytes {
     Utf8Bytes::from(s)
 }
 
+/// Encodes an update in a client's encoding (`compact`: `remote/compact.rs`).
+pub(super) fn encode(compact: bool, seq: u64, plcs: &[PlcDelta]) -> Utf8Bytes {
+    if compact {
+        super::compact::encode_update(seq, plcs)
+    } else {
+        encode_update(seq, plcs)
+    }
+}
+
 /// Visible park ids of a client, sorted; the grouping key of the fan-out.
 pub(super) type ParkKey = Arc<Vec<String>>;
 
 struct Slot {
     key: ParkKey,
+    /// The client negotiated the compact update encoding.
+    compact: bool,
     tx: mpsc::Sender<Frame>,
     lagging: Arc<AtomicBool>,
     kick: Arc<Notify>,
@@ -61,8 +73,9 @@ pub(super) struct Registration {
 /// Catch-up updates computed since the last broadcast, keyed by park set and the sequence the
 /// client had: clients that lagged at the same point share one encoding. Cleared by every
 /// broadcast (under the registry lock), so an entry never ends before the last broadcast's
-/// sequence and no change falls between a catch-up and the next frame.
-type CatchUps = HashMap<(ParkKey, u64), (u64, Option<Utf8Bytes>)>;
+/// sequence and no change falls between a catch-up and the next frame. The `bool` is the
+/// encoding (compact or not).
+type CatchUps = HashMap<(ParkKey, u64, bool), (u64, Option<Utf8Bytes>)>;
 
 /// The registry of authenticated clients.
 pub(super) struct Hub {
@@ -84,8 +97,9 @@ impl Hub {
         }
     }
 
-    /// Adds a client that sees `key`; take the snapshot only after this returns.
-    pub(super) fn register(&self, key: ParkKey) -> Registration {
+    /// Adds a client that sees `key` and receives updates in the compact encoding if `compact`;
+    /// take the snapshot only after this returns.
+    pub(super) fn register(&self, key: ParkKey, compact: bool) -> Registration {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.queue);
         let lagging = Arc::new(AtomicBool::new(false));
@@ -94,6 +108,7 @@ impl Hub {
             id,
             Slot {
                 key,
+                compact,
                 tx,
                 lagging: lagging.clone(),
                 kick: kick.clone(),
@@ -134,11 +149,13 @@ impl Hub {
         api: &Api,
         key: &ParkKey,
         since: u64,
+        compact: bool,
     ) -> (u64, Option<Utf8Bytes>) {
         // Lock order: registry, then catch-ups (as `broadcast`).
         let _clients = self.clients.lock();
         let mut cache = self.catch_ups.lock();
-        if let Some(hit) = cache.get(&(key.clone(), since)) {
+        let entry = (key.clone(), since, compact);
+        if let Some(hit) = cache.get(&entry) {
             return hit.clone();
         }
         let d = api
@@ -148,23 +165,26 @@ impl Hub {
             None
         } else {
             api.metrics().encoded();
-            Some(encode_update(d.seq, &d.plcs))
+            Some(encode(compact, d.seq, &d.plcs))
         };
         let out = (d.seq.max(since), text);
-        cache.insert((key.clone(), since), out.clone());
+        cache.insert(entry, out.clone());
         out
     }
 
-    /// One broadcast: deltas after `since`, encoded once per distinct park set, offered to
-    /// every client. Returns the sequence the next broadcast starts from.
+    /// One broadcast: deltas after `since`, encoded once per distinct park set and encoding in
+    /// use, offered to every client. Returns the sequence the next broadcast starts from.
     fn broadcast(&self, api: &Api, since: u64) -> u64 {
         let cache = api.cache();
         let metrics = api.metrics();
         let mut clients = self.clients.lock();
         self.catch_ups.lock().clear();
-        let mut groups: HashMap<ParkKey, Vec<u64>> = HashMap::new();
+        let mut groups: HashMap<ParkKey, Vec<(u64, bool)>> = HashMap::new();
         for (id, s) in clients.iter() {
-            groups.entry(s.key.clone()).or_default().push(*id);
+            groups
+                .entry(s.key.clone())
+                .or_default()
+                .push((*id, s.compact));
         }
         let mut next = u64::MAX;
         let mut counted: HashSet<String> = HashSet::new();
@@ -187,16 +207,22 @@ impl Hub {
                     changes += p.changes.len() as u64;
                 }
             }
-            let frame = Frame {
-                seq: delta.seq,
-                text: encode_update(delta.seq, &delta.plcs),
-            };
-            metrics.encoded();
-            for id in ids {
+            // One frame per encoding in use in this group, encoded once.
+            let mut frames: [Option<Frame>; 2] = [None, None];
+            for (id, compact) in ids {
+                let frame = frames[usize::from(compact)]
+                    .get_or_insert_with(|| {
+                        metrics.encoded();
+                        Frame {
+                            seq: delta.seq,
+                            text: encode(compact, delta.seq, &delta.plcs),
+                        }
+                    })
+                    .clone();
                 let Some(s) = clients.get_mut(&id) else {
                     continue;
                 };
-                match s.tx.try_send(frame.clone()) {
+                match s.tx.try_send(frame) {
                     Ok(()) => s.behind_since = None,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         s.lagging.store(true, Ordering::Release);

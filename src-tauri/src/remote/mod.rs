@@ -5,6 +5,7 @@
 //! [`ServerHandle`] with the bound address and a bounded shutdown.
 
 mod assets;
+mod compact;
 mod conn;
 mod fanout;
 mod http;
@@ -12,5 +13,13 @@ mod origin;
 mod server;
 mod setup_code;
 mod ws;
+mod wsock;
 
+pub use compact::PROTOCOL as COMPACT_PROTOCOL;
 pub use server::{start, ServerConfig, ServerError, ServerHandle};
+
+/// The `update` message for these changes exactly as `/ws` sends it, in the default JSON or the
+/// compact encoding (docs/protocol.md). Public for the bench, which measures both.
+pub fn encode_update(compact: bool, seq: u64, plcs: &[crate::live::PlcDelta]) -> String {
+    fanout::encode(compact, seq, plcs).as_str().to_string()
+}

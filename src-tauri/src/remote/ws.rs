@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +17,7 @@ use tokio::time::Instant;
 
 use super::fanout::{ParkKey, Registration};
 use super::server::{AppState, ConnGuard, LimitHit};
+use super::wsock::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use crate::api::wire::Reply;
 use crate::api::{dispatch, ApiError, Ctx, Empty, Request};
 use crate::auth::{Principal, Source};
@@ -76,8 +76,9 @@ pub(super) async fn upgrade(
     };
     let max = st.cfg.max_inbound_bytes;
     // Small per-connection buffers: inbound messages are small requests, and outbound frames are
-    // written through (the shared frame is not copied into a 128 KiB buffer per client).
-    ws.protocols(["bearer"])
+    // written through in fragments (remote/wsock.rs), so no client keeps a copy of an update.
+    // The compact update encoding is preferred when the client offers it.
+    ws.protocols([super::compact::PROTOCOL, "bearer"])
         .read_buffer_size(8 * 1024)
         .write_buffer_size(0)
         .max_message_size(max)
@@ -174,6 +175,13 @@ fn key_of(api: &crate::api::Api, p: &Principal) -> ParkKey {
 }
 
 impl Client {
+    /// Whether the client negotiated compact updates (subprotocol `stator.v1.compact`).
+    fn compact(&self) -> bool {
+        self.socket
+            .protocol()
+            .is_some_and(|p| p.as_bytes() == super::compact::PROTOCOL.as_bytes())
+    }
+
     /// Sends one text frame; a send blocked longer than the slow-client timeout ends the
     /// connection as too slow (4008), any other failure drops it.
     async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), End> {
@@ -224,7 +232,7 @@ impl Client {
         let metrics = self.st.api.metrics().clone();
         metrics.client_delta(1);
         let mut key = key_of(&self.st.api, &principal);
-        let reg = self.st.hub.register(key.clone());
+        let reg = self.st.hub.register(key.clone(), self.compact());
         let id = reg.id;
         let end = self.live(reg, &token, principal, &mut key).await;
         self.st.hub.unregister(id);
@@ -335,7 +343,10 @@ impl Client {
     /// Sends everything after `delivered` as one coalesced update (for a client that lagged);
     /// the encoding is shared with every other client that lagged at the same point.
     async fn catch_up(&mut self, key: &ParkKey) -> Result<(), End> {
-        let (seq, text) = self.st.hub.catch_up(&self.st.api, key, self.delivered);
+        let (seq, text) = self
+            .st
+            .hub
+            .catch_up(&self.st.api, key, self.delivered, self.compact());
         self.delivered = self.delivered.max(seq);
         match text {
             Some(text) => self.send_text(text).await,

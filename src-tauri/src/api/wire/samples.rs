@@ -120,6 +120,7 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             quality: Quality::Bad,
             reason: Some("not_connected".into()),
             ts: Some(at(6)),
+            index: 0,
         }],
     }];
     add(
