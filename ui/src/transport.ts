@@ -90,7 +90,7 @@ const OPEN_WAIT_MS = 3000
 // ---------------------------------------------------------------------------------------------
 // Browser: HTTP + WebSocket
 
-/** HTTP endpoints that exist besides the WebSocket (issue 4/5). */
+/** HTTP endpoints that exist besides the WebSocket */
 const HTTP_OPS: Record<string, [string, string]> = {
   me: ['GET', '/api/me'],
   snapshot: ['GET', '/api/snapshot'],
