@@ -122,15 +122,19 @@ async fn exit_kiosk(
 }
 
 /// Pushes the panel session's live picture to the window: a snapshot on every session change,
-/// then deltas at most once per broadcast interval; `session-ended` when the session dies.
+/// then deltas as the remote fan-out sends them (at once, at most once per broadcast interval,
+/// every value a tag took in between); `session-ended` when the session dies (checked on every
+/// wake-up and at least once a second).
 async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
     let interval = Duration::from_secs_f64(panel.api.config().broadcast_interval_seconds.max(0.05));
+    let mut throttle = crate::live::Throttle::new(panel.api.cache(), interval);
     let mut changes = panel.api.auth().changes();
     let mut seq = 0u64;
     let mut shown: Option<String> = None;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            woke = throttle.wait() => if !woke { break },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = panel.session_changed.notified() => {}
             r = changes.recv() => {
                 // Grants or role may have changed: force a fresh snapshot.
@@ -164,7 +168,7 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
         let delta = panel
             .api
             .cache()
-            .changes_since(seq, |p| principal.parks.contains(p));
+            .changes_since_every(seq, |p| principal.parks.contains(p));
         seq = delta.seq;
         if !delta.is_empty() {
             let _ = app.emit("live-update", api::UpdateMsg::new(delta.seq, &delta.plcs));

@@ -4,6 +4,16 @@
 //! readers for more than a short critical section, and listeners are woken through a
 //! `tokio::sync::watch` channel, which never blocks the sender and naturally coalesces: a slow
 //! listener sees only the newest sequence number.
+//!
+//! Two views of the values leave the cache:
+//! - the *display* view ([`Cache::changes_since`], [`Cache::changes_since_every`]): the latest
+//!   value per tag, plus (for the live fan-out) the few values a tag had in between, so that a
+//!   change is never lost only because several arrived in one publish response or between two
+//!   fan-out wake-ups;
+//! - the *sample* seam ([`Cache::samples`]): every value the engine reported, batch by batch, in
+//!   order, before any coalescing — what a historian or alarm evaluation must see. It is a bounded
+//!   `tokio::sync::broadcast`: the engine never waits on a listener; a listener that falls more
+//!   than [`SAMPLE_BATCHES`] batches behind gets `RecvError::Lagged(n)` and must count the loss.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,9 +21,24 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::config::TagConfig;
+
+/// Batches the sample seam buffers per listener (one batch = one publish response or one poll).
+pub const SAMPLE_BATCHES: usize = 1024;
+
+/// Values a tag keeps between two fan-out wake-ups besides its latest (older ones coalesce).
+/// At 10 Hz and a 0.1 s broadcast interval a tag rarely has more than one; four covers a
+/// publish response that was late by several intervals.
+pub const KEPT_BETWEEN: usize = 4;
+
+/// Every value one PLC reported in one batch, in the order reported (see [`Cache::samples`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleBatch {
+    pub plc: String,
+    pub values: Vec<ValueUpdate>,
+}
 
 /// Connection state of one PLC; serialised as the wire contract's upper-case names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -190,6 +215,43 @@ struct TagEntry {
     meta: TagMeta,
     value: TagValue,
     seq: u64,
+    /// Values this tag had before `value`, oldest first, each with the sequence at which it
+    /// became current (at most [`KEPT_BETWEEN`]); emitted by [`Cache::changes_since_every`].
+    earlier: std::collections::VecDeque<(u64, TagValue)>,
+}
+
+impl TagEntry {
+    fn new(meta: TagMeta, value: TagValue, seq: u64) -> Self {
+        Self {
+            meta,
+            value,
+            seq,
+            earlier: Default::default(),
+        }
+    }
+
+    /// Makes `value` current, keeping the superseded one for the fan-out.
+    fn set(&mut self, value: TagValue, seq: u64) {
+        let old = std::mem::replace(&mut self.value, value);
+        // The placeholder before the first value is no change anyone needs to see.
+        if !(old.value.is_null() && old.ts.is_none()) {
+            if self.earlier.len() == KEPT_BETWEEN {
+                self.earlier.pop_front();
+            }
+            self.earlier.push_back((self.seq, old));
+        }
+        self.seq = seq;
+    }
+
+    fn change(&self, value: &TagValue) -> Change {
+        Change {
+            name: self.meta.name.clone(),
+            value: value.value.clone(),
+            quality: value.quality,
+            reason: value.reason.clone(),
+            ts: value.ts,
+        }
+    }
 }
 
 struct PlcEntry {
@@ -219,6 +281,7 @@ struct State {
 pub struct Cache {
     state: Arc<RwLock<State>>,
     notify: Arc<watch::Sender<u64>>,
+    samples: broadcast::Sender<Arc<SampleBatch>>,
 }
 
 /// Identifies a configured PLC for [`Cache::new`].
@@ -251,9 +314,11 @@ impl Cache {
             })
             .collect();
         let (tx, _) = watch::channel(0);
+        let (samples, _) = broadcast::channel(SAMPLE_BATCHES);
         Self {
             state: Arc::new(RwLock::new(State { seq: 0, plcs })),
             notify: Arc::new(tx),
+            samples,
         }
     }
 
@@ -279,6 +344,12 @@ impl Cache {
     /// Wakes on every new sequence number; never blocks the writer, coalesces for slow readers.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.notify.subscribe()
+    }
+
+    /// Every value the engine reports, batch by batch, before the display coalesces anything:
+    /// the seam for the historian and alarm evaluation. Costs nothing while nobody listens.
+    pub fn samples(&self) -> broadcast::Receiver<Arc<SampleBatch>> {
+        self.samples.subscribe()
     }
 
     /// The current sequence number.
@@ -334,9 +405,12 @@ impl Cache {
                 if t.value.quality != Quality::Bad
                     || t.value.reason.as_deref() != Some("not_connected")
                 {
-                    t.value.quality = Quality::Bad;
-                    t.value.reason = Some("not_connected".into());
-                    t.seq = seq;
+                    let stale = TagValue {
+                        quality: Quality::Bad,
+                        reason: Some("not_connected".into()),
+                        ..t.value.clone()
+                    };
+                    t.set(stale, seq);
                 }
             }
         }
@@ -363,35 +437,48 @@ impl Cache {
             for (i, meta) in tags.into_iter().enumerate() {
                 let value = old.remove(&meta.name).map(|t| t.value).unwrap_or_default();
                 p.index.insert(meta.name.clone(), i);
-                p.tags.push(TagEntry { meta, value, seq });
+                p.tags.push(TagEntry::new(meta, value, seq));
             }
             p.tags_seq = seq;
         });
     }
 
     /// Takes a batch of value changes from the engine; unknown tags are ignored. Values equal to
-    /// the current one (value, quality, timestamp) do not advance the sequence.
+    /// the current one (value, quality, timestamp) do not advance the sequence. A batch may hold
+    /// several values of one tag (queued notifications of one publish response): all of them are
+    /// kept for the fan-out and the sample seam, the last one is current.
     pub fn update(&self, plc: &str, updates: impl IntoIterator<Item = ValueUpdate>) -> usize {
+        let updates: Vec<ValueUpdate> = updates.into_iter().collect();
+        if updates.is_empty() {
+            return 0;
+        }
         let mut st = self.state.write();
         let seq = st.seq + 1;
         let Some(p) = st.plcs.iter_mut().find(|p| p.id == plc) else {
             return 0;
         };
         let mut n = 0;
-        for u in updates {
+        for u in &updates {
             if let Some(&i) = p.index.get(&u.tag) {
                 let t = &mut p.tags[i];
                 if t.value != u.value {
-                    t.value = u.value;
-                    t.seq = seq;
+                    t.set(u.value.clone(), seq);
                     n += 1;
                 }
             }
         }
         if n > 0 {
             st.seq = seq;
-            drop(st);
+        }
+        drop(st);
+        if n > 0 {
             self.bump(seq);
+        }
+        if self.samples.receiver_count() > 0 {
+            let _ = self.samples.send(Arc::new(SampleBatch {
+                plc: plc.to_string(),
+                values: updates,
+            }));
         }
         n
     }
@@ -463,24 +550,38 @@ impl Cache {
         }
     }
 
-    /// What changed after `since` on the PLCs accepted by `visible`. A PLC appears when its
-    /// status or any of its values changed.
+    /// What changed after `since` on the PLCs accepted by `visible`: the latest value of each
+    /// changed tag (a coalesced catch-up). A PLC appears when its status or any of its values
+    /// changed.
     pub fn changes_since(&self, since: u64, visible: impl Fn(&str) -> bool) -> Delta {
+        self.delta(since, visible, false)
+    }
+
+    /// Like [`Cache::changes_since`], but a tag that took several values after `since` appears
+    /// once per value, oldest first (up to [`KEPT_BETWEEN`] + 1; older ones coalesce), so a live
+    /// listener sees every change even when several arrive between two of its wake-ups.
+    /// Clients apply changes in order, so the last one is what they display.
+    pub fn changes_since_every(&self, since: u64, visible: impl Fn(&str) -> bool) -> Delta {
+        self.delta(since, visible, true)
+    }
+
+    fn delta(&self, since: u64, visible: impl Fn(&str) -> bool, every: bool) -> Delta {
         let st = self.state.read();
         let mut plcs = Vec::new();
         for p in st.plcs.iter().filter(|p| visible(&p.id)) {
-            let changes: Vec<Change> = p
-                .tags
-                .iter()
-                .filter(|t| t.seq > since)
-                .map(|t| Change {
-                    name: t.meta.name.clone(),
-                    value: t.value.value.clone(),
-                    quality: t.value.quality,
-                    reason: t.value.reason.clone(),
-                    ts: t.value.ts,
-                })
-                .collect();
+            let mut changes: Vec<Change> = Vec::new();
+            for t in p.tags.iter().filter(|t| t.seq > since) {
+                if every {
+                    // `earlier[k].0` is when that value became current: it is news only if that
+                    // was after `since`.
+                    for (s, v) in &t.earlier {
+                        if *s > since {
+                            changes.push(t.change(v));
+                        }
+                    }
+                }
+                changes.push(t.change(&t.value));
+            }
             if !changes.is_empty() || p.status_seq > since || p.tags_seq > since {
                 plcs.push(PlcDelta {
                     id: p.id.clone(),
@@ -492,6 +593,49 @@ impl Cache {
             }
         }
         Delta { seq: st.seq, plcs }
+    }
+}
+
+/// When a live listener (the remote fan-out, the desktop window) should read the cache: at once
+/// on the first change after a quiet spell (leading edge), then at most once per `interval`
+/// while changes keep coming, and once more for changes that arrived during the wait (trailing
+/// flush). Never a fixed tick: a value waits at most one interval, and usually not at all.
+pub struct Throttle {
+    changed: watch::Receiver<u64>,
+    interval: std::time::Duration,
+    last: Option<tokio::time::Instant>,
+    /// A change was seen but not yet handed out (survives a cancelled [`Throttle::wait`]).
+    pending: bool,
+}
+
+impl Throttle {
+    /// A throttle over `cache`'s change notifications; changes before this call are not
+    /// reported (the listener starts from a snapshot or `Cache::seq`).
+    pub fn new(cache: &Cache, interval: std::time::Duration) -> Self {
+        Self {
+            changed: cache.subscribe(),
+            interval,
+            last: None,
+            pending: false,
+        }
+    }
+
+    /// Waits for the next wake-up; `false` once the cache is gone. Cancel-safe: a change seen
+    /// by a cancelled call is reported by the next one.
+    pub async fn wait(&mut self) -> bool {
+        if !self.pending {
+            if self.changed.changed().await.is_err() {
+                return false;
+            }
+            self.pending = true;
+        }
+        if let Some(last) = self.last {
+            tokio::time::sleep_until(last + self.interval).await;
+        }
+        self.changed.borrow_and_update();
+        self.pending = false;
+        self.last = Some(tokio::time::Instant::now());
+        true
     }
 }
 

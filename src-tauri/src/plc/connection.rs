@@ -132,7 +132,7 @@ async fn build_client(target: &Target) -> Result<Client, ConnectError> {
     let pki = target.pki_dir.clone();
     let built = tokio::task::spawn_blocking(move || {
         let _guard = KEYPAIR_LOCK.lock();
-        ClientBuilder::new()
+        let builder = ClientBuilder::new()
             .application_name("Stator")
             .application_uri("urn:stator:client")
             .product_uri("urn:stator")
@@ -150,12 +150,73 @@ async fn build_client(target: &Target) -> Result<Client, ConnectError> {
             .max_message_size(256 * 1024 * 1024)
             .max_chunk_count(8192)
             .min_publish_interval(Duration::from_millis(10))
-            .session_name("Stator")
-            .client()
+            .session_name("Stator");
+        if secure {
+            builder.client()
+        } else {
+            quietly(|| builder.client())
+        }
     })
     .await
     .map_err(|e| ConnectError::Transient(format!("internal error: {e}")))?;
     built.map_err(|e| ConnectError::Final(format!("client configuration: {}", e.join("; "))))
+}
+
+/// Runs `f` with async-opcua's own log events dropped, on this thread only.
+///
+/// Building a client always reads the client's own certificate and key, and validates an
+/// endpoint table Stator does not use (it connects by URL): without a key pair that logs ERROR
+/// lines about missing `own/cert.der` / `private/private.pem` and a warning about "no
+/// endpoints", on every connect. With security None neither matters, and the library offers no
+/// way to skip those reads, so for that build only its events are dropped. Validation errors
+/// are still reported: `ClientBuilder::client` returns them and the caller words them.
+fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    let inner = tracing::dispatcher::get_default(|d| d.clone());
+    let quiet = tracing::Dispatch::new(DropOpcua(inner));
+    tracing::dispatcher::with_default(&quiet, f)
+}
+
+/// A subscriber that forwards everything except events of the `opcua*` crates.
+struct DropOpcua(tracing::Dispatch);
+
+impl tracing::Subscriber for DropOpcua {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        !metadata.target().starts_with("opcua") && self.0.enabled(metadata)
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        self.0.new_span(span)
+    }
+    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        self.0.record(span, values)
+    }
+    fn record_follows_from(&self, span: &tracing::span::Id, follows: &tracing::span::Id) {
+        self.0.record_follows_from(span, follows)
+    }
+    fn event(&self, event: &tracing::Event<'_>) {
+        if !event.metadata().target().starts_with("opcua") {
+            self.0.event(event)
+        }
+    }
+    fn enter(&self, span: &tracing::span::Id) {
+        self.0.enter(span)
+    }
+    fn exit(&self, span: &tracing::span::Id) {
+        self.0.exit(span)
+    }
+    fn clone_span(&self, id: &tracing::span::Id) -> tracing::span::Id {
+        self.0.clone_span(id)
+    }
+    fn try_close(&self, id: tracing::span::Id) -> bool {
+        self.0.try_close(id)
+    }
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Decided per event in `enabled`: this subscriber lives only for one call.
+        let _ = metadata;
+        tracing::subscriber::Interest::sometimes()
+    }
 }
 
 /// Connects (endpoints, secure channel, session) within [`CONNECT_TIMEOUT`] (creating the
