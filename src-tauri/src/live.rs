@@ -762,4 +762,97 @@ mod tests {
         rx.changed().await.unwrap();
         assert_eq!(*rx.borrow(), c.seq());
     }
+
+    #[tokio::test]
+    async fn every_value_of_a_batch_reaches_the_fan_out_and_the_sample_seam() {
+        let c = cache();
+        let mut samples = c.samples();
+        let s0 = c.seq();
+        let batch: Vec<ValueUpdate> = [1, 2, 3]
+            .map(|i| ValueUpdate {
+                tag: "P".into(),
+                value: good(json!(i)),
+            })
+            .into();
+        assert_eq!(c.update("a", batch.clone()), 3);
+        let every = c.changes_since_every(s0, |_| true);
+        let values: Vec<_> = every.plcs[0]
+            .changes
+            .iter()
+            .map(|x| x.value.clone())
+            .collect();
+        assert_eq!(values, vec![json!(1), json!(2), json!(3)]);
+        // The catch-up view coalesces to the latest.
+        let latest = c.changes_since(s0, |_| true);
+        assert_eq!(latest.plcs[0].changes.len(), 1);
+        assert_eq!(latest.plcs[0].changes[0].value, json!(3));
+        // A later value after a listener's wake-up: only what is news to it.
+        c.update(
+            "a",
+            [ValueUpdate {
+                tag: "P".into(),
+                value: good(json!(4)),
+            }],
+        );
+        let next = c.changes_since_every(every.seq, |_| true);
+        assert_eq!(next.plcs[0].changes.len(), 1);
+        assert_eq!(next.plcs[0].changes[0].value, json!(4));
+        // Bounded: a listener far behind gets at most KEPT_BETWEEN + 1 values of a tag.
+        for i in 5..20 {
+            c.update(
+                "a",
+                [ValueUpdate {
+                    tag: "P".into(),
+                    value: good(json!(i)),
+                }],
+            );
+        }
+        let far = c.changes_since_every(s0, |_| true);
+        assert_eq!(far.plcs[0].changes.len(), KEPT_BETWEEN + 1);
+        assert_eq!(far.plcs[0].changes.last().unwrap().value, json!(19));
+        // The seam saw the batch as reported, all three values in order.
+        let got = samples.recv().await.unwrap();
+        assert_eq!(got.plc, "a");
+        assert_eq!(got.values, batch);
+    }
+
+    #[tokio::test]
+    async fn throttle_wakes_at_once_then_at_most_once_per_interval() {
+        let c = cache();
+        let interval = std::time::Duration::from_millis(200);
+        let mut th = Throttle::new(&c, interval);
+        let bump = |i: i32| {
+            c.update(
+                "a",
+                [ValueUpdate {
+                    tag: "P".into(),
+                    value: good(json!(i)),
+                }],
+            );
+        };
+        let t0 = tokio::time::Instant::now();
+        bump(1);
+        assert!(th.wait().await);
+        assert!(
+            t0.elapsed() < interval / 2,
+            "leading edge: {:?}",
+            t0.elapsed()
+        );
+        let woke = tokio::time::Instant::now();
+        bump(2);
+        assert!(th.wait().await);
+        assert!(
+            woke.elapsed() >= interval,
+            "throttled: {:?}",
+            woke.elapsed()
+        );
+        // A cancelled wait keeps the change it saw (trailing flush).
+        let woke = tokio::time::Instant::now();
+        bump(3);
+        let cancelled = tokio::time::timeout(interval / 4, th.wait()).await;
+        assert!(cancelled.is_err());
+        assert!(th.wait().await);
+        assert!(woke.elapsed() >= interval);
+        assert_eq!(c.seq(), *th.changed.borrow());
+    }
 }
