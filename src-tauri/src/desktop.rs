@@ -77,15 +77,19 @@ async fn api(
 }
 
 /// Pushes the panel session's live picture to the window: a snapshot on every session change,
-/// then deltas at most once per broadcast interval; `session-ended` when the session dies.
+/// then deltas as the remote fan-out sends them (at once, at most once per broadcast interval,
+/// every value a tag took in between); `session-ended` when the session dies (checked on every
+/// wake-up and at least once a second).
 async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
     let interval = Duration::from_secs_f64(panel.api.config().broadcast_interval_seconds.max(0.05));
+    let mut throttle = crate::live::Throttle::new(panel.api.cache(), interval);
     let mut changes = panel.api.auth().changes();
     let mut seq = 0u64;
     let mut shown: Option<String> = None;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            woke = throttle.wait() => if !woke { break },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = panel.session_changed.notified() => {}
             r = changes.recv() => {
                 // Grants or role may have changed: force a fresh snapshot.
@@ -119,10 +123,13 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
             shown = Some(token);
             continue;
         }
-        let delta = panel
-            .api
-            .cache()
-            .changes_since(seq, |p| principal.parks.contains(p));
+        let delta =
+            panel
+                .api
+                .cache()
+                .changes_since_every(seq, crate::live::distinct_gap(interval), |p| {
+                    principal.parks.contains(p)
+                });
         seq = delta.seq;
         if !delta.is_empty() {
             let _ = app.emit("live-update", api::UpdateMsg::new(delta.seq, &delta.plcs));

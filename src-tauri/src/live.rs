@@ -4,6 +4,16 @@
 //! readers for more than a short critical section, and listeners are woken through a
 //! `tokio::sync::watch` channel, which never blocks the sender and naturally coalesces: a slow
 //! listener sees only the newest sequence number.
+//!
+//! Two views of the values leave the cache:
+//! - the *display* view ([`Cache::changes_since`], [`Cache::changes_since_every`]): the latest
+//!   value per tag, plus (for the live fan-out) the few values a tag had in between, so that a
+//!   change is never lost only because several arrived in one publish response or between two
+//!   fan-out wake-ups;
+//! - the *sample* seam ([`Cache::samples`]): every value the engine reported, batch by batch, in
+//!   order, before any coalescing — what a historian or alarm evaluation must see. It is a bounded
+//!   `tokio::sync::broadcast`: the engine never waits on a listener; a listener that falls more
+//!   than [`SAMPLE_BATCHES`] batches behind gets `RecvError::Lagged(n)` and must count the loss.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,9 +21,31 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::config::TagConfig;
+
+/// Batches the sample seam buffers per listener (one batch = one publish response or one poll).
+pub const SAMPLE_BATCHES: usize = 1024;
+
+/// Values a tag keeps between two fan-out wake-ups besides its latest (older ones coalesce).
+/// At 10 Hz and a 0.1 s broadcast interval a tag rarely has more than one; four covers a
+/// publish response that was late by several intervals.
+pub const KEPT_BETWEEN: usize = 4;
+
+/// The smallest source-time gap at which two values of a tag are both shown, for a broadcast
+/// `interval`: three quarters of it, so that changes one interval apart survive the PLC's and
+/// the sampler's timestamp jitter, while faster flicker coalesces into one display update.
+pub fn distinct_gap(interval: std::time::Duration) -> std::time::Duration {
+    interval * 3 / 4
+}
+
+/// Every value one PLC reported in one batch, in the order reported (see [`Cache::samples`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleBatch {
+    pub plc: String,
+    pub values: Vec<ValueUpdate>,
+}
 
 /// Connection state of one PLC; serialised as the wire contract's upper-case names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -194,6 +226,45 @@ struct TagEntry {
     meta: TagMeta,
     value: TagValue,
     seq: u64,
+    /// Values this tag had before `value`, oldest first, each with the sequence at which it
+    /// became current (at most [`KEPT_BETWEEN`]); emitted by [`Cache::changes_since_every`].
+    earlier: std::collections::VecDeque<(u64, TagValue)>,
+}
+
+impl TagEntry {
+    fn new(meta: TagMeta, value: TagValue, seq: u64) -> Self {
+        Self {
+            meta,
+            value,
+            seq,
+            earlier: Default::default(),
+        }
+    }
+
+    /// Makes `value` current, keeping the superseded one for the fan-out.
+    fn set(&mut self, value: TagValue, seq: u64) {
+        let old = std::mem::replace(&mut self.value, value);
+        // The placeholder before the first value is no change anyone needs to see.
+        if !(old.value.is_null() && old.ts.is_none()) {
+            if self.earlier.len() == KEPT_BETWEEN {
+                self.earlier.pop_front();
+            }
+            self.earlier.push_back((self.seq, old));
+        }
+        self.seq = seq;
+    }
+
+    /// The change of this tag (at `index` in its PLC's snapshot `nodes`) to `value`.
+    fn change(&self, index: usize, value: &TagValue) -> Change {
+        Change {
+            name: self.meta.name.clone(),
+            index,
+            value: value.value.clone(),
+            quality: value.quality,
+            reason: value.reason.clone(),
+            ts: value.ts,
+        }
+    }
 }
 
 struct PlcEntry {
@@ -223,6 +294,7 @@ struct State {
 pub struct Cache {
     state: Arc<RwLock<State>>,
     notify: Arc<watch::Sender<u64>>,
+    samples: broadcast::Sender<Arc<SampleBatch>>,
 }
 
 /// Identifies a configured PLC for [`Cache::new`].
@@ -255,9 +327,11 @@ impl Cache {
             })
             .collect();
         let (tx, _) = watch::channel(0);
+        let (samples, _) = broadcast::channel(SAMPLE_BATCHES);
         Self {
             state: Arc::new(RwLock::new(State { seq: 0, plcs })),
             notify: Arc::new(tx),
+            samples,
         }
     }
 
@@ -283,6 +357,12 @@ impl Cache {
     /// Wakes on every new sequence number; never blocks the writer, coalesces for slow readers.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.notify.subscribe()
+    }
+
+    /// Every value the engine reports, batch by batch, before the display coalesces anything:
+    /// the seam for the historian and alarm evaluation. Costs nothing while nobody listens.
+    pub fn samples(&self) -> broadcast::Receiver<Arc<SampleBatch>> {
+        self.samples.subscribe()
     }
 
     /// The current sequence number.
@@ -338,9 +418,12 @@ impl Cache {
                 if t.value.quality != Quality::Bad
                     || t.value.reason.as_deref() != Some("not_connected")
                 {
-                    t.value.quality = Quality::Bad;
-                    t.value.reason = Some("not_connected".into());
-                    t.seq = seq;
+                    let stale = TagValue {
+                        quality: Quality::Bad,
+                        reason: Some("not_connected".into()),
+                        ..t.value.clone()
+                    };
+                    t.set(stale, seq);
                 }
             }
         }
@@ -367,35 +450,48 @@ impl Cache {
             for (i, meta) in tags.into_iter().enumerate() {
                 let value = old.remove(&meta.name).map(|t| t.value).unwrap_or_default();
                 p.index.insert(meta.name.clone(), i);
-                p.tags.push(TagEntry { meta, value, seq });
+                p.tags.push(TagEntry::new(meta, value, seq));
             }
             p.tags_seq = seq;
         });
     }
 
     /// Takes a batch of value changes from the engine; unknown tags are ignored. Values equal to
-    /// the current one (value, quality, timestamp) do not advance the sequence.
+    /// the current one (value, quality, timestamp) do not advance the sequence. A batch may hold
+    /// several values of one tag (queued notifications of one publish response): all of them are
+    /// kept for the fan-out and the sample seam, the last one is current.
     pub fn update(&self, plc: &str, updates: impl IntoIterator<Item = ValueUpdate>) -> usize {
+        let updates: Vec<ValueUpdate> = updates.into_iter().collect();
+        if updates.is_empty() {
+            return 0;
+        }
         let mut st = self.state.write();
         let seq = st.seq + 1;
         let Some(p) = st.plcs.iter_mut().find(|p| p.id == plc) else {
             return 0;
         };
         let mut n = 0;
-        for u in updates {
+        for u in &updates {
             if let Some(&i) = p.index.get(&u.tag) {
                 let t = &mut p.tags[i];
                 if t.value != u.value {
-                    t.value = u.value;
-                    t.seq = seq;
+                    t.set(u.value.clone(), seq);
                     n += 1;
                 }
             }
         }
         if n > 0 {
             st.seq = seq;
-            drop(st);
+        }
+        drop(st);
+        if n > 0 {
             self.bump(seq);
+        }
+        if self.samples.receiver_count() > 0 {
+            let _ = self.samples.send(Arc::new(SampleBatch {
+                plc: plc.to_string(),
+                values: updates,
+            }));
         }
         n
     }
@@ -467,26 +563,65 @@ impl Cache {
         }
     }
 
-    /// What changed after `since` on the PLCs accepted by `visible`. A PLC appears when its
-    /// status or any of its values changed.
+    /// What changed after `since` on the PLCs accepted by `visible`: the latest value of each
+    /// changed tag (a coalesced catch-up). A PLC appears when its status or any of its values
+    /// changed.
     pub fn changes_since(&self, since: u64, visible: impl Fn(&str) -> bool) -> Delta {
+        self.delta(since, visible, None)
+    }
+
+    /// Like [`Cache::changes_since`], but a tag that took several values after `since` appears
+    /// once per value, oldest first (up to [`KEPT_BETWEEN`] + 1; older ones coalesce), so a live
+    /// listener sees every change even when several arrive between two of its wake-ups (e.g.
+    /// queued notifications of one publish). Values whose source timestamps lie less than
+    /// `min_gap` before the next value shown coalesce into it: display coalescing within one
+    /// broadcast interval is fine, dropping changes an interval apart is not. Clients apply
+    /// changes in order, so the last one is what they display.
+    pub fn changes_since_every(
+        &self,
+        since: u64,
+        min_gap: std::time::Duration,
+        visible: impl Fn(&str) -> bool,
+    ) -> Delta {
+        self.delta(since, visible, Some(min_gap))
+    }
+
+    fn delta(
+        &self,
+        since: u64,
+        visible: impl Fn(&str) -> bool,
+        every: Option<std::time::Duration>,
+    ) -> Delta {
         let st = self.state.read();
         let mut plcs = Vec::new();
         for p in st.plcs.iter().filter(|p| visible(&p.id)) {
-            let changes: Vec<Change> = p
-                .tags
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.seq > since)
-                .map(|(index, t)| Change {
-                    name: t.meta.name.clone(),
-                    index,
-                    value: t.value.value.clone(),
-                    quality: t.value.quality,
-                    reason: t.value.reason.clone(),
-                    ts: t.value.ts,
-                })
-                .collect();
+            let mut changes: Vec<Change> = Vec::new();
+            for (index, t) in p.tags.iter().enumerate().filter(|(_, t)| t.seq > since) {
+                if let Some(min_gap) = every {
+                    // `earlier[k].0` is when that value became current: it is news only if that
+                    // was after `since`. Walk back from the current value, keeping an earlier
+                    // one only when it stood for at least `min_gap` (by source time; without
+                    // timestamps it is kept).
+                    let gap = chrono::Duration::from_std(min_gap).unwrap_or(chrono::Duration::MAX);
+                    let mut next_ts = t.value.ts;
+                    let first = changes.len();
+                    for (s, v) in t.earlier.iter().rev() {
+                        if *s <= since {
+                            break;
+                        }
+                        let apart = match (v.ts, next_ts) {
+                            (Some(a), Some(b)) => b - a >= gap,
+                            _ => true,
+                        };
+                        if apart {
+                            changes.push(t.change(index, v));
+                            next_ts = v.ts;
+                        }
+                    }
+                    changes[first..].reverse();
+                }
+                changes.push(t.change(index, &t.value));
+            }
             if !changes.is_empty() || p.status_seq > since || p.tags_seq > since {
                 plcs.push(PlcDelta {
                     id: p.id.clone(),
@@ -501,10 +636,54 @@ impl Cache {
     }
 }
 
+/// When a live listener (the remote fan-out, the desktop window) should read the cache: at once
+/// on the first change after a quiet spell (leading edge), then at most once per `interval`
+/// while changes keep coming, and once more for changes that arrived during the wait (trailing
+/// flush). Never a fixed tick: a value waits at most one interval, and usually not at all.
+pub struct Throttle {
+    changed: watch::Receiver<u64>,
+    interval: std::time::Duration,
+    last: Option<tokio::time::Instant>,
+    /// A change was seen but not yet handed out (survives a cancelled [`Throttle::wait`]).
+    pending: bool,
+}
+
+impl Throttle {
+    /// A throttle over `cache`'s change notifications; changes before this call are not
+    /// reported (the listener starts from a snapshot or `Cache::seq`).
+    pub fn new(cache: &Cache, interval: std::time::Duration) -> Self {
+        Self {
+            changed: cache.subscribe(),
+            interval,
+            last: None,
+            pending: false,
+        }
+    }
+
+    /// Waits for the next wake-up; `false` once the cache is gone. Cancel-safe: a change seen
+    /// by a cancelled call is reported by the next one.
+    pub async fn wait(&mut self) -> bool {
+        if !self.pending {
+            if self.changed.changed().await.is_err() {
+                return false;
+            }
+            self.pending = true;
+        }
+        if let Some(last) = self.last {
+            tokio::time::sleep_until(last + self.interval).await;
+        }
+        self.changed.borrow_and_update();
+        self.pending = false;
+        self.last = Some(tokio::time::Instant::now());
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     fn cache() -> Cache {
         let c = Cache::new(["a", "b"].map(|id| PlcInfo {
@@ -543,6 +722,30 @@ mod tests {
             reason: None,
             ts: Some(Utc::now()),
         }
+    }
+
+    #[test]
+    fn values_an_interval_apart_are_all_shown_faster_flicker_coalesces() {
+        let c = cache();
+        let s0 = c.seq();
+        let t0 = Utc::now();
+        let at = |ms: i64, v: i32| ValueUpdate {
+            tag: "P".into(),
+            value: TagValue {
+                ts: Some(t0 + chrono::Duration::milliseconds(ms)),
+                ..good(json!(v))
+            },
+        };
+        // One publish: 1 and 2 a full interval apart, then 3 and 4 only 10 ms after 2.
+        c.update("a", [at(0, 1), at(100, 2), at(110, 3), at(120, 4)]);
+        let gap = distinct_gap(Duration::from_millis(100));
+        let d = c.changes_since_every(s0, gap, |_| true);
+        let values: Vec<_> = d.plcs[0].changes.iter().map(|x| x.value.clone()).collect();
+        assert_eq!(values, vec![json!(1), json!(4)], "2 and 3 stood < 75 ms");
+        c.update("a", [at(300, 5), at(400, 6)]);
+        let d = c.changes_since_every(d.seq, gap, |_| true);
+        let values: Vec<_> = d.plcs[0].changes.iter().map(|x| x.value.clone()).collect();
+        assert_eq!(values, vec![json!(5), json!(6)]);
     }
 
     #[test]
@@ -623,5 +826,98 @@ mod tests {
         }
         rx.changed().await.unwrap();
         assert_eq!(*rx.borrow(), c.seq());
+    }
+
+    #[tokio::test]
+    async fn every_value_of_a_batch_reaches_the_fan_out_and_the_sample_seam() {
+        let c = cache();
+        let mut samples = c.samples();
+        let s0 = c.seq();
+        let batch: Vec<ValueUpdate> = [1, 2, 3]
+            .map(|i| ValueUpdate {
+                tag: "P".into(),
+                value: good(json!(i)),
+            })
+            .into();
+        assert_eq!(c.update("a", batch.clone()), 3);
+        let every = c.changes_since_every(s0, Duration::ZERO, |_| true);
+        let values: Vec<_> = every.plcs[0]
+            .changes
+            .iter()
+            .map(|x| x.value.clone())
+            .collect();
+        assert_eq!(values, vec![json!(1), json!(2), json!(3)]);
+        // The catch-up view coalesces to the latest.
+        let latest = c.changes_since(s0, |_| true);
+        assert_eq!(latest.plcs[0].changes.len(), 1);
+        assert_eq!(latest.plcs[0].changes[0].value, json!(3));
+        // A later value after a listener's wake-up: only what is news to it.
+        c.update(
+            "a",
+            [ValueUpdate {
+                tag: "P".into(),
+                value: good(json!(4)),
+            }],
+        );
+        let next = c.changes_since_every(every.seq, Duration::ZERO, |_| true);
+        assert_eq!(next.plcs[0].changes.len(), 1);
+        assert_eq!(next.plcs[0].changes[0].value, json!(4));
+        // Bounded: a listener far behind gets at most KEPT_BETWEEN + 1 values of a tag.
+        for i in 5..20 {
+            c.update(
+                "a",
+                [ValueUpdate {
+                    tag: "P".into(),
+                    value: good(json!(i)),
+                }],
+            );
+        }
+        let far = c.changes_since_every(s0, Duration::ZERO, |_| true);
+        assert_eq!(far.plcs[0].changes.len(), KEPT_BETWEEN + 1);
+        assert_eq!(far.plcs[0].changes.last().unwrap().value, json!(19));
+        // The seam saw the batch as reported, all three values in order.
+        let got = samples.recv().await.unwrap();
+        assert_eq!(got.plc, "a");
+        assert_eq!(got.values, batch);
+    }
+
+    #[tokio::test]
+    async fn throttle_wakes_at_once_then_at_most_once_per_interval() {
+        let c = cache();
+        let interval = std::time::Duration::from_millis(200);
+        let mut th = Throttle::new(&c, interval);
+        let bump = |i: i32| {
+            c.update(
+                "a",
+                [ValueUpdate {
+                    tag: "P".into(),
+                    value: good(json!(i)),
+                }],
+            );
+        };
+        let t0 = tokio::time::Instant::now();
+        bump(1);
+        assert!(th.wait().await);
+        assert!(
+            t0.elapsed() < interval / 2,
+            "leading edge: {:?}",
+            t0.elapsed()
+        );
+        let woke = tokio::time::Instant::now();
+        bump(2);
+        assert!(th.wait().await);
+        assert!(
+            woke.elapsed() >= interval,
+            "throttled: {:?}",
+            woke.elapsed()
+        );
+        // A cancelled wait keeps the change it saw (trailing flush).
+        let woke = tokio::time::Instant::now();
+        bump(3);
+        let cancelled = tokio::time::timeout(interval / 4, th.wait()).await;
+        assert!(cancelled.is_err());
+        assert!(th.wait().await);
+        assert!(woke.elapsed() >= interval);
+        assert_eq!(c.seq(), *th.changed.borrow());
     }
 }

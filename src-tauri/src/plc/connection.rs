@@ -129,33 +129,100 @@ static KEYPAIR_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// use (RSA key generation is slow, so this runs on the blocking pool).
 async fn build_client(target: &Target) -> Result<Client, ConnectError> {
     let secure = target.policy != SecurityPolicy::None;
-    let pki = target.pki_dir.clone();
+    let target = target.clone();
     let built = tokio::task::spawn_blocking(move || {
         let _guard = KEYPAIR_LOCK.lock();
-        ClientBuilder::new()
-            .application_name("Stator")
-            .application_uri("urn:stator:client")
-            .product_uri("urn:stator")
-            .pki_dir(pki)
-            .create_sample_keypair(secure)
-            .trust_server_certs(false)
-            .verify_server_certs(true)
-            .session_retry_limit(0)
-            .request_timeout(REQUEST_TIMEOUT)
-            .keep_alive_interval(Duration::from_secs(2))
-            .max_failed_keep_alive_count(3)
-            .max_array_length(1_000_000)
-            .max_string_length(16 * 1024 * 1024)
-            .max_byte_string_length(16 * 1024 * 1024)
-            .max_message_size(256 * 1024 * 1024)
-            .max_chunk_count(8192)
-            .min_publish_interval(Duration::from_millis(10))
-            .session_name("Stator")
-            .client()
+        let builder = client_builder(&target);
+        if secure {
+            builder.client()
+        } else {
+            quietly(|| builder.client())
+        }
     })
     .await
     .map_err(|e| ConnectError::Transient(format!("internal error: {e}")))?;
     built.map_err(|e| ConnectError::Final(format!("client configuration: {}", e.join("; "))))
+}
+
+/// The client settings (secure connections create the client key pair on first use).
+fn client_builder(target: &Target) -> ClientBuilder {
+    let secure = target.policy != SecurityPolicy::None;
+    ClientBuilder::new()
+        .application_name("Stator")
+        .application_uri("urn:stator:client")
+        .product_uri("urn:stator")
+        .pki_dir(target.pki_dir.clone())
+        .create_sample_keypair(secure)
+        .trust_server_certs(false)
+        .verify_server_certs(true)
+        .session_retry_limit(0)
+        .request_timeout(REQUEST_TIMEOUT)
+        .keep_alive_interval(Duration::from_secs(2))
+        .max_failed_keep_alive_count(3)
+        .max_array_length(1_000_000)
+        .max_string_length(16 * 1024 * 1024)
+        .max_byte_string_length(16 * 1024 * 1024)
+        .max_message_size(256 * 1024 * 1024)
+        .max_chunk_count(8192)
+        .min_publish_interval(Duration::from_millis(10))
+        .session_name("Stator")
+}
+
+/// Runs `f` with async-opcua's own log events dropped, on this thread only.
+///
+/// Building a client always reads the client's own certificate and key, and validates an
+/// endpoint table Stator does not use (it connects by URL): without a key pair that logs ERROR
+/// lines about missing `own/cert.der` / `private/private.pem` and a warning about "no
+/// endpoints", on every connect. With security None neither matters, and the library offers no
+/// way to skip those reads, so for that build only its events are dropped. Validation errors
+/// are still reported: `ClientBuilder::client` returns them and the caller words them.
+fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    let inner = tracing::dispatcher::get_default(|d| d.clone());
+    let quiet = tracing::Dispatch::new(DropOpcua(inner));
+    tracing::dispatcher::with_default(&quiet, f)
+}
+
+/// A subscriber that forwards everything except events of the `opcua*` crates.
+struct DropOpcua(tracing::Dispatch);
+
+impl tracing::Subscriber for DropOpcua {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        !metadata.target().starts_with("opcua") && self.0.enabled(metadata)
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        self.0.new_span(span)
+    }
+    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        self.0.record(span, values)
+    }
+    fn record_follows_from(&self, span: &tracing::span::Id, follows: &tracing::span::Id) {
+        self.0.record_follows_from(span, follows)
+    }
+    fn event(&self, event: &tracing::Event<'_>) {
+        if !event.metadata().target().starts_with("opcua") {
+            self.0.event(event)
+        }
+    }
+    fn enter(&self, span: &tracing::span::Id) {
+        self.0.enter(span)
+    }
+    fn exit(&self, span: &tracing::span::Id) {
+        self.0.exit(span)
+    }
+    fn clone_span(&self, id: &tracing::span::Id) -> tracing::span::Id {
+        self.0.clone_span(id)
+    }
+    fn try_close(&self, id: tracing::span::Id) -> bool {
+        self.0.try_close(id)
+    }
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Decided per event in `enabled`: this subscriber lives only for one call.
+        let _ = metadata;
+        tracing::subscriber::Interest::sometimes()
+    }
 }
 
 /// Connects (endpoints, secure channel, session) within [`CONNECT_TIMEOUT`] (creating the
@@ -318,5 +385,59 @@ mod tests {
         let e = explain(StatusCode::BadConnectionClosed, None);
         assert!(matches!(e, ConnectError::Transient(_)));
         assert!(e.message().contains("BadConnectionClosed"));
+    }
+
+    /// Counts events of at least WARN level that reach it.
+    struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl tracing::Subscriber for Count {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, e: &tracing::Event<'_>) {
+            if *e.metadata().level() <= tracing::Level::WARN {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn security_none_builds_the_client_without_errors_or_warnings() {
+        let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let pki = tempfile::tempdir().unwrap();
+        let target = Target {
+            plc_id: Some("p".into()),
+            url: "opc.tcp://127.0.0.1:1".into(),
+            policy: SecurityPolicy::None,
+            mode: SecurityMode::None,
+            username: None,
+            password: None,
+            pki_dir: pki.path().to_path_buf(),
+        };
+        // Scoped to this thread (tests run in parallel): the same builder `build_client` uses.
+        let d = tracing::Dispatch::new(Count(n.clone()));
+        let unquiet =
+            tracing::dispatcher::with_default(&d, || client_builder(&target).client().is_ok());
+        assert!(unquiet);
+        assert!(
+            n.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "the library logs about the missing key pair (what this guards against)"
+        );
+        n.store(0, std::sync::atomic::Ordering::SeqCst);
+        let built = tracing::dispatcher::with_default(&d, || {
+            quietly(|| client_builder(&target).client()).is_ok()
+        });
+        assert!(built);
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // And a plain event outside async-opcua still gets through the quiet wrapper.
+        tracing::dispatcher::with_default(&d, || quietly(|| tracing::warn!("kept")));
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

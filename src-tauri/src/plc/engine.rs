@@ -2,9 +2,10 @@
 //! `DISCONNECTED → CONNECTING → CONNECTED → ERROR → (reconnect scheduled)`.
 //!
 //! Each task connects, reads the server name, discovers the tags afresh, subscribes (or polls),
-//! and on any loss reports ERROR with a reason and retries with exponential backoff (first retry
-//! within 2 s, capped at `plc_reconnect_delay_minutes`). One PLC failing never slows another:
-//! they share nothing but the cache, whose critical sections are short.
+//! and on any loss reports ERROR with a reason and retries (every second for the first minutes of
+//! an outage, at once when the PLC's port opens again, then backing off to
+//! `plc_reconnect_delay_minutes`; see [`crate::plc::retry`]). One PLC failing never slows
+//! another: they share nothing but the cache, whose critical sections are short.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use crate::config::{Acquisition, Config, PlcConfig};
 use crate::live::{Cache, PlcStatus};
 use crate::plc::connection::{self, ConnectError, Connected, Target};
 use crate::plc::discovery::{self, DiscoveredTag, OpLimits};
-use crate::plc::subscribe;
+use crate::plc::{retry, subscribe};
 
 /// Looks up the password of a PLC's user (the integrator wires the OS keyring, entry
 /// `plc/<id>`). `Ok(None)`: no password stored.
@@ -49,39 +50,9 @@ impl EngineOptions {
     }
 }
 
-/// The first reconnect delay.
-pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+pub use crate::plc::retry::{Backoff, FAST_RETRY as FIRST_RETRY};
 /// Total time [`Engine::shutdown`] may take.
 pub const SHUTDOWN_LIMIT: Duration = Duration::from_millis(1000);
-
-/// Exponential reconnect delay: 1 s, 2 s, 4 s, … capped.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    cap: Duration,
-}
-
-impl Backoff {
-    /// Starts at [`FIRST_RETRY`] (at most `cap`).
-    pub fn new(cap: Duration) -> Self {
-        Self {
-            next: FIRST_RETRY.min(cap),
-            cap,
-        }
-    }
-
-    /// The delay before the next attempt; doubles the one after.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.cap);
-        d
-    }
-
-    /// After a successful connection the next failure retries quickly again.
-    pub fn reset(&mut self) {
-        self.next = FIRST_RETRY.min(self.cap);
-    }
-}
 
 /// What a connected PLC offers to writers.
 pub(crate) struct Live {
@@ -211,18 +182,28 @@ impl PlcTask {
                     *self.shared.live.write() = None;
                     if connected {
                         backoff.reset();
+                        last_error = None;
                     }
                     let delay = backoff.next_delay();
                     let msg = format!("{}; retrying in {}", error.message(), human(delay));
+                    // Once per outage and reason: retrying every second must not flood the log.
+                    let repeated = last_error.as_deref() == Some(error.message());
                     match &error {
+                        _ if repeated => tracing::debug!(plc = %id, "{msg}"),
                         ConnectError::Final(_) => tracing::error!(plc = %id, "{msg}"),
                         ConnectError::Transient(_) => tracing::warn!(plc = %id, "{msg}"),
                     }
                     self.cache
                         .set_status(&id, PlcStatus::Error, Some(error.message().to_string()));
                     last_error = Some(error.message().to_string());
+                    let probe_every = if backoff.fast(tokio::time::Instant::now()) {
+                        retry::PROBE_EVERY
+                    } else {
+                        retry::SLOW_PROBE_EVERY
+                    };
+                    let url = self.url();
                     tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = retry::wait(&url, delay, probe_every) => {}
                         _ = shutdown.changed() => break,
                     }
                 }
@@ -231,14 +212,18 @@ impl PlcTask {
         *self.shared.live.write() = None;
     }
 
-    async fn target(&self) -> Result<Target, ConnectError> {
-        let url = self
-            .opts
+    /// The endpoint URL (the configured one, or the `--demo` override).
+    fn url(&self) -> String {
+        self.opts
             .url_override
             .as_ref()
             .and_then(|m| m.get(&self.plc.id))
             .cloned()
-            .unwrap_or_else(|| self.plc.url.clone());
+            .unwrap_or_else(|| self.plc.url.clone())
+    }
+
+    async fn target(&self) -> Result<Target, ConnectError> {
+        let url = self.url();
         let password = match &self.plc.username {
             Some(_) => {
                 // The lookup is blocking I/O (keyring over D-Bus, secret file): off the async
@@ -338,6 +323,9 @@ impl PlcTask {
         self.cache
             .set_tags(id, tags.iter().map(|t| t.meta.clone()).collect());
         let tags = Arc::new(tags);
+        // CONNECTED (and the old error cleared) before the first value can arrive, so no update
+        // carries fresh values under a stale CONNECTING/error status.
+        self.cache.set_status(id, PlcStatus::Connected, None);
         let poll: Vec<usize> = match self.plc.acquisition {
             Acquisition::Poll => (0..tags.len()).collect(),
             Acquisition::Subscribe => {
@@ -437,22 +425,5 @@ fn human(d: Duration) -> String {
         format!("{s:.0} s")
     } else {
         format!("{:.1} min", s / 60.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_starts_fast_doubles_and_caps() {
-        let mut b = Backoff::new(Duration::from_secs(10));
-        let d: Vec<u64> = (0..6).map(|_| b.next_delay().as_secs()).collect();
-        assert_eq!(d, vec![1, 2, 4, 8, 10, 10]);
-        b.reset();
-        assert_eq!(b.next_delay(), FIRST_RETRY);
-        assert!(FIRST_RETRY <= Duration::from_secs(2));
-        let mut tiny = Backoff::new(Duration::from_millis(300));
-        assert_eq!(tiny.next_delay(), Duration::from_millis(300));
     }
 }

@@ -15,6 +15,7 @@ pub mod connection;
 pub mod discover;
 pub mod discovery;
 pub mod engine;
+pub mod retry;
 pub mod subscribe;
 pub mod values;
 pub mod write;

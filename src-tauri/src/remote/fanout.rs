@@ -174,7 +174,7 @@ impl Hub {
 
     /// One broadcast: deltas after `since`, encoded once per distinct park set and encoding in
     /// use, offered to every client. Returns the sequence the next broadcast starts from.
-    fn broadcast(&self, api: &Api, since: u64) -> u64 {
+    fn broadcast(&self, api: &Api, since: u64, min_gap: Duration) -> u64 {
         let cache = api.cache();
         let metrics = api.metrics();
         let mut clients = self.clients.lock();
@@ -197,7 +197,8 @@ impl Hub {
         let now = Instant::now();
         let mut closed = Vec::new();
         for (key, ids) in groups {
-            let delta = cache.changes_since(since, |p| key.iter().any(|k| k == p));
+            // Every value a tag took since the last broadcast, not only the latest.
+            let delta = cache.changes_since_every(since, min_gap, |p| key.iter().any(|k| k == p));
             next = next.min(delta.seq);
             if delta.is_empty() {
                 continue;
@@ -248,28 +249,22 @@ impl Hub {
     }
 }
 
-/// The broadcaster: wakes on cache changes, at most once per `interval`, until shutdown.
+/// The broadcaster: wakes on cache changes through [`crate::live::Throttle`] (leading edge,
+/// at most once per `interval`, trailing flush), until shutdown.
 pub(super) async fn run(
     hub: Arc<Hub>,
     api: Api,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut changed = api.cache().subscribe();
+    let mut throttle = crate::live::Throttle::new(api.cache(), interval);
     let mut since = api.cache().seq();
-    let mut last = tokio::time::Instant::now() - interval;
+    let min_gap = crate::live::distinct_gap(interval);
     loop {
         tokio::select! {
-            r = changed.changed() => if r.is_err() { break },
+            woke = throttle.wait() => if !woke { break },
             _ = shutdown.changed() => break,
         }
-        let due = last + interval;
-        tokio::select! {
-            _ = tokio::time::sleep_until(due) => {},
-            _ = shutdown.changed() => break,
-        }
-        changed.borrow_and_update();
-        last = tokio::time::Instant::now();
-        since = hub.broadcast(&api, since);
+        since = hub.broadcast(&api, since, min_gap);
     }
 }

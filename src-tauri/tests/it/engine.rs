@@ -587,3 +587,107 @@ async fn discover_command_prints_the_json_contract() {
     assert!(err.starts_with("error: opc.tcp://127.0.0.1:1"), "{err}");
     sim.stop().await;
 }
+
+/// The PLC is switched off for `outage` (the scenario), then back on the same port; returns how
+/// long after it answered again the first fresh good heartbeat was in the cache. Status and
+/// values must agree: no fresh good value under a status other than CONNECTED.
+async fn outage_and_recovery(rig: &Rig, plc: &str, sim: SimHandle, outage: Duration) -> Duration {
+    let addr = sim.addrs()[0];
+    sim.stop().await;
+    wait_until(Duration::from_secs(5), "ERROR after the drop", || {
+        rig.cache.status(plc) == Some(PlcStatus::Error)
+    })
+    .await;
+    tokio::time::sleep(outage).await;
+    let sim = sim_with(SimOptions {
+        listen: addr.to_string(),
+        ..SimOptions::ephemeral()
+    })
+    .await;
+    let back = Instant::now();
+    let mut rx = rig.cache.subscribe();
+    loop {
+        let v = rig.cache.value(plc, "Heartbeat_ms").unwrap();
+        let fresh = v.quality == Quality::Good
+            && v.ts
+                .is_some_and(|ts| ts > chrono::Utc::now() - chrono::Duration::seconds(1));
+        if fresh {
+            let snap = rig.cache.snapshot(|p| p == plc);
+            assert_eq!(snap.plcs[0].status, PlcStatus::Connected, "status agrees");
+            assert_eq!(snap.plcs[0].error, None, "no stale error text");
+            break;
+        }
+        assert!(back.elapsed() < WAIT, "no fresh values after reconnect");
+        let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
+    }
+    let took = back.elapsed();
+    sim.stop().await;
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plc_back_after_five_seconds_has_fresh_values_within_two_seconds() {
+    let sim = sim_with(SimOptions::ephemeral()).await;
+    // The seed's cap of 10 minutes: the first minutes of an outage still retry quickly.
+    let cfg = {
+        let text = format!(
+            r#"{{ "plc_config": [{{"id":"p","url":"{}","name":"p"}}],
+                 "common_root_node_id": "ns=4;i=2", "broadcast_interval_seconds": 0.1,
+                 "plc_reconnect_delay_minutes": 10 }}"#,
+            sim.endpoints()[0]
+        );
+        Arc::new(Config::parse(Path::new("test.json"), &text).unwrap())
+    };
+    let rig = start_engine(cfg);
+    connected(&rig.cache, "p").await;
+    let took = outage_and_recovery(&rig, "p", sim, Duration::from_secs(5)).await;
+    assert!(
+        took <= Duration::from_secs(2),
+        "fresh values {took:?} after the PLC answered again"
+    );
+    rig.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_park_keeps_updating_while_another_is_down_and_reconnecting() {
+    let a = sim_with(SimOptions::ephemeral()).await;
+    let b = sim_with(SimOptions::ephemeral()).await;
+    let rig = start_engine(config(
+        &[("a", &a.endpoints()[0], ""), ("b", &b.endpoints()[0], "")],
+        "",
+    ));
+    connected(&rig.cache, "a").await;
+    connected(&rig.cache, "b").await;
+    // Watch b's heartbeat (changes every 100 ms) through a's outage and reconnect.
+    let cache = rig.cache.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut last = cache.value("b", "Heartbeat_ms").unwrap().value;
+            let mut at = Instant::now();
+            let mut worst = Duration::ZERO;
+            let mut rx = cache.subscribe();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
+                let v = cache.value("b", "Heartbeat_ms").unwrap().value;
+                if v != last {
+                    worst = worst.max(at.elapsed());
+                    last = v;
+                    at = Instant::now();
+                }
+            }
+            worst.max(at.elapsed())
+        })
+    };
+    let took = outage_and_recovery(&rig, "a", a, Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let worst = watcher.await.unwrap();
+    assert!(
+        worst < Duration::from_millis(600),
+        "b paused for {worst:?} during a's outage (a back after {took:?})"
+    );
+    assert_eq!(rig.cache.status("b"), Some(PlcStatus::Connected));
+    rig.engine.shutdown().await;
+    b.stop().await;
+}

@@ -458,3 +458,58 @@ async fn s7_string_length_is_counted_in_bytes() {
     assert_eq!(sim.value_json(0, "SP_Note"), Some(json!(ok)));
     se.stop().await;
 }
+
+/// Values of `tag` of park `plc` in one update frame, in order.
+fn values_of(update: &Value, plc: &str, tag: &str) -> Vec<Value> {
+    update["plcs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["id"] == plc)
+        .flat_map(|p| p["changes"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["name"] == tag)
+        .map(|c| c["value"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_one_interval_apart_all_reach_the_client() {
+    let se = start(json!({})).await;
+    let env = &se.env;
+    let sim = se.sim.as_ref().unwrap();
+    let t = env.login("ann", Role::Viewer, &["alpha"]).await;
+    let (mut ws, _) = ws_connect(env, WsAuth::Protocol(&t), None).await.unwrap();
+    next_of(&mut ws, "snapshot").await;
+    // The stimulus: a setpoint changed every 120 ms (the broadcast interval is 100 ms), as an
+    // operator panel or a PLC program would. The pacing is the scenario, not synchronisation.
+    let sent: Vec<i16> = (1..=15).map(|i| 1000 + i).collect();
+    let feeder = {
+        let values = sent.clone();
+        let sim_set = |v: i16| sim.set_value(0, "SP_Mode", opcua::types::Variant::Int16(v));
+        async move {
+            for v in values {
+                sim_set(v).unwrap();
+                tokio::time::sleep(Duration::from_millis(120)).await;
+            }
+        }
+    };
+    let receiver = async {
+        let mut seen: Vec<i64> = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while seen.last() != Some(&1015) {
+            assert!(tokio::time::Instant::now() < deadline, "saw only {seen:?}");
+            let u = next_of(&mut ws, "update").await;
+            for v in values_of(&u, "alpha", "SP_Mode") {
+                let v = v.as_i64().unwrap();
+                if seen.last() != Some(&v) {
+                    seen.push(v);
+                }
+            }
+        }
+        seen
+    };
+    let ((), seen) = tokio::join!(feeder, receiver);
+    let want: Vec<i64> = sent.iter().map(|&v| i64::from(v)).collect();
+    assert_eq!(seen, want, "every change, in order");
+    se.stop().await;
+}
