@@ -286,10 +286,12 @@ impl PlcTask {
         let (live, poll) = match setup {
             Some(Ok(x)) => x,
             None => {
+                *self.shared.live.write() = None;
                 connection::close(conn, Duration::from_millis(500)).await;
                 return Outcome::Shutdown;
             }
             Some(Err(e)) => {
+                *self.shared.live.write() = None;
                 connection::close(conn, Duration::from_millis(500)).await;
                 return failed(e);
             }
@@ -323,8 +325,21 @@ impl PlcTask {
         self.cache
             .set_tags(id, tags.iter().map(|t| t.meta.clone()).collect());
         let tags = Arc::new(tags);
-        // CONNECTED (and the old error cleared) before the first value can arrive, so no update
-        // carries fresh values under a stale CONNECTING/error status.
+        let index = tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.meta.name.clone(), i))
+            .collect();
+        let live = Arc::new(Live {
+            session: session.clone(),
+            tags: tags.clone(),
+            index,
+            limits: limits.clone(),
+        });
+        // Writable, then CONNECTED (and the old error cleared), both before the first value can
+        // arrive: no update carries fresh values under a stale CONNECTING/error status, and a
+        // park shown CONNECTED never refuses a write as not connected.
+        *self.shared.live.write() = Some(live.clone());
         self.cache.set_status(id, PlcStatus::Connected, None);
         let poll: Vec<usize> = match self.plc.acquisition {
             Acquisition::Poll => (0..tags.len()).collect(),
@@ -353,17 +368,6 @@ impl PlcTask {
                 }
             }
         };
-        let index = tags
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.meta.name.clone(), i))
-            .collect();
-        let live = Arc::new(Live {
-            session: session.clone(),
-            tags,
-            index,
-            limits,
-        });
         Ok((live, poll))
     }
 
