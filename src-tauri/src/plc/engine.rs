@@ -334,7 +334,7 @@ impl PlcTask {
             session: session.clone(),
             tags: tags.clone(),
             index,
-            limits: limits.clone(),
+            limits,
         });
         // Writable, then CONNECTED (and the old error cleared), both before the first value can
         // arrive: no update carries fresh values under a stale CONNECTING/error status, and a
