@@ -124,6 +124,48 @@ impl Permission {
             Permission::ExitKiosk => "exit_kiosk",
         }
     }
+
+    /// What the permission lets a person do, for refusals people read.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Permission::ViewLive => "see live values",
+            Permission::WriteTags => "write tags",
+            Permission::AckAlarms => "acknowledge alarms",
+            Permission::ShelveAlarms => "shelve alarms",
+            Permission::ServiceMode => "start service mode",
+            Permission::ManageUsers => "manage users",
+            Permission::ReadAudit => "read the audit trail",
+            Permission::EditConfig => "edit the configuration",
+            Permission::ExitKiosk => "leave kiosk mode",
+        }
+    }
+
+    /// "only an admin or superuser may leave kiosk mode": the refusal, from the table.
+    pub fn only_message(self) -> String {
+        let allowed: Vec<&str> = Role::ALL
+            .iter()
+            .filter(|r| role_allows(**r, self))
+            .map(|r| r.as_str())
+            .collect();
+        let who = match allowed.split_last() {
+            None => "nobody".to_string(),
+            Some((last, [])) => format!("a{} {last}", article_n(last)),
+            Some((last, rest)) => {
+                let first = rest.join(", ");
+                format!("a{} {first} or {last}", article_n(&first))
+            }
+        };
+        format!("only {who} may {}", self.phrase())
+    }
+}
+
+/// "n" before a vowel ("an admin"), else nothing ("a viewer").
+fn article_n(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "n"
+    } else {
+        ""
+    }
 }
 
 impl fmt::Display for Permission {
@@ -147,5 +189,18 @@ pub fn role_allows(role: Role, perm: Permission) -> bool {
         ReadAudit => matches!(role, Admin | Superuser),
         EditConfig => matches!(role, Superuser),
         ExitKiosk => matches!(role, Admin | Superuser),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_who_may() {
+        assert_eq!(
+            Permission::ExitKiosk.only_message(),
+            "only an admin or superuser may leave kiosk mode"
+        );
     }
 }

@@ -297,10 +297,7 @@ impl Api {
             .await?;
         let _ = auth.logout(&ok.token).await;
         if !role_allows(ok.principal.role, perm) {
-            return Err(ApiError::forbidden(format!(
-                "role {} may not {perm}",
-                ok.principal.role
-            )));
+            return Err(ApiError::forbidden(perm.only_message()));
         }
         Ok(ok.principal)
     }
