@@ -225,20 +225,12 @@ async fn setup_as(env: &Env, headers: &[(&str, &str)], body: &str) -> (u16, Valu
 
 /// A raw request with full control over Host and Content-Type (the `http` helper sets both).
 async fn raw(env: &Env, head: &str, body: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(env.addr).await.unwrap();
     let req = format!(
         "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+    let resp = exchange(env.addr, &req).await.expect("the server answered");
+    status_of(&resp).unwrap()
 }
 
 #[tokio::test]

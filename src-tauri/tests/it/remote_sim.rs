@@ -12,7 +12,7 @@ use stator::auth::{Auth, Role, Source};
 use stator::live::{Cache, PlcStatus};
 use stator::plc::{Engine, EngineOptions};
 use stator::sim::{SimHandle, SimOptions};
-use stator::store::{AuditFilter, AuditRow};
+use stator::store::AuditFilter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -213,47 +213,16 @@ async fn a_write_while_the_simulator_is_down_is_not_connected() {
     se.stop().await;
 }
 
-/// Audit rows of one action, oldest first.
-async fn rows_of(env: &Env, action: &str) -> Vec<AuditRow> {
-    let mut rows = env
-        .auth
-        .audit_page(
-            &system(),
-            AuditFilter {
-                action: Some(action.into()),
-                limit: Some(1000),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    rows.reverse();
-    rows
-}
-
 /// The raw bytes of `POST /api/write` with a bearer token.
 fn write_request(env: &Env, token: &str, body: &Value) -> String {
-    let body = body.to_string();
-    format!(
-        "POST /api/write HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let auth = bearer(token);
+    request(
         env.addr,
-        body.len()
+        "POST",
+        "/api/write",
+        &[("Authorization", &auth)],
+        Some(&body.to_string()),
     )
-}
-
-/// Polls `cond` every few milliseconds until it holds or `within` passes; tells which.
-async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +247,7 @@ async fn a_client_that_hangs_up_never_leaves_a_write_unaudited() {
         // What the simulator received: wait a bounded time for v to land (a request dropped
         // before the server read it never reaches the PLC, and then must not).
         if eventually(Duration::from_millis(1500), || {
-            sim.value_json(0, tag) == Some(json!(v))
+            std::future::ready(sim.value_json(0, tag) == Some(json!(v)))
         })
         .await
         {
