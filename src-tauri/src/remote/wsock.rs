@@ -292,6 +292,19 @@ fn fragments(text: Utf8Bytes) -> Vec<Frame> {
         .collect()
 }
 
+/// The subprotocols a client offers in `Sec-WebSocket-Protocol`, in its order (the token of
+/// `bearer, <token>` is the item after `bearer`).
+pub(super) fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,17 +326,4 @@ mod tests {
         assert_eq!(frames[0].header().opcode, OpCode::Data(Data::Text));
         assert_eq!(frames[1].header().opcode, OpCode::Data(Data::Continue));
     }
-}
-
-/// The subprotocols a client offers in `Sec-WebSocket-Protocol`, in its order (the token of
-/// `bearer, <token>` is the item after `bearer`).
-pub(super) fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
 }

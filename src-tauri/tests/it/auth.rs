@@ -12,7 +12,7 @@ use stator::auth::{
 };
 use stator::code::ErrorCode;
 use stator::config::Config;
-use stator::store::{AuditFilter, Store};
+use stator::store::{AuditFilter, AuditRow, Store};
 
 use crate::support::{assert_refused, parks};
 
@@ -26,6 +26,20 @@ struct Env {
 impl Env {
     fn advance(&self, d: Duration) {
         *self.clock.lock() += d;
+    }
+
+    /// The audit rows of one action, newest first, as root sees them.
+    async fn audit(&self, action: &str) -> Vec<AuditRow> {
+        self.auth
+            .audit_page(
+                &self.root,
+                AuditFilter {
+                    action: Some(action.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
     }
 }
 
@@ -194,17 +208,7 @@ async fn lockout_and_expiry_with_injected_clock() {
     let ok = e.auth.login("anna", PW, Source::Panel).await.unwrap();
     assert_eq!(ok.principal.username, "anna");
     // The lockout is audited.
-    let rows = e
-        .auth
-        .audit_page(
-            &e.root,
-            AuditFilter {
-                action: Some("lockout".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let rows = e.audit("lockout").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].target.as_deref(), Some("anna"));
 }
@@ -644,17 +648,7 @@ async fn parallel_wrong_passwords_cannot_outrun_the_lockout() {
             other => panic!("attempt {i}: {other:?}"),
         }
     }
-    let rows = e
-        .auth
-        .audit_page(
-            &e.root,
-            AuditFilter {
-                action: Some("login".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let rows = e.audit("login").await;
     let checked = rows
         .iter()
         .filter(|r| r.actor.as_deref() == Some("anna") && r.result == "invalid_credentials")
@@ -707,17 +701,7 @@ async fn a_burst_from_one_address_does_not_delay_another() {
     // is queued, as when the requests arrive first over the network.
     let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
     loop {
-        let rows = e
-            .auth
-            .audit_page(
-                &e.root,
-                AuditFilter {
-                    action: Some("login".into()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let rows = e.audit("login").await;
         if rows.iter().any(|r| r.source == "10.1.2.3") {
             break;
         }

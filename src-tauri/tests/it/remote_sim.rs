@@ -135,14 +135,7 @@ async fn writes_reach_the_simulator_and_reply_with_the_read_back() {
 
     // One element of a Bool[8], over HTTP.
     let b = json!({"plc": "alpha", "node": "CMD_Instant_Cutoff[3]", "value": true}).to_string();
-    let (st, _, body) = http(
-        env.addr,
-        "POST",
-        "/api/write",
-        &[("Authorization", &format!("Bearer {t}"))],
-        Some(&b),
-    )
-    .await;
+    let (st, _, body) = http_as(&env, "POST", "/api/write", &t, Some(&b)).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(
         sim.value_json(0, "CMD_Instant_Cutoff[3]"),
@@ -200,14 +193,7 @@ async fn a_write_while_the_simulator_is_down_is_not_connected() {
     se.sim.take().unwrap().stop().await;
     wait_status(&se.env.cache, "alpha", |s| s != PlcStatus::Connected).await;
     let b = json!({"plc": "alpha", "node": "SP_Power_Limit_kW", "value": 1.0}).to_string();
-    let (st, _, body) = http(
-        se.env.addr,
-        "POST",
-        "/api/write",
-        &[("Authorization", &format!("Bearer {t}"))],
-        Some(&b),
-    )
-    .await;
+    let (st, _, body) = http_as(&se.env, "POST", "/api/write", &t, Some(&b)).await;
     assert_eq!(st, 503, "{body}");
     assert!(body.contains("not_connected"));
     se.stop().await;

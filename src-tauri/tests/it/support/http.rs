@@ -107,6 +107,24 @@ pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
+/// One exchange with `env`'s server as `token` (a bearer header).
+pub async fn http_as(
+    env: &Env,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    http(
+        env.addr,
+        method,
+        path,
+        &[("Authorization", &bearer(token))],
+        body,
+    )
+    .await
+}
+
 /// `POST /api/write {plc, node, value}` as `token`: (status, JSON reply).
 pub async fn http_write(
     env: &Env,
@@ -116,13 +134,6 @@ pub async fn http_write(
     value: Value,
 ) -> (u16, Value) {
     let b = json!({"plc": plc, "node": node, "value": value}).to_string();
-    let (st, _, body) = http(
-        env.addr,
-        "POST",
-        "/api/write",
-        &[("Authorization", &bearer(token))],
-        Some(&b),
-    )
-    .await;
+    let (st, _, body) = http_as(env, "POST", "/api/write", token, Some(&b)).await;
     (st, serde_json::from_str(&body).unwrap())
 }

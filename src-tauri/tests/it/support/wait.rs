@@ -3,8 +3,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-/// How often a condition is polled.
-const POLL: Duration = Duration::from_millis(10);
+/// How often a condition is polled. Not shorter: the engine reports CONNECTED a moment before
+/// it accepts writes, and the engine tests write as soon as they see CONNECTED.
+const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `cond` until it holds or `limit` passes; tells which (for callers that count misses).
 pub async fn eventually<F, Fut>(limit: Duration, mut cond: F) -> bool
