@@ -135,7 +135,7 @@ async fn writes_reach_the_simulator_and_reply_with_the_read_back() {
 
     // One element of a Bool[8], over HTTP.
     let b = json!({"plc": "alpha", "node": "CMD_Instant_Cutoff[3]", "value": true}).to_string();
-    let (st, _, body) = http_as(&env, "POST", "/api/write", &t, Some(&b)).await;
+    let (st, _, body) = http_as(env, "POST", "/api/write", &t, Some(&b)).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(
         sim.value_json(0, "CMD_Instant_Cutoff[3]"),
