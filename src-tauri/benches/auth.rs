@@ -9,18 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stator::auth::{password, Auth, Permission, Principal, Role, Source};
-use stator::config::Config;
 use stator::store::Store;
 
-const CONFIG: &str = r#"{
-  "plc_config": [
-    { "id": "eco_solar", "url": "opc.tcp://127.0.0.1:4840", "name": "Eco Solar" },
-    { "id": "isiada",    "url": "opc.tcp://127.0.0.1:4841", "name": "Isiada" }
-  ],
-  "common_root_node_id": "ns=4;i=2",
-  "broadcast_interval_seconds": 2.0,
-  "plc_reconnect_delay_minutes": 10
-}"#;
+mod support;
 
 fn stats(name: &str, mut v: Vec<Duration>) {
     v.sort();
@@ -88,7 +79,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = Config::parse(std::path::Path::new("config.json"), CONFIG).unwrap();
+        let cfg = support::config::parks(2).build();
         let auth = Auth::new(Store::open(&dir.path().join("bench.db")).unwrap(), &cfg);
         let root = Principal::system("bench", Source::Cli);
         auth.add_user(

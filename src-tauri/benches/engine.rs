@@ -4,15 +4,15 @@
 //! Run: `cargo bench --no-default-features --bench engine` (env: BENCH_TAGS, BENCH_PERIOD_MS,
 //! BENCH_SECONDS).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use stator::config::Config;
 use stator::live::{Cache, PlcStatus, Quality};
 use stator::plc::{Engine, EngineOptions};
 use stator::sim::{self, SimOptions};
+
+mod support;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -76,13 +76,13 @@ fn main() {
         .await
         .expect("simulator");
         let url = sim.endpoints()[0].clone();
-        let text = format!(
-            r#"{{"plc_config":[{{"id":"b","url":"{url}","name":"Bench"}}],
-                "common_root_node_id":"ns=4;i=2","broadcast_interval_seconds":{},
-                "plc_reconnect_delay_minutes":1}}"#,
-            period as f64 / 1000.0
+        let cfg = Arc::new(
+            support::config::ConfigBuilder::new()
+                .plc("b", &url, "Bench")
+                .set("broadcast_interval_seconds", period as f64 / 1000.0)
+                .set("plc_reconnect_delay_minutes", 1)
+                .build(),
         );
-        let cfg = Arc::new(Config::parse(Path::new("bench.json"), &text).expect("config"));
         let cache = Cache::from_config(&cfg);
         let pki = tempfile::tempdir().expect("tempdir");
         let t0 = Instant::now();

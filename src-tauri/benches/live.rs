@@ -29,10 +29,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
+
+mod support;
 
 const ROLE_ENV: &str = "STATOR_BENCH_LIVE_ROLE";
 const PERIOD_MS: u64 = 100;
@@ -157,16 +159,10 @@ fn hmi_role() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let cfg_json = json!({
-            "plc_config": [{"id": "park", "url": url, "name": "Park"}],
-            "common_root_node_id": "ns=4;i=2",
-            "broadcast_interval_seconds": 0.1,
-            "plc_reconnect_delay_minutes": 10,
-            "remote": {"listen": "127.0.0.1:0", "max_clients": 5000, "max_connections_per_address": 5000}
-        });
         let cfg = Arc::new(
-            stator::config::Config::parse(std::path::Path::new("bench.json"), &cfg_json.to_string())
-                .unwrap(),
+            support::park_config(&url)
+                .set("plc_reconnect_delay_minutes", 10)
+                .build(),
         );
         let cache = stator::live::Cache::from_config(&cfg);
         // The engine starts at once, as `stator serve` does; the bench user is set up meanwhile.
@@ -175,52 +171,16 @@ fn hmi_role() {
             cache.clone(),
             stator::plc::EngineOptions::new(dir.path().join("pki")),
         ));
-        let store = stator::store::Store::open(&dir.path().join("bench.db")).unwrap();
-        let auth = stator::auth::Auth::new(store, &cfg);
-        let system = stator::auth::Principal::system("bench", stator::auth::Source::Cli);
-        auth.add_user(&system, "bench", "bench-password-1", stator::auth::Role::Viewer, &["park".into()])
-            .await
-            .unwrap();
-        let token = auth
-            .login("bench", "bench-password-1", stator::auth::Source::Remote("127.0.0.1".into()))
-            .await
-            .unwrap()
-            .token;
+        let (auth, token) = support::bench_user(&cfg, dir.path()).await;
         let api = stator::api::Api::with_writer(auth, cache.clone(), cfg.clone(), engine.clone());
         let scfg = stator::remote::ServerConfig::from_config(&cfg).unwrap();
         let server = stator::remote::start(api, scfg).await.unwrap();
         println!("READY {} {}", server.local_addr(), token);
         std::io::stdout().flush().unwrap();
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut s = String::new();
-            while std::io::stdin().read_line(&mut s).map(|n| n > 0).unwrap_or(false) {}
-        })
-        .await;
+        support::until_stdin_closes().await;
         server.shutdown().await;
         engine.shutdown().await;
     });
-}
-
-fn proc_cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
-fn proc_hwm_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// What the clients saw.
@@ -373,13 +333,13 @@ async fn window(
         read_line(&mut sim.1).parse().unwrap()
     };
     let h0 = count(sim);
-    let c0 = proc_cpu_ticks(hmi);
+    let c0 = support::proc_cpu_ticks(hmi);
     let t0 = Instant::now();
     stats.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(len).await;
     stats.measuring.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = (proc_cpu_ticks(hmi) - c0) as f64 / 100.0 / secs * 100.0;
+    let cpu = (support::proc_cpu_ticks(hmi) - c0) as f64 / support::TICKS_PER_SECOND / secs * 100.0;
     let offered = (count(sim) - h0) as f64 / secs;
     let mut lat = std::mem::take(&mut *stats.lat_us.lock());
     lat.sort_unstable();
@@ -436,14 +396,14 @@ fn run(extra: usize, len: Duration, rep: usize) {
         let mut tasks = vec![listen(first, stats.clone(), true)];
         tokio::time::sleep(Duration::from_secs(2)).await;
         let one = window(&stats, pid, &mut sim, 1, len).await;
-        let rss_one = proc_hwm_mib(pid);
+        let rss_one = support::proc_hwm_kib(pid) as f64 / 1024.0;
         for _ in 1..100 {
             let ws = connect(&addr, &token).await;
             tasks.push(listen(ws, stats.clone(), false));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let hundred = window(&stats, pid, &mut sim, 100, len).await;
-        let rss_hundred = proc_hwm_mib(pid);
+        let rss_hundred = support::proc_hwm_kib(pid) as f64 / 1024.0;
         // Recovery: the PLC off for 5 s, back on the same port.
         drop(sim.0.stdin.take());
         let _ = sim.0.wait();

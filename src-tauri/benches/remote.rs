@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use parking_lot::Mutex;
-use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
+
+mod support;
 
 const TAGS: usize = 2000;
 const PERIOD_MS: u64 = 100;
@@ -65,31 +66,14 @@ fn child() {
         })
         .await
         .unwrap();
-        let cfg_json = json!({
-            "plc_config": [{"id": "park", "url": "opc.tcp://127.0.0.1:4840", "name": "Park"}],
-            "common_root_node_id": "ns=4;i=2",
-            "broadcast_interval_seconds": 0.1,
-            "plc_reconnect_delay_minutes": 0.1,
-            "remote": {"listen": "127.0.0.1:0", "max_clients": 5000, "max_connections_per_address": 5000}
-        });
-        let cfg = Arc::new(
-            stator::config::Config::parse(std::path::Path::new("bench.json"), &cfg_json.to_string())
-                .unwrap(),
-        );
-        let store = stator::store::Store::open(&dir.path().join("bench.db")).unwrap();
-        let auth = stator::auth::Auth::new(store, &cfg);
-        let system = stator::auth::Principal::system("bench", stator::auth::Source::Cli);
-        auth.add_user(&system, "bench", "bench-password-1", stator::auth::Role::Viewer, &["park".into()])
-            .await
-            .unwrap();
-        let token = auth
-            .login("bench", "bench-password-1", stator::auth::Source::Remote("127.0.0.1".into()))
-            .await
-            .unwrap()
-            .token;
+        let cfg = Arc::new(support::park_config("opc.tcp://127.0.0.1:4840").build());
+        let (auth, token) = support::bench_user(&cfg, dir.path()).await;
         let cache = stator::live::Cache::from_config(&cfg);
         let mut opts = stator::plc::EngineOptions::new(dir.path().join("pki"));
-        opts.url_override = Some(HashMap::from([("park".to_string(), sim.endpoints()[0].clone())]));
+        opts.url_override = Some(HashMap::from([(
+            "park".to_string(),
+            sim.endpoints()[0].clone(),
+        )]));
         let engine = stator::api::SharedEngine::new(stator::plc::Engine::start(
             cfg.clone(),
             cache.clone(),
@@ -110,12 +94,7 @@ fn child() {
         encode_figures(&cache, s0);
         println!("READY {} {}", server.local_addr(), token);
         std::io::stdout().flush().unwrap();
-        // Until the parent closes stdin.
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut s = String::new();
-            while std::io::stdin().read_line(&mut s).map(|n| n > 0).unwrap_or(false) {}
-        })
-        .await;
+        support::until_stdin_closes().await;
         server.shutdown().await;
         engine.shutdown().await;
         sim.stop().await;
@@ -149,29 +128,6 @@ fn encode_figures(cache: &stator::live::Cache, since: u64) {
             }
         }
     }
-}
-
-fn proc_cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // Fields after the command: state(0) … utime(11) stime(12).
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
-fn proc_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
-fn ticks_per_second() -> f64 {
-    // sysconf(_SC_CLK_TCK) is 100 on Linux.
-    100.0
 }
 
 #[derive(Default)]
@@ -271,20 +227,21 @@ fn run(n: usize, window: Duration) {
         }
         // Warm-up, then the measured window.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let c0 = proc_cpu_ticks(pid);
+        let c0 = support::proc_cpu_ticks(pid);
         let t0 = Instant::now();
         stats.measuring.store(true, Ordering::Relaxed);
         tokio::time::sleep(window).await;
         stats.measuring.store(false, Ordering::Relaxed);
         let elapsed = t0.elapsed().as_secs_f64();
-        let cpu = (proc_cpu_ticks(pid) - c0) as f64 / ticks_per_second() / elapsed * 100.0;
+        let cpu = (support::proc_cpu_ticks(pid) - c0) as f64 / support::TICKS_PER_SECOND / elapsed
+            * 100.0;
         let alive = n as u64 - stats.closed.load(Ordering::Relaxed);
         for t in tasks {
             t.abort();
         }
         (alive, cpu, elapsed)
     });
-    let hwm = proc_hwm_kib(pid);
+    let hwm = support::proc_hwm_kib(pid);
     drop(child.stdin.take());
     let _ = child.wait();
     let mut lat = std::mem::take(&mut *stats.lat_us.lock());

@@ -1,19 +1,14 @@
 //! Unknown usernames, and locked accounts, cost the same time as known ones. In its own test
 //! binary so that no sibling test competes for the two cores while it measures.
 
-use std::path::Path;
 use std::time::Instant;
 
 use stator::auth::{Auth, AuthError, Principal, Role, Source};
-use stator::config::Config;
 use stator::store::Store;
 
-const CONFIG: &str = r#"{
-  "plc_config": [ { "id": "eco_solar", "url": "opc.tcp://127.0.0.1:4840", "name": "Eco Solar" } ],
-  "common_root_node_id": "ns=4;i=2",
-  "broadcast_interval_seconds": 2.0,
-  "plc_reconnect_delay_minutes": 10
-}"#;
+#[allow(dead_code)]
+#[path = "it/support/config.rs"]
+mod config;
 
 /// The tests of this binary measure one at a time (none competes for the cores with another).
 static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -27,7 +22,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn unknown_and_known_users_cost_the_same() {
     let _alone = ALONE.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config::parse(Path::new("config.json"), CONFIG).unwrap();
+    let cfg = config::parks(1).build();
     let auth = Auth::new(Store::open(&dir.path().join("t.db")).unwrap(), &cfg);
     let root = Principal::system("os:test", Source::Cli);
     let pw = "correct horse battery";
@@ -73,7 +68,7 @@ async fn unknown_and_known_users_cost_the_same() {
 async fn a_locked_account_answers_like_a_wrong_password_in_the_same_time() {
     let _alone = ALONE.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config::parse(Path::new("config.json"), CONFIG).unwrap();
+    let cfg = config::parks(1).build();
     let auth = Auth::new(Store::open(&dir.path().join("t.db")).unwrap(), &cfg);
     let root = Principal::system("os:test", Source::Cli);
     let pw = "correct horse battery";

@@ -114,25 +114,27 @@ impl Gate {
         phc: Option<String>,
         secret: String,
     ) -> Result<bool, String> {
-        let permit = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(move || {
-            let _held = (ticket, permit);
+        self.on_core(move || {
+            let _held = ticket;
             let known = phc.is_some();
             let ok =
                 password::verify_secret(phc.as_deref().unwrap_or(password::dummy_hash()), &secret);
             ok && known
         })
         .await
-        .map_err(|e| e.to_string())
     }
 
     /// Hashes a new password or PIN, sharing the cores with the verifies.
     pub async fn hash(&self, secret: String) -> Result<String, String> {
+        self.on_core(move || password::hash_secret(&secret)).await?
+    }
+
+    /// Runs `work` on the blocking pool once a core is free; the core stays taken until `work`
+    /// ends, even when the caller goes away.
+    async fn on_core<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, String> {
         let permit = self
             .running
             .clone()
@@ -141,10 +143,10 @@ impl Gate {
             .map_err(|e| e.to_string())?;
         tokio::task::spawn_blocking(move || {
             let _held = permit;
-            password::hash_secret(&secret)
+            work()
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -16,7 +16,7 @@ mod ws;
 mod wsock;
 
 pub use compact::PROTOCOL as COMPACT_PROTOCOL;
-pub use server::{start, ServerConfig, ServerError, ServerHandle};
+pub use server::{router, start, ServerConfig, ServerError, ServerHandle};
 
 /// The `update` message for these changes exactly as `/ws` sends it, in the default JSON or the
 /// compact encoding (docs/protocol.md). Public for the bench, which measures both.

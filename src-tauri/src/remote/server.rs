@@ -183,6 +183,26 @@ pub(super) struct AppState {
     pub shutdown: watch::Receiver<bool>,
 }
 
+impl AppState {
+    fn new(
+        api: Api,
+        cfg: Arc<ServerConfig>,
+        setup: Option<Arc<SetupCode>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> AppState {
+        AppState {
+            api,
+            hub: Arc::new(Hub::new(cfg.client_queue, cfg.slow_client_timeout)),
+            limits: Arc::new(ConnLimits::default()),
+            pending: Arc::new(ConnLimits::default()),
+            hosts: Arc::new(Hosts::new(&cfg.allowed_hosts, &cfg.allowed_origins)),
+            setup,
+            shutdown,
+            cfg,
+        }
+    }
+}
+
 /// A running server.
 pub struct ServerHandle {
     local_addr: SocketAddr,
@@ -237,7 +257,18 @@ impl Drop for ServerHandle {
     }
 }
 
-fn router(state: AppState) -> Router {
+/// The routes [`start`] serves, over `api`, without a socket: tests drive it with
+/// `tower::ServiceExt::oneshot` (handlers take the peer address from `ConnectInfo`, so add
+/// `axum::extract::connect_info::MockConnectInfo`). No broadcaster runs, so `/ws` clients get
+/// no updates; the shutdown signal lives as long as the router.
+pub async fn router(api: Api, cfg: ServerConfig) -> Router {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let setup = setup_code(&api).await;
+    let state = AppState::new(api, Arc::new(cfg), setup, shutdown_rx);
+    routes(state).layer(axum::Extension(Arc::new(shutdown_tx)))
+}
+
+fn routes(state: AppState) -> Router {
     let max = state.cfg.max_inbound_bytes;
     Router::new()
         .route("/health", get(http::health))
@@ -283,26 +314,16 @@ pub async fn start(api: Api, cfg: ServerConfig) -> Result<ServerHandle, ServerEr
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let cfg = Arc::new(cfg);
-    let hub = Arc::new(Hub::new(cfg.client_queue, cfg.slow_client_timeout));
-    let broadcaster = tokio::spawn(super::fanout::run(
-        hub.clone(),
-        api.clone(),
-        cfg.broadcast_interval,
-        shutdown_rx.clone(),
-    ));
     let setup = setup_code(&api).await;
     let capped = connection_cap(&cfg, &api);
-    let state = AppState {
+    let state = AppState::new(api.clone(), cfg.clone(), setup.clone(), shutdown_rx.clone());
+    let broadcaster = tokio::spawn(super::fanout::run(
+        state.hub.clone(),
         api,
-        cfg: cfg.clone(),
-        hub,
-        limits: Arc::new(ConnLimits::default()),
-        pending: Arc::new(ConnLimits::default()),
-        hosts: Arc::new(Hosts::new(&cfg.allowed_hosts, &cfg.allowed_origins)),
-        setup: setup.clone(),
-        shutdown: shutdown_rx,
-    };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        cfg.broadcast_interval,
+        shutdown_rx,
+    ));
+    let app = routes(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let mut server = axum_server::from_tcp(listener)
         .map_err(|source| ServerError::Bind {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
@@ -17,7 +17,9 @@ use tokio::time::Instant;
 
 use super::fanout::{ParkKey, Registration};
 use super::server::{AppState, ConnGuard, LimitHit};
-use super::wsock::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use super::wsock::{
+    offered_protocols, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
+};
 use crate::api::wire::Reply;
 use crate::api::{dispatch, ApiError, Ctx, Empty, Request};
 use crate::auth::{Principal, Source};
@@ -39,17 +41,9 @@ pub(super) struct WsQuery {
     token: Option<String>,
 }
 
-/// The token of `Sec-WebSocket-Protocol: bearer, <token>` (read from the raw header: the
-/// upgrade extractor keeps the offered protocols in a sorted set, losing their order).
+/// The token of `Sec-WebSocket-Protocol: bearer, <token>`: the offered item after `bearer`.
 fn protocol_token(headers: &HeaderMap) -> Option<String> {
-    let items: Vec<String> = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let items = offered_protocols(headers);
     let i = items
         .iter()
         .position(|s| s.eq_ignore_ascii_case("bearer"))?;

@@ -123,15 +123,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
                 "WebSocket request couldn't be upgraded since no upgrade state was present",
             ));
         };
-        let offered = parts
-            .headers
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let offered = offered_protocols(&parts.headers);
         Ok(Self {
             config: WebSocketConfig::default(),
             key,
@@ -297,6 +289,19 @@ fn fragments(text: Utf8Bytes) -> Vec<Frame> {
             };
             Frame::message(bytes.slice(a..b), op, i == last)
         })
+        .collect()
+}
+
+/// The subprotocols a client offers in `Sec-WebSocket-Protocol`, in its order (the token of
+/// `bearer, <token>` is the item after `bearer`).
+pub(super) fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
         .collect()
 }
 

@@ -1,30 +1,20 @@
 //! People and trust against a real SQLite file: roles, parks, sessions, lockout, rate limit,
 //! timing, revocation, concurrency.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::Mutex;
+use serde_json::json;
 use stator::auth::{
     role_allows, Auth, AuthError, Clock, Parks, Permission, Principal, Role, Source,
 };
 use stator::code::ErrorCode;
 use stator::config::Config;
-use stator::store::{AuditFilter, Store};
+use stator::store::{AuditFilter, AuditRow, Store};
 
-const CONFIG: &str = r#"{
-  "plc_config": [
-    { "id": "eco_solar", "url": "opc.tcp://127.0.0.1:4840", "name": "Eco Solar" },
-    { "id": "isiada",    "url": "opc.tcp://127.0.0.1:4841", "name": "Isiada" },
-    { "id": "kozani",    "url": "opc.tcp://127.0.0.1:4842", "name": "Kozani" }
-  ],
-  "common_root_node_id": "ns=4;i=2",
-  "broadcast_interval_seconds": 2.0,
-  "plc_reconnect_delay_minutes": 10,
-  "auth": { "source_failures_per_minute": 10, "idle_timeout_minutes": { "viewer": 15 } }
-}"#;
+use crate::support::{assert_refused, parks};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -37,10 +27,28 @@ impl Env {
     fn advance(&self, d: Duration) {
         *self.clock.lock() += d;
     }
+
+    /// The audit rows of one action, newest first, as root sees them.
+    async fn audit(&self, action: &str) -> Vec<AuditRow> {
+        self.auth
+            .audit_page(
+                &self.root,
+                AuditFilter {
+                    action: Some(action.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+    }
 }
 
 fn config() -> Config {
-    Config::parse(Path::new("config.json"), CONFIG).unwrap()
+    parks(3)
+        .merge(json!({
+            "auth": {"source_failures_per_minute": 10, "idle_timeout_minutes": {"viewer": 15}}
+        }))
+        .build()
 }
 
 fn env() -> Env {
@@ -136,21 +144,13 @@ async fn park_filtering() {
         .check(t, Permission::ViewLive, Some("eco_solar"))
         .await
         .is_ok());
-    assert_eq!(
-        e.auth
-            .check(t, Permission::ViewLive, Some("isiada"))
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+    assert_refused(
+        e.auth.check(t, Permission::ViewLive, Some("isiada")).await,
+        "forbidden",
     );
-    assert_eq!(
-        e.auth
-            .check(t, Permission::ViewLive, Some("nowhere"))
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+    assert_refused(
+        e.auth.check(t, Permission::ViewLive, Some("nowhere")).await,
+        "forbidden",
     );
     let boss = e.auth.login("BOSS", PW, remote()).await.unwrap();
     assert_eq!(boss.principal.parks, Parks::All);
@@ -208,17 +208,7 @@ async fn lockout_and_expiry_with_injected_clock() {
     let ok = e.auth.login("anna", PW, Source::Panel).await.unwrap();
     assert_eq!(ok.principal.username, "anna");
     // The lockout is audited.
-    let rows = e
-        .auth
-        .audit_page(
-            &e.root,
-            AuditFilter {
-                action: Some("lockout".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let rows = e.audit("lockout").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].target.as_deref(), Some("anna"));
 }
@@ -266,10 +256,7 @@ async fn sessions_slide_and_expire() {
     // peek does not slide ...
     e.auth.peek(&v.token).await.unwrap();
     e.advance(Duration::minutes(1) + Duration::seconds(1));
-    assert_eq!(
-        e.auth.peek(&v.token).await.unwrap_err().code(),
-        "unauthorized"
-    );
+    assert_refused(e.auth.peek(&v.token).await, "unauthorized");
 
     let o = e.auth.login("otto", PW, Source::Panel).await.unwrap();
     for _ in 0..5 {
@@ -287,16 +274,12 @@ async fn sessions_slide_and_expire() {
         e.advance(Duration::minutes(29));
         let _ = e.auth.check(&o.token, Permission::ViewLive, None).await;
     }
-    assert_eq!(
-        e.auth
-            .check(&o.token, Permission::ViewLive, None)
-            .await
-            .unwrap_err()
-            .code(),
-        "unauthorized"
+    assert_refused(
+        e.auth.check(&o.token, Permission::ViewLive, None).await,
+        "unauthorized",
     );
     // Garbage tokens are unauthorized, not errors.
-    assert_eq!(e.auth.peek("x").await.unwrap_err().code(), "unauthorized");
+    assert_refused(e.auth.peek("x").await, "unauthorized");
 }
 
 #[tokio::test]
@@ -305,7 +288,7 @@ async fn logout_revokes() {
     add(&e, "anna", Role::Operator, &[]).await;
     let t = e.auth.login("anna", PW, Source::Panel).await.unwrap().token;
     e.auth.logout(&t).await.unwrap();
-    assert_eq!(e.auth.peek(&t).await.unwrap_err().code(), "unauthorized");
+    assert_refused(e.auth.peek(&t).await, "unauthorized");
 }
 
 async fn next_change(rx: &mut tokio::sync::broadcast::Receiver<i64>) -> i64 {
@@ -330,10 +313,7 @@ async fn revocation_on_disable_password_role_and_grant_changes() {
         .unwrap();
     e.auth.set_active(&e.root, "anna", false).await.unwrap();
     assert_eq!(next_change(&mut rx).await, a.principal.user_id);
-    assert_eq!(
-        e.auth.peek(&a.token).await.unwrap_err().code(),
-        "unauthorized"
-    );
+    assert_refused(e.auth.peek(&a.token).await, "unauthorized");
     assert_eq!(login().await.unwrap_err(), AuthError::InvalidCredentials);
     e.auth.set_active(&e.root, "anna", true).await.unwrap();
     assert_eq!(next_change(&mut rx).await, a.principal.user_id);
@@ -349,10 +329,7 @@ async fn revocation_on_disable_password_role_and_grant_changes() {
         .await
         .unwrap();
     assert_eq!(next_change(&mut rx).await, b.principal.user_id);
-    assert_eq!(
-        e.auth.peek(&b.token).await.unwrap_err().code(),
-        "unauthorized"
-    );
+    assert_refused(e.auth.peek(&b.token).await, "unauthorized");
     e.auth.set_password(&e.root, "anna", PW).await.unwrap();
     next_change(&mut rx).await;
 
@@ -367,18 +344,11 @@ async fn revocation_on_disable_password_role_and_grant_changes() {
         .await
         .unwrap();
     assert_eq!(next_change(&mut rx).await, c.principal.user_id);
-    assert_eq!(
-        e.auth.peek(&c.token).await.unwrap_err().code(),
-        "unauthorized"
-    );
+    assert_refused(e.auth.peek(&c.token).await, "unauthorized");
     let c2 = login().await.unwrap();
-    assert_eq!(
-        e.auth
-            .check(&c2.token, Permission::WriteTags, None)
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+    assert_refused(
+        e.auth.check(&c2.token, Permission::WriteTags, None).await,
+        "forbidden",
     );
 
     // Grant changes update the live session (no revocation).
@@ -391,13 +361,11 @@ async fn revocation_on_disable_password_role_and_grant_changes() {
         .await
         .unwrap();
     assert_eq!(next_change(&mut rx).await, c2.principal.user_id);
-    assert_eq!(
+    assert_refused(
         e.auth
             .check(&c2.token, Permission::ViewLive, Some("eco_solar"))
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+            .await,
+        "forbidden",
     );
     e.auth.grant_park(&e.root, "anna", "isiada").await.unwrap();
     assert_eq!(next_change(&mut rx).await, c2.principal.user_id);
@@ -419,10 +387,7 @@ async fn changes_from_another_process_reach_the_cache() {
     let other = Auth::new(Store::open(e.auth.store().path()).unwrap(), &config());
     other.set_active(&e.root, "anna", false).await.unwrap();
     assert_eq!(next_change(&mut rx).await, t.principal.user_id);
-    assert_eq!(
-        e.auth.peek(&t.token).await.unwrap_err().code(),
-        "unauthorized"
-    );
+    assert_refused(e.auth.peek(&t.token).await, "unauthorized");
 }
 
 #[tokio::test]
@@ -438,49 +403,22 @@ async fn admins_may_not_manage_admins_or_superusers() {
         .await
         .unwrap()
         .principal;
-    assert_eq!(
-        e.auth
-            .set_active(&adm, "adm2", false)
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+    assert_refused(e.auth.set_active(&adm, "adm2", false).await, "forbidden");
+    assert_refused(
+        e.auth.set_role(&adm, "root2", Role::Viewer).await,
+        "forbidden",
     );
-    assert_eq!(
-        e.auth
-            .set_role(&adm, "root2", Role::Viewer)
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
-    );
-    assert_eq!(
-        e.auth
-            .set_role(&adm, "op", Role::Admin)
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
-    );
-    assert_eq!(
+    assert_refused(e.auth.set_role(&adm, "op", Role::Admin).await, "forbidden");
+    assert_refused(
         e.auth
             .add_user(&adm, "newsu", PW, Role::Superuser, &[])
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+            .await,
+        "forbidden",
     );
     e.auth.set_role(&adm, "op", Role::Serviceman).await.unwrap();
     e.auth.grant_park(&adm, "op", "eco_solar").await.unwrap();
     // Only parks the admin has.
-    assert_eq!(
-        e.auth
-            .grant_park(&adm, "op", "isiada")
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
-    );
+    assert_refused(e.auth.grant_park(&adm, "op", "isiada").await, "forbidden");
     // A park-limited admin sees users sharing a park, not the park-less admin and superuser.
     let users = e.auth.list_users(&adm).await.unwrap();
     let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
@@ -493,10 +431,7 @@ async fn admins_may_not_manage_admins_or_superusers() {
         .await
         .unwrap()
         .principal;
-    assert_eq!(
-        e.auth.list_users(&op).await.unwrap_err().code(),
-        "forbidden"
-    );
+    assert_refused(e.auth.list_users(&op).await, "forbidden");
     // Refused attempts are audited.
     let rows = e
         .auth
@@ -532,24 +467,10 @@ async fn policy_usernames_pins_and_badges() {
         .unwrap_err();
     assert_eq!(err.code(), "invalid", "{err}");
 
-    assert_eq!(
-        e.auth
-            .set_pin(&e.root, "bob", "12")
-            .await
-            .unwrap_err()
-            .code(),
-        "invalid"
-    );
+    assert_refused(e.auth.set_pin(&e.root, "bob", "12").await, "invalid");
     e.auth.set_pin(&e.root, "bob", "4711").await.unwrap();
     assert!(e.auth.login_pin("bob", "4711", Source::Panel).await.is_ok());
-    assert_eq!(
-        e.auth
-            .login_pin("bob", "4711", remote())
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
-    );
+    assert_refused(e.auth.login_pin("bob", "4711", remote()).await, "forbidden");
     assert_eq!(
         e.auth
             .login_pin("bob", "4712", Source::Panel)
@@ -563,13 +484,9 @@ async fn policy_usernames_pins_and_badges() {
         .await
         .unwrap();
     add(&e, "carl", Role::Viewer, &[]).await;
-    assert_eq!(
-        e.auth
-            .add_badge(&e.root, "carl", "0004711234")
-            .await
-            .unwrap_err()
-            .code(),
-        "invalid"
+    assert_refused(
+        e.auth.add_badge(&e.root, "carl", "0004711234").await,
+        "invalid",
     );
     let ok = e
         .auth
@@ -577,13 +494,9 @@ async fn policy_usernames_pins_and_badges() {
         .await
         .unwrap();
     assert_eq!(ok.principal.username, "Bob");
-    assert_eq!(
-        e.auth
-            .login_badge("0004711234", remote())
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+    assert_refused(
+        e.auth.login_badge("0004711234", remote()).await,
+        "forbidden",
     );
     e.auth
         .remove_badge(&e.root, "bob", "0004711234")
@@ -619,13 +532,9 @@ async fn first_run_and_last_superuser() {
             .unwrap_err(),
         AuthError::InvalidCredentials
     );
-    assert_eq!(
-        e.auth
-            .create_first_superuser("chief", PW, remote())
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+    assert_refused(
+        e.auth.create_first_superuser("chief", PW, remote()).await,
+        "forbidden",
     );
     let ok = e
         .auth
@@ -634,44 +543,29 @@ async fn first_run_and_last_superuser() {
         .unwrap();
     assert_eq!(ok.principal.role, Role::Superuser);
     assert!(e.auth.has_users().await.unwrap());
-    assert_eq!(
+    assert_refused(
         e.auth
             .create_first_superuser("chief2", PW, Source::Panel)
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+            .await,
+        "forbidden",
     );
     // Refused before the password is even looked at (and hashed): a too-short one is not
     // `invalid` but `forbidden` once users exist.
-    assert_eq!(
+    assert_refused(
         e.auth
             .create_first_superuser("chief2", "x", Source::Panel)
-            .await
-            .unwrap_err()
-            .code(),
-        "forbidden"
+            .await,
+        "forbidden",
     );
     // A dual-stack listener reports IPv4 loopback as ::ffff:127.0.0.1.
     assert!(Source::Remote("::ffff:127.0.0.1".into()).is_loopback());
     assert!(Source::Remote("127.0.0.2".into()).is_loopback());
     assert!(!Source::Remote("::ffff:10.0.0.1".into()).is_loopback());
     // The only superuser cannot be disabled or demoted.
-    assert_eq!(
-        e.auth
-            .set_active(&e.root, "chief", false)
-            .await
-            .unwrap_err()
-            .code(),
-        "invalid"
-    );
-    assert_eq!(
-        e.auth
-            .set_role(&e.root, "chief", Role::Admin)
-            .await
-            .unwrap_err()
-            .code(),
-        "invalid"
+    assert_refused(e.auth.set_active(&e.root, "chief", false).await, "invalid");
+    assert_refused(
+        e.auth.set_role(&e.root, "chief", Role::Admin).await,
+        "invalid",
     );
 }
 
@@ -754,17 +648,7 @@ async fn parallel_wrong_passwords_cannot_outrun_the_lockout() {
             other => panic!("attempt {i}: {other:?}"),
         }
     }
-    let rows = e
-        .auth
-        .audit_page(
-            &e.root,
-            AuditFilter {
-                action: Some("login".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let rows = e.audit("login").await;
     let checked = rows
         .iter()
         .filter(|r| r.actor.as_deref() == Some("anna") && r.result == "invalid_credentials")
@@ -817,17 +701,7 @@ async fn a_burst_from_one_address_does_not_delay_another() {
     // is queued, as when the requests arrive first over the network.
     let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
     loop {
-        let rows = e
-            .auth
-            .audit_page(
-                &e.root,
-                AuditFilter {
-                    action: Some("login".into()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let rows = e.audit("login").await;
         if rows.iter().any(|r| r.source == "10.1.2.3") {
             break;
         }

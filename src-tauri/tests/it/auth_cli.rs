@@ -4,15 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const CONFIG: &str = r#"{
-  "plc_config": [
-    { "id": "eco_solar", "url": "opc.tcp://127.0.0.1:4840", "name": "Eco Solar" },
-    { "id": "isiada",    "url": "opc.tcp://127.0.0.1:4841", "name": "Isiada" }
-  ],
-  "common_root_node_id": "ns=4;i=2",
-  "broadcast_interval_seconds": 2.0,
-  "plc_reconnect_delay_minutes": 10
-}"#;
+use crate::support::parks;
 
 struct Env {
     dir: tempfile::TempDir,
@@ -21,7 +13,7 @@ struct Env {
 impl Env {
     fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("config.json"), parks(2).text()).unwrap();
         Env { dir }
     }
 

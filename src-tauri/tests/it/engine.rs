@@ -2,7 +2,6 @@
 //!
 //! Every wait polls a condition with a bounded timeout; nothing sleeps to synchronise.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,31 +13,24 @@ use stator::live::{Cache, PlcStatus, Quality};
 use stator::plc::{Engine, EngineOptions};
 use stator::sim::{self, SimHandle, SimOptions};
 
+use crate::support::{wait_until, ConfigBuilder};
+
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Polls `f` every 20 ms until it holds; panics with `what` after `limit`.
-async fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// `plcs` as (id, url, more keys of its entry), reconnecting after 3 s; `extra` merged at the
+/// top level.
+fn config(plcs: &[(&str, &str, Value)], extra: Value) -> Arc<Config> {
+    let mut b = ConfigBuilder::new()
+        .set("plc_reconnect_delay_minutes", 0.05)
+        .merge(extra);
+    for (id, url, more) in plcs {
+        let mut entry = json!({"id": id, "url": url, "name": id});
+        if let (Value::Object(e), Value::Object(m)) = (&mut entry, more.clone()) {
+            e.extend(m);
+        }
+        b = b.plc_entry(entry);
     }
-}
-
-fn config(plcs: &[(&str, &str, &str)], extra: &str) -> Arc<Config> {
-    let list: Vec<String> = plcs
-        .iter()
-        .map(|(id, url, more)| format!(r#"{{"id":"{id}","url":"{url}","name":"{id}"{more}}}"#))
-        .collect();
-    let text = format!(
-        r#"{{ "plc_config": [{}], "common_root_node_id": "ns=4;i=2",
-             "broadcast_interval_seconds": 0.1, "plc_reconnect_delay_minutes": 0.05 {extra} }}"#,
-        list.join(",")
-    );
-    Arc::new(Config::parse(Path::new("test.json"), &text).expect("test config"))
+    Arc::new(b.build())
 }
 
 async fn sim_with(opts: SimOptions) -> SimHandle {
@@ -73,7 +65,7 @@ async fn connected(cache: &Cache, plc: &str) {
 async fn discovery_finds_every_variable_with_name_type_and_writability() {
     let sim = sim_with(SimOptions::ephemeral()).await;
     let url = sim.endpoints()[0].clone();
-    let rig = start_engine(config(&[("p", &url, "")], ""));
+    let rig = start_engine(config(&[("p", &url, json!({}))], json!({})));
     connected(&rig.cache, "p").await;
 
     let expected = sim.tags();
@@ -139,7 +131,7 @@ async fn discovery_finds_every_variable_with_name_type_and_writability() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_delivers_changes_with_quality_and_timestamps() {
     let sim = sim_with(SimOptions::ephemeral()).await;
-    let rig = start_engine(config(&[("p", &sim.endpoints()[0], "")], ""));
+    let rig = start_engine(config(&[("p", &sim.endpoints()[0], json!({}))], json!({})));
     connected(&rig.cache, "p").await;
 
     sim.set_value(0, "SP_Mode", Variant::Int16(7)).unwrap();
@@ -174,7 +166,7 @@ async fn subscription_delivers_changes_with_quality_and_timestamps() {
 async fn dropped_plc_goes_stale_and_recovers_by_itself() {
     let sim = sim_with(SimOptions::ephemeral()).await;
     let addr = sim.addrs()[0];
-    let rig = start_engine(config(&[("p", &sim.endpoints()[0], "")], ""));
+    let rig = start_engine(config(&[("p", &sim.endpoints()[0], json!({}))], json!({})));
     connected(&rig.cache, "p").await;
     sim.set_value(0, "SP_Mode", Variant::Int16(5)).unwrap();
     wait_until(WAIT, "SP_Mode = 5", || {
@@ -234,9 +226,9 @@ async fn poll_mode_reads_in_bulk() {
         &[(
             "p",
             &sim.endpoints()[0],
-            r#","acquisition":"poll","sampling_interval_seconds":0.2"#,
+            json!({"acquisition": "poll", "sampling_interval_seconds": 0.2}),
         )],
-        "",
+        json!({}),
     ));
     connected(&rig.cache, "p").await;
     sim.set_value(0, "SP_Ramp_Rate_kW_s", Variant::Int32(-42))
@@ -259,7 +251,7 @@ async fn refused_subscriptions_fall_back_to_polling() {
     )
     .await
     .unwrap();
-    let rig = start_engine(config(&[("p", &sim.endpoints()[0], "")], ""));
+    let rig = start_engine(config(&[("p", &sim.endpoints()[0], json!({}))], json!({})));
     connected(&rig.cache, "p").await;
     sim.set_value(0, "SP_Alarm_Mask", Variant::UInt16(0x00F0))
         .unwrap();
@@ -279,8 +271,15 @@ async fn secure_endpoint_with_user_and_password() {
     })
     .await;
     let url = sim.endpoints()[0].clone();
-    let secure = r#","security_policy":"Basic256Sha256","security_mode":"SignAndEncrypt","username":"operator""#;
-    let cfg = config(&[("good", &url, secure), ("bad", &url, secure)], "");
+    let secure = json!({
+        "security_policy": "Basic256Sha256",
+        "security_mode": "SignAndEncrypt",
+        "username": "operator"
+    });
+    let cfg = config(
+        &[("good", &url, secure.clone()), ("bad", &url, secure)],
+        json!({}),
+    );
     let pki = tempfile::tempdir().unwrap();
     let cache = Cache::from_config(&cfg);
     let opts = EngineOptions {
@@ -330,7 +329,7 @@ async fn secure_endpoint_with_user_and_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_every_type_and_reads_back_from_the_plc() {
     let sim = sim_with(SimOptions::ephemeral()).await;
-    let rig = start_engine(config(&[("p", &sim.endpoints()[0], "")], ""));
+    let rig = start_engine(config(&[("p", &sim.endpoints()[0], json!({}))], json!({})));
     connected(&rig.cache, "p").await;
     let big = 9_007_199_254_740_993i64;
     let cases: Vec<(&str, Value, Value, Variant)> = vec![
@@ -429,7 +428,7 @@ async fn element_write_uses_an_index_range_without_element_children() {
         ..SimOptions::ephemeral()
     })
     .await;
-    let rig = start_engine(config(&[("p", &sim.endpoints()[0], "")], ""));
+    let rig = start_engine(config(&[("p", &sim.endpoints()[0], json!({}))], json!({})));
     connected(&rig.cache, "p").await;
     let meta = rig.cache.tag_meta("p", "CMD_Instant_Cutoff").unwrap();
     assert!(meta.element_node_ids.is_empty());
@@ -456,8 +455,8 @@ async fn element_write_uses_an_index_range_without_element_children() {
 async fn lossy_and_refused_writes_are_rejected_and_never_reach_the_plc() {
     let sim = sim_with(SimOptions::ephemeral()).await;
     let rig = start_engine(config(
-        &[("p", &sim.endpoints()[0], "")],
-        r#","tags":{"p/SP_Power_Limit_kW":{"unit":"kW","range":[0,100]}}"#,
+        &[("p", &sim.endpoints()[0], json!({}))],
+        json!({"tags": {"p/SP_Power_Limit_kW": {"unit": "kW", "range": [0, 100]}}}),
     ));
     connected(&rig.cache, "p").await;
     let w = |tag: &'static str, v: Value| {
@@ -499,7 +498,7 @@ async fn lossy_and_refused_writes_are_rejected_and_never_reach_the_plc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_while_the_plc_is_down_is_not_connected() {
     let sim = sim_with(SimOptions::ephemeral()).await;
-    let rig = start_engine(config(&[("p", &sim.endpoints()[0], "")], ""));
+    let rig = start_engine(config(&[("p", &sim.endpoints()[0], json!({}))], json!({})));
     connected(&rig.cache, "p").await;
     sim.stop().await;
     wait_until(Duration::from_secs(5), "PLC down", || {
@@ -521,11 +520,11 @@ async fn a_dead_plc_slows_no_other_and_shutdown_is_bounded() {
     // A closed port (refused at once) and an address that never answers (black hole).
     let rig = start_engine(config(
         &[
-            ("dead", "opc.tcp://127.0.0.1:1", ""),
-            ("hole", "opc.tcp://10.255.255.1:4840", ""),
-            ("p", &sim.endpoints()[0], ""),
+            ("dead", "opc.tcp://127.0.0.1:1", json!({})),
+            ("hole", "opc.tcp://10.255.255.1:4840", json!({})),
+            ("p", &sim.endpoints()[0], json!({})),
         ],
-        "",
+        json!({}),
     ));
     connected(&rig.cache, "p").await;
     wait_until(WAIT, "dead PLC in ERROR", || {
@@ -629,15 +628,12 @@ async fn outage_and_recovery(rig: &Rig, plc: &str, sim: SimHandle, outage: Durat
 async fn a_plc_back_after_five_seconds_has_fresh_values_within_two_seconds() {
     let sim = sim_with(SimOptions::ephemeral()).await;
     // The seed's cap of 10 minutes: the first minutes of an outage still retry quickly.
-    let cfg = {
-        let text = format!(
-            r#"{{ "plc_config": [{{"id":"p","url":"{}","name":"p"}}],
-                 "common_root_node_id": "ns=4;i=2", "broadcast_interval_seconds": 0.1,
-                 "plc_reconnect_delay_minutes": 10 }}"#,
-            sim.endpoints()[0]
-        );
-        Arc::new(Config::parse(Path::new("test.json"), &text).unwrap())
-    };
+    let cfg = Arc::new(
+        ConfigBuilder::new()
+            .plc("p", &sim.endpoints()[0], "p")
+            .set("plc_reconnect_delay_minutes", 10)
+            .build(),
+    );
     let rig = start_engine(cfg);
     connected(&rig.cache, "p").await;
     let took = outage_and_recovery(&rig, "p", sim, Duration::from_secs(5)).await;
@@ -653,8 +649,11 @@ async fn one_park_keeps_updating_while_another_is_down_and_reconnecting() {
     let a = sim_with(SimOptions::ephemeral()).await;
     let b = sim_with(SimOptions::ephemeral()).await;
     let rig = start_engine(config(
-        &[("a", &a.endpoints()[0], ""), ("b", &b.endpoints()[0], "")],
-        "",
+        &[
+            ("a", &a.endpoints()[0], json!({})),
+            ("b", &b.endpoints()[0], json!({})),
+        ],
+        json!({}),
     ));
     connected(&rig.cache, "a").await;
     connected(&rig.cache, "b").await;

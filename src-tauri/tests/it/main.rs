@@ -17,6 +17,7 @@ mod engine;
 mod remote_compact;
 mod remote_conn;
 mod remote_http;
+mod remote_router;
 mod remote_sim;
 mod remote_tls;
 mod remote_write;

@@ -12,19 +12,7 @@ use tokio::time::Instant;
 
 /// `GET path` on a fresh connection; `None` when the server closed it without an answer.
 async fn try_get(env: &Env, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(env.addr).await.ok()?;
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        env.addr
-    );
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace().nth(1)?.parse().ok()
+    status_of(&exchange(env.addr, &request(env.addr, "GET", path, &[], None)).await?)
 }
 
 /// Reads until the server ends the connection (EOF or reset); false if it is still open at

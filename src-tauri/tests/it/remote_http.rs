@@ -34,47 +34,18 @@ async fn login_me_snapshot_logout() {
         v["user"],
         json!({"username": "ann", "role": "operator", "parks": ["beta"]})
     );
-    let auth = format!("Bearer {token}");
-    let (st, _, b) = http(
-        env.addr,
-        "GET",
-        "/api/me",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .await;
+    let (st, _, b) = http_as(&env, "GET", "/api/me", &token, None).await;
     assert_eq!(st, 200);
     assert_eq!(body(&b)["user"]["username"], "ann");
-    let (st, _, b) = http(
-        env.addr,
-        "GET",
-        "/api/snapshot",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .await;
+    let (st, _, b) = http_as(&env, "GET", "/api/snapshot", &token, None).await;
     assert_eq!(st, 200);
     let s = body(&b);
     assert_eq!(s["type"], "snapshot");
     assert_eq!(s["plcs"].as_array().unwrap().len(), 1);
     assert_eq!(s["plcs"][0]["id"], "beta");
-    let (st, _, _) = http(
-        env.addr,
-        "POST",
-        "/api/logout",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .await;
+    let (st, _, _) = http_as(&env, "POST", "/api/logout", &token, None).await;
     assert_eq!(st, 204);
-    let (st, _, b) = http(
-        env.addr,
-        "GET",
-        "/api/me",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .await;
+    let (st, _, b) = http_as(&env, "GET", "/api/me", &token, None).await;
     assert_eq!(st, 401);
     assert_eq!(body(&b)["error"], "unauthorized");
     let (st, _, _) = http(env.addr, "GET", "/api/snapshot", &[], None).await;
@@ -225,20 +196,12 @@ async fn setup_as(env: &Env, headers: &[(&str, &str)], body: &str) -> (u16, Valu
 
 /// A raw request with full control over Host and Content-Type (the `http` helper sets both).
 async fn raw(env: &Env, head: &str, body: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(env.addr).await.unwrap();
     let req = format!(
         "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+    let resp = exchange(env.addr, &req).await.expect("the server answered");
+    status_of(&resp).unwrap()
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use stator::auth::{Auth, Role, Source};
 use stator::live::{Cache, PlcStatus};
 use stator::plc::{Engine, EngineOptions};
 use stator::sim::{SimHandle, SimOptions};
-use stator::store::{AuditFilter, AuditRow};
+use stator::store::AuditFilter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -135,14 +135,7 @@ async fn writes_reach_the_simulator_and_reply_with_the_read_back() {
 
     // One element of a Bool[8], over HTTP.
     let b = json!({"plc": "alpha", "node": "CMD_Instant_Cutoff[3]", "value": true}).to_string();
-    let (st, _, body) = http(
-        env.addr,
-        "POST",
-        "/api/write",
-        &[("Authorization", &format!("Bearer {t}"))],
-        Some(&b),
-    )
-    .await;
+    let (st, _, body) = http_as(env, "POST", "/api/write", &t, Some(&b)).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(
         sim.value_json(0, "CMD_Instant_Cutoff[3]"),
@@ -200,60 +193,22 @@ async fn a_write_while_the_simulator_is_down_is_not_connected() {
     se.sim.take().unwrap().stop().await;
     wait_status(&se.env.cache, "alpha", |s| s != PlcStatus::Connected).await;
     let b = json!({"plc": "alpha", "node": "SP_Power_Limit_kW", "value": 1.0}).to_string();
-    let (st, _, body) = http(
-        se.env.addr,
-        "POST",
-        "/api/write",
-        &[("Authorization", &format!("Bearer {t}"))],
-        Some(&b),
-    )
-    .await;
+    let (st, _, body) = http_as(&se.env, "POST", "/api/write", &t, Some(&b)).await;
     assert_eq!(st, 503, "{body}");
     assert!(body.contains("not_connected"));
     se.stop().await;
 }
 
-/// Audit rows of one action, oldest first.
-async fn rows_of(env: &Env, action: &str) -> Vec<AuditRow> {
-    let mut rows = env
-        .auth
-        .audit_page(
-            &system(),
-            AuditFilter {
-                action: Some(action.into()),
-                limit: Some(1000),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    rows.reverse();
-    rows
-}
-
 /// The raw bytes of `POST /api/write` with a bearer token.
 fn write_request(env: &Env, token: &str, body: &Value) -> String {
-    let body = body.to_string();
-    format!(
-        "POST /api/write HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let auth = bearer(token);
+    request(
         env.addr,
-        body.len()
+        "POST",
+        "/api/write",
+        &[("Authorization", &auth)],
+        Some(&body.to_string()),
     )
-}
-
-/// Polls `cond` every few milliseconds until it holds or `within` passes; tells which.
-async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +233,7 @@ async fn a_client_that_hangs_up_never_leaves_a_write_unaudited() {
         // What the simulator received: wait a bounded time for v to land (a request dropped
         // before the server read it never reaches the PLC, and then must not).
         if eventually(Duration::from_millis(1500), || {
-            sim.value_json(0, tag) == Some(json!(v))
+            std::future::ready(sim.value_json(0, tag) == Some(json!(v)))
         })
         .await
         {

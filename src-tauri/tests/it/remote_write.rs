@@ -16,37 +16,6 @@ async fn write_rows(env: &Env) -> Vec<stator::store::AuditRow> {
     rows_of(env, "write").await
 }
 
-/// Audit rows of one action, oldest first.
-async fn rows_of(env: &Env, action: &str) -> Vec<stator::store::AuditRow> {
-    let mut rows = env
-        .auth
-        .audit_page(
-            &system(),
-            AuditFilter {
-                action: Some(action.into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    rows.reverse();
-    rows
-}
-
-async fn http_write(env: &Env, token: &str, plc: &str, node: &str, value: Value) -> (u16, Value) {
-    let b = json!({"plc": plc, "node": node, "value": value}).to_string();
-    let auth = format!("Bearer {token}");
-    let (st, _, body) = http(
-        env.addr,
-        "POST",
-        "/api/write",
-        &[("Authorization", &auth)],
-        Some(&b),
-    )
-    .await;
-    (st, serde_json::from_str(&body).unwrap())
-}
-
 #[tokio::test]
 async fn role_and_park_refusals_are_forbidden_and_audited() {
     let env = Env::start(json!({"remote": {"allow_remote_writes": true}})).await;

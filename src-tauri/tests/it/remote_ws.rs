@@ -206,14 +206,7 @@ async fn logout_elsewhere_closes_the_socket_with_4001_at_once() {
     let t = env.login("ann", Role::Viewer, &["alpha"]).await;
     let (mut ws, _) = ws_connect(&env, WsAuth::Protocol(&t), None).await.unwrap();
     next_of(&mut ws, "snapshot").await;
-    let (st, _, _) = http(
-        env.addr,
-        "POST",
-        "/api/logout",
-        &[("Authorization", &format!("Bearer {t}"))],
-        None,
-    )
-    .await;
+    let (st, _, _) = http_as(&env, "POST", "/api/logout", &t, None).await;
     assert_eq!(st, 204);
     let t0 = tokio::time::Instant::now();
     assert_eq!(close_code(&mut ws).await, 4001);

@@ -13,6 +13,8 @@ use opcua::types::{
 use stator::sim::{self, SimHandle, SimOptions, SimType, NAMESPACE_URI, NS};
 use tokio::task::JoinHandle;
 
+use crate::support::eventually;
+
 /// Bound for every wait in this file.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -168,22 +170,6 @@ fn bools(v: &Variant) -> Vec<bool> {
         .iter()
         .map(|b| matches!(b, Variant::Boolean(true)))
         .collect()
-}
-
-/// Polls `f` until it returns true or [`WAIT`] passes.
-async fn eventually<F, Fut>(mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,7 +367,7 @@ async fn setpoints_write_and_read_back_with_s7_type_rules() {
     );
     // The process reacts: disabled → power 0 and STOPPED.
     assert!(
-        eventually(|| async {
+        eventually(WAIT, || async {
             h.value(0, "Plant_State") == Some(Variant::String("STOPPED".into()))
                 && h.value(0, "Active_Power_kW") == Some(Variant::Float(0.0))
         })
@@ -454,8 +440,10 @@ async fn array_and_element_children_stay_in_sync() {
     );
     // The trip shows in the process values.
     assert!(
-        eventually(|| async { h.value(0, "Breaker_Closed") == Some(Variant::Boolean(false)) })
-            .await
+        eventually(WAIT, || async {
+            h.value(0, "Breaker_Closed") == Some(Variant::Boolean(false))
+        })
+        .await
     );
     // set_value on an element from the PLC side.
     h.set_value(0, "CMD_Instant_Cutoff[0]", Variant::Boolean(false))
@@ -535,7 +523,7 @@ async fn values_change_and_subscriptions_deliver() {
     // Polling: the heartbeat moves.
     let hb = tag_id(&h, "Heartbeat_ms");
     let first = read_value(s, &hb).await;
-    assert!(eventually(|| async { read_value(s, &hb).await != first }).await);
+    assert!(eventually(WAIT, || async { read_value(s, &hb).await != first }).await);
 
     // Subscription: the load tag and the heartbeat deliver several changes.
     let got: Arc<Mutex<Vec<(NodeId, Variant)>>> = Arc::default();
@@ -574,7 +562,7 @@ async fn values_change_and_subscriptions_deliver() {
             >= 4
     };
     assert!(
-        eventually(|| async { enough(&t0) && enough(&hb) }).await,
+        eventually(WAIT, || async { enough(&t0) && enough(&hb) }).await,
         "{:?}",
         got.lock().map(|g| g.len())
     );
@@ -653,7 +641,7 @@ async fn stop_frees_the_port_and_restart_works() {
     h.stop().await;
     assert!(t.elapsed() < Duration::from_secs(3), "stop is bounded");
     // The old session notices the server is gone.
-    let gone = eventually(|| async {
+    let gone = eventually(WAIT, || async {
         c.session
             .read(&[ReadValueId::from(id(2))], TimestampsToReturn::Both, 0.0)
             .await
@@ -771,7 +759,7 @@ async fn thousands_of_tags_subscribe_in_one_call() {
         .expect("monitored items");
     assert_eq!(created.len(), n);
     assert!(created.iter().all(|r| r.result.status_code.is_good()));
-    assert!(eventually(|| async { got.lock().expect("lock").len() == n }).await);
+    assert!(eventually(WAIT, || async { got.lock().expect("lock").len() == n }).await);
     c.close().await;
     h.stop().await;
 }

@@ -100,12 +100,21 @@ fn wal_and_foreign_keys_are_on() {
 
 fn chain(rows: usize) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(&dir.path().join("stator.db")).unwrap();
-    for i in 0..rows {
-        s.write_blocking(|tx| audit::append(tx, &entry(i), Utc::now()))
-            .unwrap();
-    }
+    let s = chain_at(dir.path(), rows);
     (dir, s)
+}
+
+/// Runs `sql` as someone with direct access to the file would (dropping the guard triggers).
+fn tamper(s: &Store, sql: &str) {
+    s.write_blocking(|tx| Ok(tx.execute_batch(sql)?)).unwrap();
+}
+
+/// The first row the unkeyed verify rejects, and why.
+fn first_bad(s: &Store) -> (i64, String) {
+    s.read_blocking(|c| audit::verify(c, None, None))
+        .unwrap()
+        .first_bad
+        .unwrap()
 }
 
 #[test]
@@ -126,13 +135,10 @@ fn audit_chain_verifies_and_triggers_forbid_changes() {
 #[test]
 fn audit_chain_detects_a_modified_row() {
     let (_d, s) = chain(5);
-    s.write_blocking(|tx| {
-        tx.execute_batch(
-            "DROP TRIGGER audit_no_update; UPDATE audit SET new_value = '9999' WHERE id = 3;",
-        )?;
-        Ok(())
-    })
-    .unwrap();
+    tamper(
+        &s,
+        "DROP TRIGGER audit_no_update; UPDATE audit SET new_value = '9999' WHERE id = 3;",
+    );
     let r = s.read_blocking(|c| audit::verify(c, None, None)).unwrap();
     let (id, why) = r.first_bad.unwrap();
     assert_eq!(id, 3);
@@ -142,48 +148,31 @@ fn audit_chain_detects_a_modified_row() {
 #[test]
 fn audit_chain_detects_a_deleted_row() {
     let (_d, s) = chain(5);
-    s.write_blocking(|tx| {
-        tx.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 3;")?;
-        Ok(())
-    })
-    .unwrap();
-    let (id, why) = s
-        .read_blocking(|c| audit::verify(c, None, None))
-        .unwrap()
-        .first_bad
-        .unwrap();
+    tamper(
+        &s,
+        "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 3;",
+    );
+    let (id, why) = first_bad(&s);
     assert_eq!(id, 4);
     assert!(why.contains("missing"), "{why}");
 
     // Renumbering the following rows to hide the gap breaks the chain too.
-    s.write_blocking(|tx| {
-        tx.execute_batch(
-            "DROP TRIGGER audit_no_update; UPDATE audit SET id = id - 1 WHERE id > 3;",
-        )?;
-        Ok(())
-    })
-    .unwrap();
-    let (id, _) = s
-        .read_blocking(|c| audit::verify(c, None, None))
-        .unwrap()
-        .first_bad
-        .unwrap();
+    tamper(
+        &s,
+        "DROP TRIGGER audit_no_update; UPDATE audit SET id = id - 1 WHERE id > 3;",
+    );
+    let (id, _) = first_bad(&s);
     assert_eq!(id, 3);
 }
 
 #[test]
 fn audit_chain_detects_a_deleted_last_row() {
     let (_d, s) = chain(4);
-    s.write_blocking(|tx| {
-        tx.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 4;")?;
-        Ok(())
-    })
-    .unwrap();
-    let (id, why) = s
-        .read_blocking(|c| audit::verify(c, None, None))
-        .unwrap()
-        .first_bad
-        .unwrap();
+    tamper(
+        &s,
+        "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 4;",
+    );
+    let (id, why) = first_bad(&s);
     assert_eq!(id, 4);
     assert!(why.contains("missing at the end"), "{why}");
 }

@@ -1,6 +1,15 @@
 //! Shared harness of the remote tests: a real SQLite store in a temp dir, real auth, the live
 //! cache, the real server on an ephemeral loopback port, a real WebSocket client
-//! (tokio-tungstenite 0.29, the version axum bundles) and a minimal HTTP/1.1 client.
+//! (tokio-tungstenite 0.29, the version axum bundles) and a minimal HTTP/1.1 client; the one
+//! config builder, polling helper and refusal assertion every test module uses.
+
+mod config;
+mod http;
+mod wait;
+
+pub use config::*;
+pub use http::*;
+pub use wait::*;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,10 +20,11 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use stator::api::Api;
 use stator::auth::{Auth, Principal, Role, Source};
+use stator::code::ErrorCode;
 use stator::config::Config;
 use stator::live::{Cache, PlcStatus, Quality, TagMeta, TagValue, ValueUpdate};
 use stator::remote::{ServerConfig, ServerHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use stator::store::{AuditFilter, AuditRow};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -39,20 +49,39 @@ pub struct Env {
 
 /// A two-park configuration (`alpha`, `beta`) with `extra` merged into the top level.
 pub fn config(dir: &Path, extra: Value) -> Config {
-    let mut v = json!({
-        "plc_config": [
-            {"id": "alpha", "url": "opc.tcp://127.0.0.1:48401", "name": "Alpha"},
-            {"id": "beta", "url": "opc.tcp://127.0.0.1:48402", "name": "Beta"}
-        ],
-        "common_root_node_id": "ns=4;i=2",
-        "broadcast_interval_seconds": 0.1,
-        "plc_reconnect_delay_minutes": 0.1,
-        "database": dir.join("stator.db"),
-    });
-    if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
-        m.extend(e);
+    ConfigBuilder::new()
+        .plc("alpha", "opc.tcp://127.0.0.1:48401", "Alpha")
+        .plc("beta", "opc.tcp://127.0.0.1:48402", "Beta")
+        .set("database", dir.join("stator.db").to_string_lossy().as_ref())
+        .merge(extra)
+        .build()
+}
+
+/// Asserts that `result` is an error with the wire `code`.
+#[track_caller]
+pub fn assert_refused<T, E: ErrorCode + std::fmt::Display>(result: Result<T, E>, code: &str) {
+    match result {
+        Ok(_) => panic!("expected a refusal with code {code}, got success"),
+        Err(e) => assert_eq!(e.code(), code, "{e}"),
     }
-    Config::parse(Path::new("test.json"), &v.to_string()).expect("test config is valid")
+}
+
+/// Audit rows of one action, oldest first.
+pub async fn rows_of(env: &Env, action: &str) -> Vec<AuditRow> {
+    let mut rows = env
+        .auth
+        .audit_page(
+            &system(),
+            AuditFilter {
+                action: Some(action.into()),
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    rows.reverse();
+    rows
 }
 
 pub fn meta(name: &str, ty: &str, writable: bool) -> TagMeta {
@@ -105,6 +134,13 @@ impl Env {
     }
 
     pub async fn start_with(extra: Value, tweak: impl FnOnce(&mut ServerConfig)) -> Env {
+        let env = Self::offline(extra);
+        Self::serve(env._dir, env.cfg, env.auth, env.cache, env.api, tweak).await
+    }
+
+    /// The same store, auth, cache (fed) and api without a server: for driving
+    /// [`stator::remote::router`] in memory. `addr` is unspecified.
+    pub fn offline(extra: Value) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Arc::new(config(dir.path(), extra));
         let store = stator::store::Store::open(&dir.path().join("stator.db")).unwrap();
@@ -112,7 +148,15 @@ impl Env {
         let cache = Cache::from_config(&cfg);
         feed(&cache);
         let api = Api::new(auth.clone(), cache.clone(), cfg.clone());
-        Self::serve(dir, cfg, auth, cache, api, tweak).await
+        Env {
+            _dir: dir,
+            cfg,
+            auth,
+            cache,
+            api,
+            server: None,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
     }
 
     pub async fn serve(
@@ -123,11 +167,9 @@ impl Env {
         api: Api,
         tweak: impl FnOnce(&mut ServerConfig),
     ) -> Env {
-        let mut scfg = ServerConfig::from_config(&cfg).unwrap();
-        scfg.listen = "127.0.0.1:0".parse().unwrap();
-        scfg.auth_timeout = Duration::from_millis(500);
-        tweak(&mut scfg);
-        let server = stator::remote::start(api.clone(), scfg).await.unwrap();
+        let server = stator::remote::start(api.clone(), server_config(&cfg, tweak))
+            .await
+            .unwrap();
         let addr = server.local_addr();
         Env {
             _dir: dir,
@@ -162,6 +204,16 @@ impl Env {
     pub fn url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
+}
+
+/// The server settings of `cfg` on an ephemeral loopback port with a short auth timeout, then
+/// `tweak`ed.
+pub fn server_config(cfg: &Config, tweak: impl FnOnce(&mut ServerConfig)) -> ServerConfig {
+    let mut scfg = ServerConfig::from_config(cfg).unwrap();
+    scfg.listen = "127.0.0.1:0".parse().unwrap();
+    scfg.auth_timeout = Duration::from_millis(500);
+    tweak(&mut scfg);
+    scfg
 }
 
 pub fn system() -> Principal {
@@ -285,78 +337,6 @@ pub async fn call(ws: &mut Ws, v: Value) -> Value {
             return m;
         }
     }
-}
-
-/// A minimal HTTP/1.1 exchange: (status, headers lower-cased, body).
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> (u16, Vec<(String, String)>, String) {
-    let mut s = tokio::time::timeout(WAIT, TcpStream::connect(addr))
-        .await
-        .unwrap()
-        .unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
-    }
-    req.push_str("\r\n");
-    if let Some(b) = body {
-        req.push_str(b);
-    }
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (status, headers, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-pub fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// Whatever the server sends within `within`, or `None` when it stays quiet.
