@@ -2,13 +2,15 @@ import { describe, expect, it } from 'vitest'
 import { idleFromMe, parseHash, routeHash, type Route } from './session'
 
 describe('session helpers', () => {
-  it('takes the idle timeout from the server, or derives it from idle_expires_at and the server clock', () => {
-    expect(idleFromMe({ idle_timeout_s: 1800 }, 0)).toBe(1800)
+  it('derives the idle timeout from idle_expires_at and the server clock', () => {
     const now = Date.parse('2026-11-23T10:00:00Z')
-    expect(idleFromMe({ user: { username: 'v', role: 'viewer', parks: [], idle_expires_at: '2026-11-23T10:30:00Z' } }, now)).toBe(1800)
-    expect(idleFromMe({ user: { username: 'v', role: 'viewer', parks: [], idle_expires_at: '2026-11-23T10:00:03.2Z' } }, now)).toBe(3)
-    expect(idleFromMe({ user: { username: 'v', role: 'viewer', parks: [] } }, now)).toBeNull()
-    expect(idleFromMe({ user: { username: 'v', role: 'viewer', parks: [], idle_expires_at: '2026-11-23T09:00:00Z' } }, now)).toBeNull()
+    const me = (idle: string) => ({
+      user: { username: 'v', role: 'viewer' as const, parks: [], source: 'panel', expires_at: '2026-11-24T10:00:00Z', idle_expires_at: idle },
+    })
+    expect(idleFromMe(me('2026-11-23T10:30:00Z'), now)).toBe(1800)
+    expect(idleFromMe(me('2026-11-23T10:00:03.2Z'), now)).toBe(3)
+    expect(idleFromMe(me(''), now)).toBeNull()
+    expect(idleFromMe(me('2026-11-23T09:00:00Z'), now)).toBeNull()
   })
 
   it('round-trips routes through the URL hash, including tag names with folders', () => {

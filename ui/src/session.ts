@@ -148,12 +148,11 @@ function startLive(token: string) {
 }
 
 /**
- * The idle timeout of this session in seconds: `idle_timeout_s` when the server says it, else
- * derived from `me`'s `idle_expires_at` (just slid by that very call) minus the server's clock.
+ * The idle timeout of this session in seconds, derived from `me`'s `idle_expires_at` (just slid
+ * by that very call) minus the server's clock.
  */
 export function idleFromMe(me: MeResult, serverNow: number): number | null {
-  if (typeof me.idle_timeout_s === 'number' && me.idle_timeout_s > 0) return me.idle_timeout_s
-  const at = Date.parse(me.user?.idle_expires_at ?? '')
+  const at = Date.parse(me.user.idle_expires_at)
   if (Number.isNaN(at)) return null
   // The HTTP Date header is truncated to whole seconds, so the difference is up to 1 s long.
   const s = Math.floor((at - serverNow) / 1000)

@@ -10,6 +10,7 @@ import {
   toApiError,
   type Health,
   type LoginResult,
+  type MeReply,
   type ReplyMsg,
   type Request,
   type SnapshotMsg,
@@ -32,12 +33,8 @@ export type Credentials =
   | { username: string; pin: string }
   | { badge: string }
 
-/** Reply of `me`: `{"user":{username, role, parks, idle_expires_at?, expires_at?, …}}`. */
-export interface MeResult {
-  user?: { username: string; role: string; parks: string[]; idle_expires_at?: string; expires_at?: string }
-  idle_timeout_s?: number
-  [k: string]: unknown
-}
+/** Reply of `me` (the wire type, checked against the Rust one). */
+export type MeResult = MeReply
 
 export type { Health } from './protocol'
 
@@ -46,8 +43,7 @@ export interface Transport {
   readonly link: Ref<LinkState>
   health(): Promise<Health>
   login(c: Credentials): Promise<LoginResult>
-  /** Creates the first superuser (only while the database has no user) and logs in. */
-  /** Creates the first superuser; a browser also sends the one-time setup code from the server log. */
+  /** Creates the first superuser (only while the database has no user) and logs in; a browser also sends the one-time setup code from the server log. */
   setup(username: string, password: string, setupCode?: string): Promise<LoginResult>
   logout(): Promise<void>
   /** `me` of the current session, with the server's clock at the time of the answer (ms). */
