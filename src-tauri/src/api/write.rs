@@ -22,7 +22,7 @@ use super::wire::WriteReply;
 use super::write_audit::{self, clip, ACTION_REQUESTED};
 use super::{Api, ApiError, Ctx};
 use crate::auth::Principal;
-use crate::code::ErrorCode;
+use crate::code::{Code, ErrorCode};
 use crate::live::PlcStatus;
 use crate::plc::{split_element, writable_by_policy, Engine, WriteError};
 use crate::store::AuditEntry;
@@ -166,7 +166,7 @@ async fn audited(
     };
     // `unavailable` comes only from a `write_requested` row that could not be stored: nothing
     // was sent, and another row would fail (and wait) the same way.
-    if !matches!(&r, Err(e) if e.code == "unavailable") {
+    if !matches!(&r, Err(e) if e.code == Code::Unavailable) {
         let result = match &r {
             Ok(_) => "ok".to_string(),
             Err(e) => format!("{}: {}", e.code, e.message),

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::server::AppState;
 use super::setup_code::CodeError;
@@ -172,11 +172,12 @@ fn setup_request(body: &Bytes) -> Result<(Request, Option<String>), ApiError> {
 
 /// A request refused by the Host/Origin/content checks, in the usual error body.
 fn refused(r: super::origin::Refused) -> Response {
-    (
-        r.status,
-        Json(json!({ "error": r.code, "message": r.message })),
-    )
-        .into_response()
+    let body = HttpError {
+        error: r.code,
+        message: &r.message,
+        retry_after_s: None,
+    };
+    (r.status, Json(body)).into_response()
 }
 
 /// `POST /api/logout` (Bearer) → 204.

@@ -9,10 +9,12 @@
 
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 
+use crate::code::Code;
+
 /// A refused request: status, stable error code, message.
 pub(super) struct Refused {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
@@ -20,7 +22,7 @@ impl Refused {
     fn forbidden(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::FORBIDDEN,
-            code: "forbidden",
+            code: Code::Forbidden,
             message: message.into(),
         }
     }
@@ -149,7 +151,7 @@ pub(super) fn check_setup(
     if !json {
         return Err(Refused {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "invalid",
+            code: Code::Invalid,
             message: "Content-Type must be application/json".into(),
         });
     }
