@@ -101,13 +101,10 @@ async fn admit(
 ) -> Result<(ConnGuard, Option<(String, Principal)>), Response> {
     // The same `auth` request as a first message, through the one dispatcher.
     let known = match token {
-        Some(t) => {
-            let ctx = Ctx::new(Some(t.to_string()), Source::Remote(ip.to_string()));
-            match dispatch(&st.api, &ctx, Request::Auth(Empty {})).await {
-                Ok(_) => st.api.auth().peek(t).await.ok().map(|p| (t.to_string(), p)),
-                Err(_) => None,
-            }
-        }
+        Some(t) => prove(&st.api, t, Source::Remote(ip.to_string()))
+            .await
+            .ok()
+            .map(|(p, _)| (t.to_string(), p)),
         None => None,
     };
     let got = if known.is_some() {
@@ -131,6 +128,21 @@ async fn admit(
         )
             .into_response()),
     }
+}
+
+/// Proves `token` with the dispatcher's `auth` request: its reply, and the principal the live
+/// stream follows. The error is the reason to close with.
+async fn prove(
+    api: &crate::api::Api,
+    token: &str,
+    source: Source,
+) -> Result<(Principal, Value), String> {
+    let ctx = Ctx::new(Some(token.to_string()), source);
+    let reply = dispatch(api, &ctx, Request::Auth(Empty {}))
+        .await
+        .map_err(|e| e.message)?;
+    let p = api.auth().peek(token).await.map_err(|e| e.to_string())?;
+    Ok((p, reply))
 }
 
 /// How a connection ended.
@@ -262,14 +274,10 @@ impl Client {
     /// Proves `token` through the dispatcher (the `auth` request): its reply and the principal
     /// the live stream follows.
     async fn auth_token(&mut self, token: String) -> Result<(String, Principal, Value), End> {
-        let ctx = Ctx::new(Some(token.clone()), self.source.clone());
-        let reply = dispatch(&self.st.api, &ctx, Request::Auth(Empty {}))
+        let (p, reply) = prove(&self.st.api, &token, self.source.clone())
             .await
-            .map_err(|e| End::Close(CLOSE_UNAUTHORIZED, e.message))?;
-        match self.st.api.auth().peek(&token).await {
-            Ok(p) => Ok((token, p, reply)),
-            Err(e) => Err(End::Close(CLOSE_UNAUTHORIZED, e.to_string())),
-        }
+            .map_err(|m| End::Close(CLOSE_UNAUTHORIZED, m))?;
+        Ok((token, p, reply))
     }
 
     /// Waits for `{"op":"login",…}` or `{"op":"auth","token"}` within the auth timeout.
