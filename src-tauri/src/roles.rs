@@ -40,6 +40,20 @@ pub enum Permission {
     EditConfig,
     /// Leave kiosk mode on the panel (signed with the password).
     ExitKiosk,
+    /// Take alarms out of service and return them to service.
+    AlarmService,
+    /// Read alarm statistics (EEMUA 191 figures).
+    AlarmStats,
+    /// Read diagnostics of the PLC connections and the panel.
+    Diagnostics,
+    /// Send messages to people and park channels.
+    SendMessages,
+    /// Export conversations and channels.
+    ExportMessages,
+    /// Add entries to the shift log and confirm handovers.
+    WriteLogbook,
+    /// Create, list and revoke API tokens for machine clients.
+    ManageTokens,
 }
 
 impl Role {
@@ -98,7 +112,7 @@ impl FromStr for Role {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 16] = [
         Permission::ViewLive,
         Permission::WriteTags,
         Permission::AckAlarms,
@@ -108,6 +122,13 @@ impl Permission {
         Permission::ReadAudit,
         Permission::EditConfig,
         Permission::ExitKiosk,
+        Permission::AlarmService,
+        Permission::AlarmStats,
+        Permission::Diagnostics,
+        Permission::SendMessages,
+        Permission::ExportMessages,
+        Permission::WriteLogbook,
+        Permission::ManageTokens,
     ];
 
     /// The wire name.
@@ -122,6 +143,13 @@ impl Permission {
             Permission::ReadAudit => "read_audit",
             Permission::EditConfig => "edit_config",
             Permission::ExitKiosk => "exit_kiosk",
+            Permission::AlarmService => "alarm_service",
+            Permission::AlarmStats => "alarm_stats",
+            Permission::Diagnostics => "diagnostics",
+            Permission::SendMessages => "send_messages",
+            Permission::ExportMessages => "export_messages",
+            Permission::WriteLogbook => "write_logbook",
+            Permission::ManageTokens => "manage_tokens",
         }
     }
 
@@ -137,6 +165,13 @@ impl Permission {
             Permission::ReadAudit => "read the audit trail",
             Permission::EditConfig => "edit the configuration",
             Permission::ExitKiosk => "leave kiosk mode",
+            Permission::AlarmService => "take alarms out of service",
+            Permission::AlarmStats => "read alarm statistics",
+            Permission::Diagnostics => "read diagnostics",
+            Permission::SendMessages => "send messages",
+            Permission::ExportMessages => "export messages",
+            Permission::WriteLogbook => "write the shift log",
+            Permission::ManageTokens => "manage API tokens",
         }
     }
 
@@ -189,6 +224,13 @@ pub fn role_allows(role: Role, perm: Permission) -> bool {
         ReadAudit => matches!(role, Admin | Superuser),
         EditConfig => matches!(role, Superuser),
         ExitKiosk => matches!(role, Admin | Superuser),
+        AlarmService => matches!(role, Serviceman | Superuser),
+        AlarmStats => matches!(role, Serviceman | Admin | Superuser),
+        Diagnostics => matches!(role, Serviceman | Admin | Superuser),
+        SendMessages => matches!(role, Operator | Serviceman | Admin | Superuser),
+        ExportMessages => matches!(role, Admin | Superuser),
+        WriteLogbook => matches!(role, Operator | Serviceman | Admin | Superuser),
+        ManageTokens => matches!(role, Admin | Superuser),
     }
 }
 

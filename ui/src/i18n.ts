@@ -3,7 +3,7 @@
 
 import { ref } from 'vue'
 
-const en = {
+const baseEn = {
   'app.name': 'Stator',
   'lang.en': 'English',
   'lang.de': 'Deutsch',
@@ -160,10 +160,9 @@ const en = {
   'error.rate_limited': 'Too many attempts. Try again in {s} s.',
 }
 
-export type MessageKey = keyof typeof en
-type Dict = Record<MessageKey, string>
+type BaseDict = Record<keyof typeof baseEn, string>
 
-const de: Dict = {
+const baseDe: BaseDict = {
   'app.name': 'Stator',
   'lang.en': 'English',
   'lang.de': 'Deutsch',
@@ -320,7 +319,7 @@ const de: Dict = {
   'error.rate_limited': 'Zu viele Versuche. Erneut versuchen in {s} s.',
 }
 
-const pl: Dict = {
+const basePl: BaseDict = {
   'app.name': 'Stator',
   'lang.en': 'English',
   'lang.de': 'Deutsch',
@@ -476,6 +475,15 @@ const pl: Dict = {
   'error.invalid_credentials': 'Błędna nazwa użytkownika lub hasło.',
   'error.rate_limited': 'Zbyt wiele prób. Spróbuj za {s} s.',
 }
+
+// Each area of the UI (alarms, trends, service, messages, …) keeps its strings in
+// `./locales/<area>.ts` as `export default { en: {…}, de: {…}, pl: {…} }` and is spread in here,
+// one line per language, so areas do not edit each other's tables.
+const en = { ...baseEn }
+export type MessageKey = keyof typeof en
+type Dict = Record<MessageKey, string>
+const de: Dict = { ...baseDe }
+const pl: Dict = { ...basePl }
 
 export const messages = { en, de, pl } as const
 export type Lang = keyof typeof messages

@@ -109,6 +109,13 @@ export type Permission =
   | 'read_audit'
   | 'edit_config'
   | 'exit_kiosk'
+  | 'alarm_service'
+  | 'alarm_stats'
+  | 'diagnostics'
+  | 'send_messages'
+  | 'export_messages'
+  | 'write_logbook'
+  | 'manage_tokens'
 
 /** One row of THE role table, as `health` sends it. */
 export interface RoleInfo {

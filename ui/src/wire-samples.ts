@@ -23,7 +23,9 @@ export const health: Health = {
       "permissions": [
         "view_live",
         "write_tags",
-        "ack_alarms"
+        "ack_alarms",
+        "send_messages",
+        "write_logbook"
       ],
       "idle_timeout_s": 1800
     },
@@ -33,7 +35,12 @@ export const health: Health = {
         "view_live",
         "write_tags",
         "ack_alarms",
-        "service_mode"
+        "service_mode",
+        "alarm_service",
+        "alarm_stats",
+        "diagnostics",
+        "send_messages",
+        "write_logbook"
       ],
       "idle_timeout_s": 14400
     },
@@ -43,7 +50,13 @@ export const health: Health = {
         "view_live",
         "manage_users",
         "read_audit",
-        "exit_kiosk"
+        "exit_kiosk",
+        "alarm_stats",
+        "diagnostics",
+        "send_messages",
+        "export_messages",
+        "write_logbook",
+        "manage_tokens"
       ],
       "idle_timeout_s": 3600
     },
@@ -58,7 +71,14 @@ export const health: Health = {
         "manage_users",
         "read_audit",
         "edit_config",
-        "exit_kiosk"
+        "exit_kiosk",
+        "alarm_service",
+        "alarm_stats",
+        "diagnostics",
+        "send_messages",
+        "export_messages",
+        "write_logbook",
+        "manage_tokens"
       ],
       "idle_timeout_s": 7200
     }

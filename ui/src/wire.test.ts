@@ -22,7 +22,9 @@ const auditKeys: Keys<(typeof w.audit_page.rows)[number]> = {
 const roleNames: Record<Role, true> = { viewer: true, operator: true, serviceman: true, admin: true, superuser: true }
 const permissionNames: Record<Permission, true> = {
   view_live: true, write_tags: true, ack_alarms: true, shelve_alarms: true, service_mode: true,
-  manage_users: true, read_audit: true, edit_config: true, exit_kiosk: true,
+  manage_users: true, read_audit: true, edit_config: true, exit_kiosk: true, alarm_service: true,
+  alarm_stats: true, diagnostics: true, send_messages: true, export_messages: true, write_logbook: true,
+  manage_tokens: true,
 }
 
 const sorted = (o: object) => Object.keys(o).sort()
