@@ -647,9 +647,10 @@ impl Cache {
 /// Changes arrive on the PLC's publishing grid, usually with the same period as the broadcast
 /// interval: with a minimum spacing, one publish that came late (a loaded machine, the network)
 /// pushed every later wake-up off the grid by as much, for as long as changes kept coming (the
-/// delay only ever grew to the worst lateness seen). With the budget, a late publish is made up
-/// by waking the next one at once, while over any stretch of time there are still no more
-/// wake-ups than intervals (plus one).
+/// delay only ever grew to the worst lateness seen). With the budget, lateness up to the
+/// tolerance is made up by waking the next one at once (larger lateness leaves that much less
+/// behind), while over any stretch of time there are still no more wake-ups than intervals
+/// (plus one), and two wake-ups are at least `1 − TOLERANCE` intervals apart.
 pub struct Throttle {
     changed: watch::Receiver<u64>,
     interval: std::time::Duration,
@@ -663,7 +664,7 @@ pub struct Throttle {
 impl Throttle {
     /// How early (in intervals) a wake-up may come to make up for a late one; also the shortest
     /// spacing of two wake-ups is `1 − TOLERANCE` intervals.
-    pub const TOLERANCE: f64 = 0.5;
+    pub const TOLERANCE: f64 = 0.25;
 
     /// A throttle over `cache`'s change notifications; changes before this call are not
     /// reported (the listener starts from a snapshot or `Cache::seq`).
