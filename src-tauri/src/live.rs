@@ -637,25 +637,42 @@ impl Cache {
 }
 
 /// When a live listener (the remote fan-out, the desktop window) should read the cache: at once
-/// on the first change after a quiet spell (leading edge), then at most once per `interval`
-/// while changes keep coming, and once more for changes that arrived during the wait (trailing
-/// flush). Never a fixed tick: a value waits at most one interval, and usually not at all.
+/// on the first change after a quiet spell (leading edge), then on average at most once per
+/// `interval` while changes keep coming, and once more for changes that arrived during the wait
+/// (trailing flush). Never a fixed tick: a value waits at most one interval, and usually not at
+/// all.
+///
+/// The limit is a budget (GCRA: one wake-up per interval, a wake-up may come up to
+/// [`Throttle::TOLERANCE`] of an interval early), not a minimum spacing from the last wake-up.
+/// Changes arrive on the PLC's publishing grid, usually with the same period as the broadcast
+/// interval: with a minimum spacing, one publish that came late (a loaded machine, the network)
+/// pushed every later wake-up off the grid by as much, for as long as changes kept coming (the
+/// delay only ever grew to the worst lateness seen). With the budget, lateness up to the
+/// tolerance is made up by waking the next one at once (larger lateness leaves that much less
+/// behind), while over any stretch of time there are still no more wake-ups than intervals
+/// (plus one), and two wake-ups are at least `1 − TOLERANCE` intervals apart.
 pub struct Throttle {
     changed: watch::Receiver<u64>,
     interval: std::time::Duration,
-    last: Option<tokio::time::Instant>,
+    /// When the next wake-up is due if the budget is kept exactly (the theoretical arrival
+    /// time); a wake-up may come [`Throttle::TOLERANCE`] of an interval before it.
+    due: Option<tokio::time::Instant>,
     /// A change was seen but not yet handed out (survives a cancelled [`Throttle::wait`]).
     pending: bool,
 }
 
 impl Throttle {
+    /// How early (in intervals) a wake-up may come to make up for a late one; also the shortest
+    /// spacing of two wake-ups is `1 − TOLERANCE` intervals.
+    pub const TOLERANCE: f64 = 0.25;
+
     /// A throttle over `cache`'s change notifications; changes before this call are not
     /// reported (the listener starts from a snapshot or `Cache::seq`).
     pub fn new(cache: &Cache, interval: std::time::Duration) -> Self {
         Self {
             changed: cache.subscribe(),
             interval,
-            last: None,
+            due: None,
             pending: false,
         }
     }
@@ -669,12 +686,14 @@ impl Throttle {
             }
             self.pending = true;
         }
-        if let Some(last) = self.last {
-            tokio::time::sleep_until(last + self.interval).await;
+        if let Some(due) = self.due {
+            tokio::time::sleep_until(due - self.interval.mul_f64(Self::TOLERANCE)).await;
         }
         self.changed.borrow_and_update();
         self.pending = false;
-        self.last = Some(tokio::time::Instant::now());
+        let now = tokio::time::Instant::now();
+        // After a quiet spell the budget starts afresh (`now` is past `due`).
+        self.due = Some(self.due.map_or(now, |d| d.max(now)) + self.interval);
         true
     }
 }
@@ -907,7 +926,7 @@ mod tests {
         bump(2);
         assert!(th.wait().await);
         assert!(
-            woke.elapsed() >= interval,
+            woke.elapsed() >= interval.mul_f64(1.0 - Throttle::TOLERANCE),
             "throttled: {:?}",
             woke.elapsed()
         );
@@ -917,7 +936,62 @@ mod tests {
         let cancelled = tokio::time::timeout(interval / 4, th.wait()).await;
         assert!(cancelled.is_err());
         assert!(th.wait().await);
-        assert!(woke.elapsed() >= interval);
+        assert!(woke.elapsed() >= interval.mul_f64(1.0 - Throttle::TOLERANCE));
         assert_eq!(c.seq(), *th.changed.borrow());
+    }
+
+    #[tokio::test]
+    async fn throttle_keeps_the_budget_and_a_late_change_does_not_delay_later_ones() {
+        let c = cache();
+        let bump = |i: i32| {
+            c.update(
+                "a",
+                [ValueUpdate {
+                    tag: "P".into(),
+                    value: good(json!(i)),
+                }],
+            );
+        };
+        // Changes all the time: no more wake-ups than intervals (plus one), never closer than
+        // `1 − TOLERANCE` intervals.
+        let interval = Duration::from_millis(40);
+        let mut th = Throttle::new(&c, interval);
+        let t0 = tokio::time::Instant::now();
+        let mut last: Option<tokio::time::Instant> = None;
+        for i in 0..10 {
+            bump(i);
+            assert!(th.wait().await);
+            let now = tokio::time::Instant::now();
+            if let Some(l) = last {
+                assert!(now - l >= interval.mul_f64(1.0 - Throttle::TOLERANCE));
+            }
+            last = Some(now);
+        }
+        let spent = t0.elapsed();
+        assert!(
+            spent >= interval.mul_f64(9.0 - Throttle::TOLERANCE),
+            "10 wake-ups in {spent:?}"
+        );
+
+        // Changes on a 400 ms grid (a publishing interval equal to the broadcast interval); one
+        // comes 160 ms late. The next one, on the grid again, is handed out at once: the late
+        // one does not shift every later wake-up by 160 ms (it did with a minimum spacing).
+        let interval = Duration::from_millis(400);
+        let mut th = Throttle::new(&c, interval);
+        let t0 = tokio::time::Instant::now();
+        bump(100);
+        assert!(th.wait().await);
+        tokio::time::sleep_until(t0 + Duration::from_millis(560)).await;
+        bump(101);
+        assert!(th.wait().await);
+        tokio::time::sleep_until(t0 + Duration::from_millis(800)).await;
+        let at = tokio::time::Instant::now();
+        bump(102);
+        assert!(th.wait().await);
+        assert!(
+            at.elapsed() < Duration::from_millis(120),
+            "on the grid again, not 160 ms late: {:?}",
+            at.elapsed()
+        );
     }
 }

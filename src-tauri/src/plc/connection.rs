@@ -12,6 +12,7 @@ use opcua::client::{Client, ClientBuilder, IdentityToken, Session};
 use opcua::crypto::{CertificateStore, SecurityPolicy as UaPolicy, X509};
 use opcua::types::{MessageSecurityMode, StatusCode};
 use tokio::task::JoinHandle;
+use tracing::instrument::WithSubscriber;
 
 use crate::config::{SecurityMode, SecurityPolicy};
 use crate::plc::values::status_name;
@@ -128,16 +129,12 @@ static KEYPAIR_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Builds the client. Secure connections create the client certificate in `<pki>/own` on first
 /// use (RSA key generation is slow, so this runs on the blocking pool).
 async fn build_client(target: &Target) -> Result<Client, ConnectError> {
-    let secure = target.policy != SecurityPolicy::None;
+    // Taken here, on the caller's thread, so the blocking thread logs where the caller does.
+    let hush = hushed(target.policy == SecurityPolicy::None);
     let target = target.clone();
     let built = tokio::task::spawn_blocking(move || {
         let _guard = KEYPAIR_LOCK.lock();
-        let builder = client_builder(&target);
-        if secure {
-            builder.client()
-        } else {
-            quietly(|| builder.client())
-        }
+        tracing::dispatcher::with_default(&hush, || client_builder(&target).client())
     })
     .await
     .map_err(|e| ConnectError::Transient(format!("internal error: {e}")))?;
@@ -168,60 +165,135 @@ fn client_builder(target: &Target) -> ClientBuilder {
         .session_name("Stator")
 }
 
-/// Runs `f` with async-opcua's own log events dropped, on this thread only.
-///
-/// Building a client always reads the client's own certificate and key, and validates an
-/// endpoint table Stator does not use (it connects by URL): without a key pair that logs ERROR
-/// lines about missing `own/cert.der` / `private/private.pem` and a warning about "no
-/// endpoints", on every connect. With security None neither matters, and the library offers no
-/// way to skip those reads, so for that build only its events are dropped. Validation errors
-/// are still reported: `ClientBuilder::client` returns them and the caller words them.
-fn quietly<R>(f: impl FnOnce() -> R) -> R {
+/// async-opcua log events that say nothing about the connection Stator makes: (target, text in
+/// the message, noise only with security None). An operator must be able to trust ERROR, so
+/// these are dropped while a client is built, a session connects and its event loop runs;
+/// everything else the library logs, and the key pair lines on a secure connection (where they
+/// matter), pass.
+const NOISE: &[(&str, &str, bool)] = &[
+    // Stator connects by URL and never fills the library's endpoint table.
+    (
+        "opcua_client::config",
+        "Endpoint config contains no endpoints",
+        false,
+    ),
+    // With security None no key pair is needed (none is created), yet the library reads it when
+    // the client is built…
+    (
+        "opcua_crypto::certificate_store",
+        "Failed to get cert ",
+        true,
+    ),
+    (
+        "opcua_client::session::client",
+        "Client is missing its application instance certificate",
+        true,
+    ),
+    // …and again for every secure channel it opens (the endpoint query and the session).
+    (
+        "opcua_core::comms::secure_channel",
+        "Failed to read own ",
+        true,
+    ),
+    // A session closed politely (shutdown, or the PLC closing it) is no warning; a lost one
+    // ends with a bad status, and the engine reports the loss itself.
+    (
+        "opcua_client::session::event_loop",
+        "Transport disconnected: Good",
+        false,
+    ),
+];
+
+/// The current dispatcher minus [`NOISE`] (`none`: the connection uses security None). Used
+/// with `dispatcher::with_default` for the synchronous client build and with
+/// `WithSubscriber::with_subscriber` for the connect future and the session's event loop, so it
+/// covers exactly the code that complains.
+fn hushed(none: bool) -> tracing::Dispatch {
     let inner = tracing::dispatcher::get_default(|d| d.clone());
-    let quiet = tracing::Dispatch::new(DropOpcua(inner));
-    tracing::dispatcher::with_default(&quiet, f)
+    tracing::Dispatch::new(Hush {
+        inner,
+        none,
+        max: tracing::level_filters::LevelFilter::current(),
+    })
 }
 
-/// A subscriber that forwards everything except events of the `opcua*` crates.
-struct DropOpcua(tracing::Dispatch);
+/// A subscriber forwarding everything to `inner` except the [`NOISE`] events.
+struct Hush {
+    inner: tracing::Dispatch,
+    none: bool,
+    /// The most verbose level enabled when it was made: it must not lower the global filter's
+    /// fast path (no hint would mean TRACE for as long as a session lives).
+    max: tracing::level_filters::LevelFilter,
+}
 
-impl tracing::Subscriber for DropOpcua {
+impl Hush {
+    fn is_noise(&self, event: &tracing::Event<'_>) -> bool {
+        let target = event.metadata().target();
+        let mut texts = NOISE
+            .iter()
+            .filter(|(t, _, only_none)| *t == target && (self.none || !only_none))
+            .map(|(_, text, _)| *text)
+            .peekable();
+        if texts.peek().is_none() {
+            return false;
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        texts.any(|t| message.0.contains(t))
+    }
+}
+
+/// The formatted `message` field of an event.
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for Hush {
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        !metadata.target().starts_with("opcua") && self.0.enabled(metadata)
+        self.inner.enabled(metadata)
     }
     fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        self.0.new_span(span)
+        self.inner.new_span(span)
     }
     fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        self.0.record(span, values)
+        self.inner.record(span, values)
     }
     fn record_follows_from(&self, span: &tracing::span::Id, follows: &tracing::span::Id) {
-        self.0.record_follows_from(span, follows)
+        self.inner.record_follows_from(span, follows)
     }
     fn event(&self, event: &tracing::Event<'_>) {
-        if !event.metadata().target().starts_with("opcua") {
-            self.0.event(event)
+        if !self.is_noise(event) {
+            self.inner.event(event)
         }
     }
     fn enter(&self, span: &tracing::span::Id) {
-        self.0.enter(span)
+        self.inner.enter(span)
     }
     fn exit(&self, span: &tracing::span::Id) {
-        self.0.exit(span)
+        self.inner.exit(span)
     }
     fn clone_span(&self, id: &tracing::span::Id) -> tracing::span::Id {
-        self.0.clone_span(id)
+        self.inner.clone_span(id)
     }
     fn try_close(&self, id: tracing::span::Id) -> bool {
-        self.0.try_close(id)
+        self.inner.try_close(id)
     }
     fn register_callsite(
         &self,
         metadata: &'static tracing::Metadata<'static>,
     ) -> tracing::subscriber::Interest {
-        // Decided per event in `enabled`: this subscriber lives only for one call.
-        let _ = metadata;
-        tracing::subscriber::Interest::sometimes()
+        // The inner subscriber's answer: filtering happens in `event`, which sees every event
+        // dispatched while this one is the default, whatever the callsite's cached interest.
+        self.inner.register_callsite(metadata)
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(self.max)
     }
 }
 
@@ -229,7 +301,9 @@ impl tracing::Subscriber for DropOpcua {
 /// client key pair on first use is not counted).
 pub async fn connect(target: &Target) -> Result<Connected, ConnectError> {
     let client = build_client(target).await?;
-    match tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(client, target)).await {
+    let hush = hushed(target.policy == SecurityPolicy::None);
+    let attempt = connect_inner(client, target).with_subscriber(hush);
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
         Ok(r) => r,
         Err(_) => Err(ConnectError::Transient(format!(
             "no answer from {} within {} s",
@@ -295,7 +369,8 @@ async fn connect_inner(client: Client, target: &Target) -> Result<Connected, Con
     // The engine reconnects itself: a lost transport ends the event loop.
     session.disable_reconnects();
     // Aborted if this future is dropped (shutdown or timeout) before the session is handed out.
-    let mut guard = AbortOnDrop(Some(event_loop.spawn()));
+    let hush = hushed(target.policy == SecurityPolicy::None);
+    let mut guard = AbortOnDrop(Some(tokio::spawn(event_loop.run().with_subscriber(hush))));
     let Some(event_loop) = guard.0.as_mut() else {
         return Err(ConnectError::Transient("internal error".into()));
     };
@@ -410,6 +485,7 @@ mod tests {
 
     #[test]
     fn security_none_builds_the_client_without_errors_or_warnings() {
+        use std::sync::atomic::Ordering::SeqCst;
         let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let pki = tempfile::tempdir().unwrap();
         let target = Target {
@@ -427,17 +503,38 @@ mod tests {
             tracing::dispatcher::with_default(&d, || client_builder(&target).client().is_ok());
         assert!(unquiet);
         assert!(
-            n.load(std::sync::atomic::Ordering::SeqCst) > 0,
-            "the library logs about the missing key pair (what this guards against)"
+            n.load(SeqCst) >= 3,
+            "the library logs about the missing key pair and the endpoint table (what this \
+             guards against): {}",
+            n.load(SeqCst)
         );
-        n.store(0, std::sync::atomic::Ordering::SeqCst);
+        n.store(0, SeqCst);
         let built = tracing::dispatcher::with_default(&d, || {
-            quietly(|| client_builder(&target).client()).is_ok()
+            let hush = hushed(true);
+            tracing::dispatcher::with_default(&hush, || client_builder(&target).client()).is_ok()
         });
         assert!(built);
-        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 0);
-        // And a plain event outside async-opcua still gets through the quiet wrapper.
-        tracing::dispatcher::with_default(&d, || quietly(|| tracing::warn!("kept")));
-        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(n.load(SeqCst), 0);
+        // Only the listed lines are dropped: other events of the same targets, and the key pair
+        // lines of a secure connection (where they matter), still get through.
+        tracing::dispatcher::with_default(&d, || {
+            let hush = hushed(true);
+            tracing::dispatcher::with_default(&hush, || {
+                tracing::warn!("kept");
+                tracing::error!(target: "opcua_core::comms::secure_channel", "Cannot decrypt");
+            });
+            let secure = hushed(false);
+            tracing::dispatcher::with_default(&secure, || {
+                tracing::error!(
+                    target: "opcua_core::comms::secure_channel",
+                    "Failed to read own certificate: x"
+                );
+                tracing::warn!(
+                    target: "opcua_client::config",
+                    "Endpoint config contains no endpoints"
+                );
+            });
+        });
+        assert_eq!(n.load(SeqCst), 3);
     }
 }

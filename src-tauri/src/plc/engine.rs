@@ -22,6 +22,7 @@ use crate::config::{Acquisition, Config, PlcConfig};
 use crate::live::{Cache, PlcStatus};
 use crate::plc::connection::{self, ConnectError, Connected, Target};
 use crate::plc::discovery::{self, DiscoveredTag, OpLimits};
+use crate::plc::netwatch::NetSignal;
 use crate::plc::{retry, subscribe};
 
 /// Looks up the password of a PLC's user (the integrator wires the OS keyring, entry
@@ -37,6 +38,9 @@ pub struct EngineOptions {
     pub password: PasswordFn,
     /// `--demo`: PLC id → simulator endpoint URL, replacing the configured URL.
     pub url_override: Option<HashMap<String, String>>,
+    /// Network changes: each one makes every PLC that is not connected retry at once (and
+    /// restarts a connection attempt in flight). [`Engine::start`] feeds it from the OS.
+    pub network: NetSignal,
 }
 
 impl EngineOptions {
@@ -46,6 +50,7 @@ impl EngineOptions {
             pki_dir: pki_dir.into(),
             password: Arc::new(|_| Ok(None)),
             url_override: None,
+            network: NetSignal::new(),
         }
     }
 }
@@ -82,6 +87,9 @@ impl Engine {
     pub fn start(cfg: Arc<Config>, cache: Cache, opts: EngineOptions) -> Engine {
         for w in cfg.warnings() {
             tracing::warn!("{w}");
+        }
+        if !opts.network.watch_os() {
+            tracing::debug!("network changes are not watched on this system");
         }
         let (tx, rx) = watch::channel(false);
         let mut plcs = HashMap::new();
@@ -170,13 +178,16 @@ impl PlcTask {
         let cap = Duration::from_secs_f64((self.cfg.plc_reconnect_delay_minutes * 60.0).max(1.0));
         let mut backoff = Backoff::new(cap);
         let mut last_error: Option<String> = None;
+        let mut net = self.opts.network.subscribe();
         loop {
             if *shutdown.borrow() {
                 break;
             }
             self.cache
                 .set_status(&id, PlcStatus::Connecting, last_error.clone());
-            match self.cycle(&mut shutdown).await {
+            // A network change from here on makes the next wait end at once.
+            net.borrow_and_update();
+            match self.cycle(&mut shutdown, &mut net).await {
                 Outcome::Shutdown => break,
                 Outcome::Failed { error, connected } => {
                     *self.shared.live.write() = None;
@@ -203,7 +214,11 @@ impl PlcTask {
                     };
                     let url = self.url();
                     tokio::select! {
-                        _ = retry::wait(&url, delay, probe_every) => {}
+                        woke = retry::wait(&url, delay, probe_every, &mut net) => {
+                            if woke == retry::Woke::Network {
+                                tracing::info!(plc = %id, "network changed: retrying now");
+                            }
+                        }
                         _ = shutdown.changed() => break,
                     }
                 }
@@ -262,7 +277,11 @@ impl PlcTask {
     }
 
     /// One connection: connect, discover, subscribe/poll, run until lost or shut down.
-    async fn cycle(&self, shutdown: &mut watch::Receiver<bool>) -> Outcome {
+    async fn cycle(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        net: &mut watch::Receiver<u64>,
+    ) -> Outcome {
         let failed = |error| Outcome::Failed {
             error,
             connected: false,
@@ -271,9 +290,16 @@ impl PlcTask {
             Ok(t) => t,
             Err(e) => return failed(e),
         };
-        let conn = tokio::select! {
-            r = connection::connect(&target) => r,
-            _ = shutdown.changed() => return Outcome::Shutdown,
+        // An attempt stuck on a network that just changed (e.g. SYNs into a link that was
+        // down) starts again at once instead of waiting out its timeout.
+        let conn = loop {
+            tokio::select! {
+                r = connection::connect(&target) => break r,
+                _ = shutdown.changed() => return Outcome::Shutdown,
+                Ok(()) = net.changed() => {
+                    tracing::debug!(plc = %self.plc.id, "network changed: connecting again");
+                }
+            }
         };
         let conn = match conn {
             Ok(c) => c,

@@ -6,6 +6,7 @@
 //! - [`discovery`]: browsing below the root into tags (shared with `stator discover`).
 //! - [`subscribe`]: monitored items in batches, bulk-Read polling.
 //! - [`values`]: OPC UA values → typed JSON; [`coerce`]: JSON → OPC UA values for writes.
+//! - [`netwatch`]: the OS network-change signal that ends a reconnect wait at once.
 //! - [`write`]: [`Engine::write`], [`WriteError`], [`writable_by_policy`].
 //! - [`certs`], [`discover`]: the `stator certs` and `stator discover` commands.
 
@@ -15,6 +16,7 @@ pub mod connection;
 pub mod discover;
 pub mod discovery;
 pub mod engine;
+pub mod netwatch;
 pub mod retry;
 pub mod subscribe;
 pub mod values;

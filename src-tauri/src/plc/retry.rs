@@ -5,7 +5,8 @@
 //! double up to the configured cap (`plc_reconnect_delay_minutes`), to spare a PLC that is gone
 //! for good. While waiting, a cheap TCP probe of the PLC's port is the network-level signal: when
 //! a port that refused (or did not answer) starts accepting, the wait ends at once, so recovery
-//! does not depend on where in the retry period the PLC came back.
+//! does not depend on where in the retry period the PLC came back. The operating system's
+//! network-change signal ([`crate::plc::netwatch`]) ends the wait at once as well.
 
 use std::time::Duration;
 
@@ -90,15 +91,31 @@ pub async fn port_open(addr: &str, limit: Duration) -> bool {
     )
 }
 
+/// Why a reconnect wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// The delay passed.
+    Timer,
+    /// The PLC's port started accepting connections.
+    Port,
+    /// The OS reported a network change (link or address).
+    Network,
+}
+
 /// Waits `delay`, or less: returns early when `url`'s port, closed or silent at the start of
-/// the wait, starts accepting connections (the PLC or the network is back).
-pub async fn wait(url: &str, delay: Duration, probe_every: Duration) {
+/// the wait, starts accepting connections (the PLC or the network is back), or when `net`
+/// reports a network change that this receiver has not seen yet.
+pub async fn wait(
+    url: &str,
+    delay: Duration,
+    probe_every: Duration,
+    net: &mut tokio::sync::watch::Receiver<u64>,
+) -> Woke {
     let deadline = Instant::now() + delay;
-    let Some(addr) = socket_address(url) else {
-        tokio::time::sleep_until(deadline).await;
-        return;
-    };
     let probe = async {
+        let Some(addr) = socket_address(url) else {
+            return std::future::pending::<()>().await;
+        };
         // Edge-triggered: a port that is open now (the PLC answers TCP but OPC UA failed) is
         // no signal, so a PLC refusing the session is never hammered.
         if port_open(&addr, probe_every).await {
@@ -107,8 +124,10 @@ pub async fn wait(url: &str, delay: Duration, probe_every: Duration) {
         until_open(&addr, probe_every).await
     };
     tokio::select! {
-        _ = tokio::time::sleep_until(deadline) => {}
-        _ = probe => {}
+        _ = tokio::time::sleep_until(deadline) => Woke::Timer,
+        _ = probe => Woke::Port,
+        // A closed channel (no watcher) is no signal.
+        Ok(()) = net.changed() => Woke::Network,
     }
 }
 
@@ -185,12 +204,55 @@ mod tests {
         // Open from the start: the wait lasts its full delay.
         let t = std::time::Instant::now();
         let delay = Duration::from_millis(300);
-        wait(
+        let net = crate::plc::netwatch::NetSignal::new();
+        let woke = wait(
             &format!("opc.tcp://{addr}"),
             delay,
             Duration::from_millis(20),
+            &mut net.subscribe(),
         )
         .await;
         assert!(t.elapsed() >= delay, "{:?}", t.elapsed());
+        assert_eq!(woke, Woke::Timer);
+    }
+
+    #[tokio::test]
+    async fn a_network_change_ends_the_wait_at_once() {
+        // The PLC's port stays open (no port signal) and the delay is long: only the network
+        // change can end the wait early. Injected through the channel the OS watcher feeds.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("opc.tcp://{}", l.local_addr().unwrap());
+        let net = crate::plc::netwatch::NetSignal::new();
+        let mut rx = net.subscribe();
+        let t = std::time::Instant::now();
+        let waiter = tokio::spawn(async move {
+            wait(
+                &url,
+                Duration::from_secs(30),
+                Duration::from_millis(20),
+                &mut rx,
+            )
+            .await
+        });
+        net.notify();
+        let woke = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the network change")
+            .unwrap();
+        assert_eq!(woke, Woke::Network);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // A change seen before the wait began is not seen again (the engine marks changes
+        // seen when an attempt starts): the wait runs to its delay.
+        let mut rx = net.subscribe();
+        net.notify();
+        rx.borrow_and_update();
+        let woke = wait(
+            &format!("opc.tcp://{}", l.local_addr().unwrap()),
+            Duration::from_millis(100),
+            Duration::from_millis(20),
+            &mut rx,
+        )
+        .await;
+        assert_eq!(woke, Woke::Timer);
     }
 }
