@@ -80,6 +80,11 @@ impl Alarms {
         Ok(())
     }
 
+    /// Ties a task to the subsystem: [`Alarms::stop`] ends it.
+    pub fn own(&self, task: JoinHandle<()>) {
+        self.inner.tasks.lock().push(task);
+    }
+
     /// Stops evaluating (the rows recorded so far are stored first).
     pub async fn stop(&self) {
         let tasks: Vec<JoinHandle<()>> = self.inner.tasks.lock().drain(..).collect();

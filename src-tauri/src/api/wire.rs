@@ -12,6 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::ApiError;
+
+pub mod alarms;
 use crate::auth::{Permission, Principal, Role, UserInfo};
 use crate::code::Code;
 use crate::live::{PlcDelta, PlcSnapshot, Snapshot};
@@ -137,6 +139,8 @@ pub struct SnapshotMsg {
     pub kind: &'static str,
     pub seq: u64,
     pub plcs: Vec<PlcSnapshot>,
+    /// The alarm list of the same parks (what the `alarms` op answers).
+    pub alarms: Vec<alarms::AlarmView>,
 }
 
 impl From<Snapshot> for SnapshotMsg {
@@ -145,6 +149,7 @@ impl From<Snapshot> for SnapshotMsg {
             kind: "snapshot",
             seq: s.seq,
             plcs: s.plcs,
+            alarms: Vec::new(),
         }
     }
 }
