@@ -15,7 +15,8 @@ use crate::roles::Role;
 
 mod alarms;
 pub use alarms::{
-    comm_alarm_id, split_index, AlarmConfig, MAX_ALARM_ID, AlarmSettings, Condition, Message, Priority,
+    comm_alarm_id, split_index, AlarmConfig, AlarmSettings, Condition, Message, Priority,
+    MAX_ALARM_ID,
 };
 
 /// The whole configuration file.

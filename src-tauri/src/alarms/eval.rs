@@ -589,13 +589,7 @@ impl Evaluator {
     }
 
     /// Acknowledges alarm `i`; returns the state after.
-    pub fn ack(
-        &mut self,
-        i: usize,
-        who: &str,
-        comment: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> State {
+    pub fn ack(&mut self, i: usize, who: &str, comment: Option<&str>, now: DateTime<Utc>) -> State {
         let r = &mut self.rt[i];
         match r.state {
             State::Unack => r.state = State::Acked,
@@ -852,7 +846,11 @@ mod tests {
         assert_eq!(state(&e, "hi"), State::Normal, "on-delay not over");
         e.sample("p", "P", &good(json(90.0)), t(1));
         e.tick(t(3));
-        assert_eq!(state(&e, "hi"), State::Normal, "did not hold for the whole delay");
+        assert_eq!(
+            state(&e, "hi"),
+            State::Normal,
+            "did not hold for the whole delay"
+        );
         e.sample("p", "P", &good(json(150.0)), t(4));
         e.tick(t(5));
         assert_eq!(state(&e, "hi"), State::Normal);

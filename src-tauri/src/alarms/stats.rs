@@ -40,7 +40,9 @@ pub fn compute(
     now: DateTime<Utc>,
 ) -> Stats {
     let period = Duration::minutes(10);
-    let periods = ((to - from).num_seconds().max(1) as f64 / 600.0).ceil().max(1.0) as usize;
+    let periods = ((to - from).num_seconds().max(1) as f64 / 600.0)
+        .ceil()
+        .max(1.0) as usize;
     let mut buckets: HashMap<i64, usize> = HashMap::new();
     let mut per_alarm: HashMap<&str, Vec<DateTime<Utc>>> = HashMap::new();
     for (a, t) in raises {

@@ -162,7 +162,15 @@ async fn visible_alarm(
         return Err(ApiError::not_found(format!("no alarm {alarm:?}")));
     };
     if !p.parks.contains(&park) {
-        audit(api, p, op, &target(&park, alarm), None, Code::Forbidden.as_str()).await?;
+        audit(
+            api,
+            p,
+            op,
+            &target(&park, alarm),
+            None,
+            Code::Forbidden.as_str(),
+        )
+        .await?;
         return Err(ApiError::forbidden(format!(
             "alarm {alarm:?} belongs to a park you are not granted"
         )));
@@ -430,10 +438,7 @@ pub(super) async fn push_loop(api: Api) {
         alarms.changed().await;
         let mut by_park: BTreeMap<String, Vec<AlarmView>> = BTreeMap::new();
         for a in alarms.take_changed() {
-            by_park
-                .entry(a.park.clone())
-                .or_default()
-                .push(a.into());
+            by_park.entry(a.park.clone()).or_default().push(a.into());
         }
         for (park, mut list) in by_park {
             if list.len() == 1 {

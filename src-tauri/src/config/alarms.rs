@@ -273,7 +273,9 @@ impl Config {
             if a.condition.is_limit() {
                 match a.limit {
                     Some(l) if l.is_finite() => {}
-                    Some(l) => return err(at("limit"), format!("must be a finite number (got {l})")),
+                    Some(l) => {
+                        return err(at("limit"), format!("must be a finite number (got {l})"))
+                    }
                     None => {
                         return err(
                             at("limit"),
@@ -340,10 +342,9 @@ impl Config {
                 Message::Languages(m) if m.is_empty() => {
                     return err(at("message"), "needs at least one language".into())
                 }
-                Message::Languages(m) => m
-                    .iter()
-                    .map(|(l, t)| (format!("message.{l}"), t))
-                    .collect(),
+                Message::Languages(m) => {
+                    m.iter().map(|(l, t)| (format!("message.{l}"), t)).collect()
+                }
             };
             for (f, t) in texts {
                 if t.trim().is_empty() || t.len() > MAX_MESSAGE {
@@ -432,7 +433,10 @@ mod tests {
                 one("").replace("eco_solar/P", "nowhere/P"),
                 "$.alarms[0].tag: no PLC",
             ),
-            (one("").replace("eco_solar/P", "P"), "$.alarms[0].tag: must be"),
+            (
+                one("").replace("eco_solar/P", "P"),
+                "$.alarms[0].tag: must be",
+            ),
             (
                 one("").replace("eco_solar/P", "eco_solar/P[x]"),
                 "$.alarms[0].tag: \"P[x]\"",
@@ -443,19 +447,31 @@ mod tests {
             ),
             (one(", \"value\": 3"), "$.alarms[0].value:"),
             (one(", \"deadband\": -1"), "$.alarms[0].deadband:"),
-            (one(", \"on_delay_seconds\": 1e9"), "$.alarms[0].on_delay_seconds:"),
+            (
+                one(", \"on_delay_seconds\": 1e9"),
+                "$.alarms[0].on_delay_seconds:",
+            ),
             (
                 one("").replace("\"high\"", "\"equals\""),
                 "$.alarms[0].value: condition equals needs a value",
             ),
             (one("").replace("\"m\"", "\"\""), "$.alarms[0].message:"),
             (one("").replace("\"m\"", "{}"), "$.alarms[0].message:"),
-            (one("").replace("\"low\"", "\"severe\""), "$.alarms[0].priority"),
-            (one("").replace("\"high\"", "\"comm\""), "$.alarms[0].condition"),
+            (
+                one("").replace("\"low\"", "\"severe\""),
+                "$.alarms[0].priority",
+            ),
+            (
+                one("").replace("\"high\"", "\"comm\""),
+                "$.alarms[0].condition",
+            ),
             (one(", \"colour\": 1"), "$.alarms[0]"),
         ] {
             let e = bad(&alarms);
-            assert!(e.starts_with(&format!("config.json: {want}")), "{want}: {e}");
+            assert!(
+                e.starts_with(&format!("config.json: {want}")),
+                "{want}: {e}"
+            );
             assert_eq!(e.lines().count(), 1, "{e}");
         }
         let two = format!(
@@ -466,7 +482,10 @@ mod tests {
         assert!(bad(&two).starts_with("config.json: $.alarms[1].id: duplicate id"));
         let e = Config::parse(
             Path::new("config.json"),
-            &BASE.replace("ALARMS", "[], \"alarm_settings\": {\"max_shelve_minutes\": 0}"),
+            &BASE.replace(
+                "ALARMS",
+                "[], \"alarm_settings\": {\"max_shelve_minutes\": 0}",
+            ),
         )
         .unwrap_err()
         .to_string();

@@ -358,7 +358,10 @@ pub(super) async fn alarm_journal_csv(
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8; header=present"),
+            (
+                header::CONTENT_TYPE,
+                "text/csv; charset=utf-8; header=present",
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 "attachment; filename=\"alarm-journal.csv\"",

@@ -187,7 +187,13 @@ pub fn apply(
                     "INSERT INTO alarm_incidents (alarm, park, priority, started, peak) \
                      VALUES (?1,?2,?3,?4,?5)",
                 )?
-                .execute(params![j.alarm, j.park, j.priority, ts(j.ts), j.peak])?;
+                .execute(params![
+                    j.alarm,
+                    j.park,
+                    j.priority,
+                    ts(j.ts),
+                    j.peak
+                ])?;
             }
             "clear" => {
                 tx.prepare_cached(
@@ -212,8 +218,9 @@ pub fn apply(
 /// The WHERE clause and arguments of `f` on a table with `time_col`, `park`, `alarm` and (for
 /// the journal) `priority` columns.
 fn filter_sql(f: &Filter, time_col: &str, id_col: &str) -> (String, Vec<rusqlite::types::Value>) {
-    let mut args: Vec<rusqlite::types::Value> =
-        vec![serde_json::to_string(&f.parks).unwrap_or_else(|_| "[]".into()).into()];
+    let mut args: Vec<rusqlite::types::Value> = vec![serde_json::to_string(&f.parks)
+        .unwrap_or_else(|_| "[]".into())
+        .into()];
     let mut sql = " WHERE park IN (SELECT value FROM json_each(?1))".to_string();
     if let Some(t) = f.from {
         args.push(ts(t).into());
@@ -320,8 +327,9 @@ pub fn raises(
 
 /// The newest journal id (tests and paging).
 pub fn last_journal_id(c: &Connection) -> Result<Option<i64>, StoreError> {
-    Ok(c
-        .query_row("SELECT max(id) FROM alarm_journal", [], |r| r.get(0))
-        .optional()?
-        .flatten())
+    Ok(
+        c.query_row("SELECT max(id) FROM alarm_journal", [], |r| r.get(0))
+            .optional()?
+            .flatten(),
+    )
 }
