@@ -686,7 +686,7 @@ impl Evaluator {
             },
             active_since: r.active_since,
             acked_by: r.acked_by.clone(),
-            acked_at: r.acked_at.clone(),
+            acked_at: r.acked_at,
             comment: r.comment.clone(),
             quality: r.quality,
         }

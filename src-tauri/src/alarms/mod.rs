@@ -133,7 +133,7 @@ impl Alarms {
                         if last.insert(p.clone(), up) != Some(up) {
                             e.status(p, up, now);
                         }
-                        if up && n % TAG_CHECK_TICKS == 0 {
+                        if up && n.is_multiple_of(TAG_CHECK_TICKS) {
                             e.check_tags(p, |tag, index| {
                                 cache.tag_meta(p, tag).is_some_and(|m| match index {
                                     None => true,

@@ -70,7 +70,7 @@ pub fn compute(
         .filter(|(_, since)| now - *since > Duration::hours(24))
         .cloned()
         .collect();
-    standing.sort_by(|a, b| a.1.cmp(&b.1));
+    standing.sort_by_key(|a| a.1);
     Stats {
         from,
         to,
