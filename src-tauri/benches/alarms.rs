@@ -85,8 +85,10 @@ fn evaluation_cost(dir: &std::path::Path) {
 
 async fn flood(dir: &std::path::Path) {
     let alarms: Vec<Value> = (0..FLOOD)
-        .map(|i| json!({"id": format!("f{i}"), "tag": format!("park/Load/T{i:05}"), "condition": "high",
-                         "limit": 50.0, "priority": "medium", "message": "flood"}))
+        .map(|i| {
+            json!({"id": format!("f{i}"), "tag": format!("park/Load/T{i:05}"), "condition": "high",
+                         "limit": 50.0, "priority": "medium", "message": "flood"})
+        })
         .collect();
     let cfg = Arc::new(config(alarms, dir));
     let store = stator::store::Store::open(&dir.join("flood.db")).unwrap();

@@ -26,6 +26,8 @@ fn alarm_config() -> Value {
               "message": { "en": "Power limit above 1100 kW", "de": "Leistungsgrenze über 1100 kW" } },
             { "id": "a_cut", "tag": "alpha/CMD_Instant_Cutoff[3]", "condition": "equals", "value": true,
               "priority": "urgent", "message": "Instant cutoff 3 active" },
+            { "id": "a_breaker", "tag": "alpha/Breaker_Closed", "condition": "equals", "value": false,
+              "priority": "urgent", "message": "Breaker open" },
             { "id": "a_missing", "tag": "alpha/No_Such_Tag", "condition": "equals", "value": true,
               "priority": "low", "message": "never" },
             { "id": "b_limit", "tag": "beta/SP_Power_Limit_kW", "condition": "high", "limit": 1100,
@@ -586,5 +588,20 @@ async fn acked_survives_a_restart_and_a_killed_simulator_raises_comm() {
     assert_eq!(c["condition"], "comm");
     let a = until(&ae.env, &op, "a_limit", |a| a["quality"] == "bad").await;
     assert_eq!(a["state"], "acked");
+    ae.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_alarm_scenario_raises_and_clears_on_demand() {
+    let ae = start().await;
+    let su = ae.env.login("sue", Role::Superuser, &[]).await;
+    stator::sim::alarm_scenario(ae.sim(), true);
+    let b = until(&ae.env, &su, "a_breaker", |a| a["state"] == "unack").await;
+    assert_eq!(b["value"], false);
+    until(&ae.env, &su, "a_limit", |a| a["state"] == "unack").await;
+    until(&ae.env, &su, "b_limit", |a| a["state"] == "unack").await;
+    stator::sim::alarm_scenario(ae.sim(), false);
+    until(&ae.env, &su, "a_breaker", |a| a["state"] == "rtn_unack").await;
+    until(&ae.env, &su, "b_limit", |a| a["state"] == "rtn_unack").await;
     ae.stop().await;
 }
