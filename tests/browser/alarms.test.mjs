@@ -120,6 +120,12 @@ describe('alarms on the panel', () => {
     const a = list.find((x) => x.id === ALARM)
     assert.equal(a.state, 'acked')
     assert.equal(a.acked_by, 'op')
+    // Tap → the park screen, where the tag in alarm carries the alarm's priority.
+    await row.locator('button.what').click()
+    await page.getByTestId('park-screen').waitFor()
+    const marker = page.getByTestId('tag-row-CMD_Instant_Cutoff').getByTestId('tag-alarm')
+    assert.equal(await marker.getAttribute('data-priority'), 'urgent')
+    assert.equal((await marker.innerText()).trim(), 'U')
     // No horizontal overflow at 1280 x 400.
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)
     assert.equal(overflow, false)
