@@ -126,6 +126,17 @@ describe('alarms on the panel', () => {
     const marker = page.getByTestId('tag-row-CMD_Instant_Cutoff').getByTestId('tag-alarm')
     assert.equal(await marker.getAttribute('data-priority'), 'urgent')
     assert.equal((await marker.innerText()).trim(), 'U')
+    // The journal: newest first, the acknowledgement by op on top of the raise.
+    await page.getByTestId('alarm-banner').click()
+    await page.getByTestId('open-log').click()
+    await page.getByTestId('journal-table').waitFor()
+    await waitFor('journal rows', async () => (await page.getByTestId('journal-table').locator('tr').count()) >= 2, 10000, 100)
+    const first = await page.getByTestId('journal-table').locator('tr').first().innerText()
+    assert.match(first, /eco_cutoff_3\s+Acknowledged\s+op/)
+    await page.screenshot({ path: path.join(SHOTS, 'alarm-journal.png') })
+    const csv = page.waitForEvent('download')
+    await page.getByTestId('log-csv').click()
+    assert.equal((await csv).suggestedFilename(), 'alarm-journal.csv')
     // No horizontal overflow at 1280 x 400.
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)
     assert.equal(overflow, false)

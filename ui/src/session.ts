@@ -44,6 +44,7 @@ export type Route =
   | { name: 'tag'; plc: string; tag: string }
   | { name: 'admin'; tab: 'users' | 'audit' }
   | { name: 'alarms' }
+  | { name: 'alarm_log' }
 
 export function parseHash(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -63,7 +64,7 @@ export function parseHash(hash: string): Route {
     case 'admin':
       return { name: 'admin', tab: parts[1] === 'audit' ? 'audit' : 'users' }
     case 'alarms':
-      return { name: 'alarms' }
+      return parts[1] === 'log' ? { name: 'alarm_log' } : { name: 'alarms' }
   }
   return { name: 'overview' }
 }
@@ -78,6 +79,8 @@ export function routeHash(r: Route): string {
       return `#/admin/${r.tab}`
     case 'alarms':
       return '#/alarms'
+    case 'alarm_log':
+      return '#/alarms/log'
     case 'login':
       return '#/login'
     default:
