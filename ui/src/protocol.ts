@@ -136,6 +136,8 @@ export interface Health {
   kiosk?: boolean
   uptime_s: number
   roles: RoleInfo[]
+  /** Configured alarms whose tag the connected PLC does not have. */
+  alarms_tag_missing?: number
 }
 
 export interface UserSummary {

@@ -82,7 +82,8 @@ export const health: Health = {
       ],
       "idle_timeout_s": 7200
     }
-  ]
+  ],
+  "alarms_tag_missing": 1
 }
 
 export const ping: Pong = {

@@ -709,6 +709,14 @@ impl Evaluator {
         out
     }
 
+    /// How many alarms are `tag_missing`.
+    pub fn tag_missing(&self) -> usize {
+        self.rt
+            .iter()
+            .filter(|r| r.quality == AlarmQuality::TagMissing)
+            .count()
+    }
+
     /// Currently active alarms: `(id, active since)` (standing-alarm figures).
     pub fn active_since(&self, visible: impl Fn(&str) -> bool) -> Vec<(String, DateTime<Utc>)> {
         (0..self.defs.len())

@@ -205,6 +205,11 @@ impl Alarms {
         self.inner.eval.lock().list(visible)
     }
 
+    /// How many alarms have no tag on their (connected) PLC.
+    pub fn tag_missing(&self) -> usize {
+        self.inner.eval.lock().tag_missing()
+    }
+
     /// The park of alarm `id`.
     pub fn park_of(&self, id: &str) -> Option<String> {
         self.inner.eval.lock().park_of(id).map(str::to_string)

@@ -275,6 +275,7 @@ impl Api {
             kiosk: (ctx.source == Source::Panel).then_some(ctx.kiosk),
             uptime_s: self.inner.started.elapsed().as_secs(),
             roles,
+            alarms_tag_missing: self.inner.alarms.tag_missing(),
         }
     }
 

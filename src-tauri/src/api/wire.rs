@@ -64,6 +64,8 @@ pub struct Health {
     pub uptime_s: u64,
     /// THE role table, so that the UI needs no copy of it.
     pub roles: Vec<RoleView>,
+    /// Configured alarms whose tag the connected PLC does not have (a count: no park data).
+    pub alarms_tag_missing: usize,
 }
 
 /// `ping` → `{"pong":true}`.

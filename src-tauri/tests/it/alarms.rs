@@ -199,6 +199,10 @@ async fn raise_delay_deadband_ack_and_return_filtered_by_park() {
     // A tag the PLC does not have is listed as tag_missing (not a config error).
     let m = until(env, &op_a, "a_missing", |a| a["quality"] == "tag_missing").await;
     assert_eq!(m["state"], "normal");
+    let (st, _, h) = http(env.addr, "GET", "/health", &[], None).await;
+    assert_eq!(st, 200);
+    let h: Value = serde_json::from_str(&h).unwrap();
+    assert_eq!(h["alarms_tag_missing"], 1, "{h}");
 
     // Raise with on-delay: active no earlier than 1 s after the value changed.
     let t0 = chrono::Utc::now();

@@ -260,6 +260,7 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             kiosk: Some(true),
             uptime_s: 12,
             roles: role_table(|r| r.default_idle_timeout().as_secs()),
+            alarms_tag_missing: 1,
         },
     );
     add("ping", &Pong { pong: true });
