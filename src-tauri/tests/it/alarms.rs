@@ -609,3 +609,60 @@ async fn the_simulator_alarm_scenario_raises_and_clears_on_demand() {
     until(&ae.env, &su, "b_limit", |a| a["state"] == "rtn_unack").await;
     ae.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_1000_alarms_in_one_second_reaches_a_client_in_at_most_10_frames() {
+    const N: usize = 1000;
+    let alarms: Vec<Value> = (0..N)
+        .map(|i| {
+            json!({"id": format!("f{i}"), "tag": format!("alpha/L{i}"), "condition": "high",
+                   "limit": 50, "priority": "medium", "message": "flood"})
+        })
+        .collect();
+    let env = Env::start(json!({ "alarms": alarms })).await;
+    env.cache.set_tags(
+        "alpha",
+        (0..N)
+            .map(|i| meta(&format!("L{i}"), "Float", false))
+            .collect(),
+    );
+    env.api.start_alarms().await.unwrap();
+    let t = env.login("ann", Role::Viewer, &["alpha"]).await;
+    let (mut ws, _) = ws_connect(&env, WsAuth::Protocol(&t), None).await.unwrap();
+    next_of(&mut ws, "snapshot").await;
+    // Ten batches of 100 raises, spread over one second (load generation, not synchronisation).
+    for b in 0..10 {
+        env.cache.update(
+            "alpha",
+            (b * 100..(b + 1) * 100).map(|i| stator::live::ValueUpdate {
+                tag: format!("L{i}"),
+                value: good(json!(80.0)),
+            }),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut raised = std::collections::HashSet::new();
+    let mut frames = 0;
+    while raised.len() < N {
+        let m = match next(&mut ws, LONG).await {
+            Got::Json(m) => m,
+            other => panic!(
+                "expected alarm pushes, got {other:?} after {} alarms",
+                raised.len()
+            ),
+        };
+        let list = match m["type"].as_str() {
+            Some("alarm") => vec![m["alarm"].clone()],
+            Some("alarms") => m["alarms"].as_array().unwrap().clone(),
+            _ => continue,
+        };
+        frames += 1;
+        for a in list {
+            assert_eq!(a["state"], "unack");
+            raised.insert(a["id"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(frames <= 10, "{N} alarms arrived in {frames} frames");
+    let (_, list) = get(&env, &t, "/api/alarms").await;
+    assert_eq!(list["alarms"].as_array().unwrap().len(), N);
+}
