@@ -103,6 +103,7 @@ describe('alarms on the panel', () => {
     assert.match(await page.getByTestId('alarm-count-urgent').innerText(), /U\s*1/)
     assert.equal(await banner.getAttribute('data-unack'), 'true')
     assert.match(await page.getByTestId('alarm-newest').innerText(), /Instant cutoff 3 active/)
+    assert.equal((await page.getByTestId('park-card-eco_solar').getByTestId('alarm-count').innerText()).replace(/\s+/g, ' ').trim().split(' ').pop(), '1')
     await page.screenshot({ path: path.join(SHOTS, 'alarm-bar.png') })
 
     await banner.click()
