@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { activeCount, alarms, alarmText, applyAlarms, newest, setAlarms, sortAlarms, tagPriority, unackCounts } from './alarms'
+import { activeCount, alarms, alarmText, applyAlarms, newest, newLoudAlarm, setAlarms, sortAlarms, tagPriority, unackCounts } from './alarms'
 import { deliverPush } from './pushes'
 import { listenAlarms } from './alarms'
 import type { AlarmView } from './protocol'
@@ -58,6 +58,13 @@ describe('alarm list', () => {
     expect(unackCounts(list)).toEqual({ urgent: 1, high: 0, medium: 0, low: 1 })
     expect(activeCount(list)).toBe(3)
     expect(newest(list)?.id).toBe('u')
+  })
+
+  it('sounds only for new unacknowledged urgent or high alarms', () => {
+    const z = { urgent: 0, high: 0, medium: 0, low: 0 }
+    expect(newLoudAlarm(z, { ...z, high: 1 })).toBe(true)
+    expect(newLoudAlarm(z, { ...z, medium: 3, low: 1 })).toBe(false)
+    expect(newLoudAlarm({ ...z, urgent: 2 }, { ...z, urgent: 1 })).toBe(false)
   })
 
   it('falls back from the language to English to the text', () => {

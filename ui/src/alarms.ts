@@ -99,3 +99,29 @@ export function listenAlarms(): void {
   onPush<AlarmPush & { [k: string]: unknown }>('alarm', (m) => applyAlarms([m.alarm]))
   onPush<AlarmsPush & { [k: string]: unknown }>('alarms', (m) => applyAlarms(m.alarms))
 }
+
+/** Whether a new unacknowledged `urgent` or `high` alarm appeared between two counts (sound). */
+export function newLoudAlarm(before: Record<AlarmPriority, number>, after: Record<AlarmPriority, number>): boolean {
+  return after.urgent > before.urgent || after.high > before.high
+}
+
+let audio: AudioContext | null = null
+
+/** A short two-tone beep (Web Audio; no file to load). Silently nothing where audio is unavailable. */
+export function beep(): void {
+  try {
+    audio ??= new AudioContext()
+    const t0 = audio.currentTime
+    for (const [i, f] of [880, 660].entries()) {
+      const o = audio.createOscillator()
+      const g = audio.createGain()
+      o.frequency.value = f
+      g.gain.value = 0.2
+      o.connect(g).connect(audio.destination)
+      o.start(t0 + i * 0.25)
+      o.stop(t0 + i * 0.25 + 0.2)
+    }
+  } catch {
+    /* no audio device */
+  }
+}

@@ -138,6 +138,8 @@ export interface Health {
   roles: RoleInfo[]
   /** Configured alarms whose tag the connected PLC does not have. */
   alarms_tag_missing?: number
+  /** `alarm_settings.sound`: the panel sounds urgent/high alarms. */
+  alarm_sound?: boolean
 }
 
 export interface UserSummary {

@@ -83,7 +83,8 @@ export const health: Health = {
       "idle_timeout_s": 7200
     }
   ],
-  "alarms_tag_missing": 1
+  "alarms_tag_missing": 1,
+  "alarm_sound": true
 }
 
 export const ping: Pong = {

@@ -276,6 +276,7 @@ impl Api {
             uptime_s: self.inner.started.elapsed().as_secs(),
             roles,
             alarms_tag_missing: self.inner.alarms.tag_missing(),
+            alarm_sound: self.inner.cfg.alarm_settings.sound,
         }
     }
 

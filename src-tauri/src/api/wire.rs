@@ -66,6 +66,8 @@ pub struct Health {
     pub roles: Vec<RoleView>,
     /// Configured alarms whose tag the connected PLC does not have (a count: no park data).
     pub alarms_tag_missing: usize,
+    /// `alarm_settings.sound`: the panel sounds `urgent`/`high` alarms.
+    pub alarm_sound: bool,
 }
 
 /// `ping` → `{"pong":true}`.

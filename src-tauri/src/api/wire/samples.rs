@@ -261,6 +261,7 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             uptime_s: 12,
             roles: role_table(|r| r.default_idle_timeout().as_secs()),
             alarms_tag_missing: 1,
+            alarm_sound: true,
         },
     );
     add("ping", &Pong { pong: true });
