@@ -99,6 +99,11 @@ impl Core {
         };
         let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
         let api = Api::with_writer(auth, cache, cfg.clone(), engine.clone());
+        if let Err(e) = api.start_alarms().await {
+            // Without the stored alarm state, acknowledged alarms would come back unacknowledged;
+            // run without alarms rather than mislead, and say so loudly.
+            tracing::error!(error = %e, "cannot read the stored alarm state: alarms are not evaluated");
+        }
         let mut core = Core {
             api,
             engine,
@@ -137,6 +142,7 @@ impl Core {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.api.alarms().stop()).await;
         // Counted anonymous write refusals of the current minute are stored, not lost.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.api.flush_refused_writes()).await;
         if let Some(h) = self.sim {

@@ -13,6 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::roles::Role;
 
+mod alarms;
+pub use alarms::{
+    comm_alarm_id, split_index, AlarmConfig, AlarmSettings, Condition, Message, Priority,
+    MAX_ALARM_ID,
+};
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +49,12 @@ pub struct Config {
     /// Directory of the OPC UA PKI (own/, private/, trusted/, rejected/). Default: `certs`.
     #[serde(default)]
     pub pki_dir: Option<PathBuf>,
+    /// Alarm definitions (ISA-18.2); every park also has a built-in `<park>.comm` alarm.
+    #[serde(default)]
+    pub alarms: Vec<AlarmConfig>,
+    /// Limits of alarm handling (shelve time, sound).
+    #[serde(default)]
+    pub alarm_settings: AlarmSettings,
 }
 
 /// One PLC.
@@ -465,6 +477,7 @@ impl Config {
                 return err(format!("$.auth.idle_timeout_minutes.{role}"), m);
             }
         }
+        self.validate_alarms(file)?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md at the repository root for the module map and the invariants.
 
+pub mod alarms;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -38,6 +38,8 @@ export interface SnapshotMsg {
   type?: 'snapshot'
   seq: number
   plcs: PlcSnapshot[]
+  /** The alarm list of the same parks (absent from servers without alarms). */
+  alarms?: AlarmView[]
 }
 
 export interface Change {
@@ -134,6 +136,10 @@ export interface Health {
   kiosk?: boolean
   uptime_s: number
   roles: RoleInfo[]
+  /** Configured alarms whose tag the connected PLC does not have. */
+  alarms_tag_missing?: number
+  /** `alarm_settings.sound`: the panel sounds urgent/high alarms. */
+  alarm_sound?: boolean
 }
 
 export interface UserSummary {
@@ -227,6 +233,111 @@ export interface SessionEnded {
   code: number
   reason: string
 }
+
+// ---- Alarms (ISA-18.2) ----
+export type AlarmState = 'normal' | 'unack' | 'acked' | 'rtn_unack'
+export type AlarmPriority = 'urgent' | 'high' | 'medium' | 'low'
+export type AlarmCondition = 'high' | 'high_high' | 'low' | 'low_low' | 'equals' | 'not_equals' | 'comm'
+
+/** One alarm (list, snapshot, `alarm`/`alarms` pushes). */
+export interface AlarmView {
+  id: string
+  park: string
+  tag: string
+  condition: AlarmCondition
+  priority: AlarmPriority
+  state: AlarmState
+  shelved_until: string | null
+  out_of_service: boolean
+  /** A text or a map of language → text. */
+  message: string | Record<string, string>
+  value: Json
+  limit: Json
+  active_since: string | null
+  acked_by: string | null
+  acked_at: string | null
+  comment: string | null
+  quality: 'good' | 'bad' | 'tag_missing'
+}
+
+export interface AlarmList {
+  alarms: AlarmView[]
+}
+
+/** Push of one transition. */
+export interface AlarmPush {
+  type: 'alarm'
+  alarm: AlarmView
+}
+
+/** Push of several transitions of one park within one broadcast interval. */
+export interface AlarmsPush {
+  type: 'alarms'
+  alarms: AlarmView[]
+}
+
+export interface AlarmAckResult {
+  alarm: string
+  ok: boolean
+  state?: AlarmState
+  code?: ErrorCode
+}
+
+export interface AlarmAckReply {
+  results: AlarmAckResult[]
+}
+
+export interface AlarmReply {
+  alarm: AlarmView
+}
+
+export interface AlarmJournalRow {
+  id: number
+  ts: string
+  alarm: string
+  park: string
+  priority: string
+  event: 'raise' | 'clear' | 'ack' | 'shelve' | 'unshelve' | 'out_of_service' | 'in_service' | string
+  state: string
+  value: Json
+  actor: string | null
+  comment: string | null
+}
+
+export interface AlarmJournalPage {
+  rows: AlarmJournalRow[]
+}
+
+export interface Incident {
+  id: number
+  alarm: string
+  park: string
+  priority: string
+  started: string
+  ended: string | null
+  duration_s: number
+  peak: number | null
+  acked_by: string | null
+  acked_at: string | null
+}
+
+export interface IncidentPage {
+  incidents: Incident[]
+}
+
+export interface AlarmStats {
+  from: string
+  to: string
+  raised: number
+  per_10_min_mean: number
+  per_10_min_max: number
+  flood_percent: number
+  standing: { alarm: string; active_since: string }[]
+  top: { alarm: string; count: number }[]
+  chattering: string[]
+  truncated: boolean
+}
+// ---- end alarms ----
 
 /** A request: the same JSON object over WS (plus `id`), HTTP and Tauri `invoke('api', {request})`. */
 export interface Request {

@@ -4,6 +4,7 @@ import { reactive } from 'vue'
 import type { LoginResult, Permission, Role, RoleInfo, UserSummary } from './protocol'
 import { toApiError } from './protocol'
 import { applySnapshot, applyUpdate, createLiveState } from './store'
+import { listenAlarms, setAlarms } from './alarms'
 import { transport, type Credentials, type MeResult } from './transport'
 
 /**
@@ -42,6 +43,8 @@ export type Route =
   | { name: 'park'; plc: string }
   | { name: 'tag'; plc: string; tag: string }
   | { name: 'admin'; tab: 'users' | 'audit' }
+  | { name: 'alarms' }
+  | { name: 'alarm_log' }
 
 export function parseHash(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -60,6 +63,8 @@ export function parseHash(hash: string): Route {
       break
     case 'admin':
       return { name: 'admin', tab: parts[1] === 'audit' ? 'audit' : 'users' }
+    case 'alarms':
+      return parts[1] === 'log' ? { name: 'alarm_log' } : { name: 'alarms' }
   }
   return { name: 'overview' }
 }
@@ -72,6 +77,10 @@ export function routeHash(r: Route): string {
       return `#/tag/${encodeURIComponent(r.plc)}/${r.tag.split('/').map(encodeURIComponent).join('/')}`
     case 'admin':
       return `#/admin/${r.tab}`
+    case 'alarms':
+      return '#/alarms'
+    case 'alarm_log':
+      return '#/alarms/log'
     case 'login':
       return '#/login'
     default:
@@ -129,15 +138,22 @@ export function touch(): void {
 }
 
 function startLive(token: string) {
+  listenAlarms()
   transport.startLive(token, {
-    snapshot: (m) => applySnapshot(live, m),
+    snapshot: (m) => {
+      applySnapshot(live, m)
+      setAlarms(m.alarms)
+    },
     update: (m) => {
       applyUpdate(live, m)
       if (live.needsSnapshot) {
         live.needsSnapshot = false
         transport
           .request<typeof m & { plcs: never }>({ op: 'snapshot' })
-          .then((s) => applySnapshot(live, s as never))
+          .then((s) => {
+            applySnapshot(live, s as never)
+            setAlarms((s as { alarms?: never }).alarms)
+          })
           .catch(() => undefined)
       }
     },
@@ -238,6 +254,7 @@ export async function endSession(why: 'logout' | 'idle' | 'revoked', params: Rec
   navigate({ name: 'login' })
   live.ready = false
   live.parks = []
+  setAlarms([])
   if (why === 'revoked') transport.stopLive()
   else if (had) await transport.logout().catch(() => undefined)
 }

@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { ApiErrorBody, AuditPage, AuthResult, Done, Exiting, Health, HttpErrorBody, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, AuditPage, AuthResult, Done, Exiting, Health, HttpErrorBody, IncidentPage, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -82,7 +82,9 @@ export const health: Health = {
       ],
       "idle_timeout_s": 7200
     }
-  ]
+  ],
+  "alarms_tag_missing": 1,
+  "alarm_sound": true
 }
 
 export const ping: Pong = {
@@ -162,6 +164,29 @@ export const snapshot: SnapshotMsg = {
           "description": "Boiler setpoint"
         }
       ]
+    }
+  ],
+  "alarms": [
+    {
+      "id": "alpha_power_high",
+      "park": "alpha",
+      "tag": "alpha/Active_Power_kW",
+      "condition": "high",
+      "priority": "high",
+      "state": "acked",
+      "shelved_until": "2026-09-21T15:13:20Z",
+      "out_of_service": false,
+      "message": {
+        "en": "Active power above 1100 kW",
+        "de": "Wirkleistung über 1100 kW"
+      },
+      "value": 1150.5,
+      "limit": 1100.0,
+      "active_since": "2026-09-21T14:13:30Z",
+      "acked_by": "ann",
+      "acked_at": "2026-09-21T14:13:40Z",
+      "comment": "seen",
+      "quality": "good"
     }
   ]
 }
@@ -290,4 +315,180 @@ export const session_ended: SessionEnded = {
   "reason": "session revoked"
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended }
+export const alarms: AlarmList = {
+  "alarms": [
+    {
+      "id": "alpha_power_high",
+      "park": "alpha",
+      "tag": "alpha/Active_Power_kW",
+      "condition": "high",
+      "priority": "high",
+      "state": "acked",
+      "shelved_until": "2026-09-21T15:13:20Z",
+      "out_of_service": false,
+      "message": {
+        "en": "Active power above 1100 kW",
+        "de": "Wirkleistung über 1100 kW"
+      },
+      "value": 1150.5,
+      "limit": 1100.0,
+      "active_since": "2026-09-21T14:13:30Z",
+      "acked_by": "ann",
+      "acked_at": "2026-09-21T14:13:40Z",
+      "comment": "seen",
+      "quality": "good"
+    }
+  ]
+}
+
+export const alarm_push: AlarmPush = {
+  "type": "alarm",
+  "alarm": {
+    "id": "alpha_power_high",
+    "park": "alpha",
+    "tag": "alpha/Active_Power_kW",
+    "condition": "high",
+    "priority": "high",
+    "state": "acked",
+    "shelved_until": "2026-09-21T15:13:20Z",
+    "out_of_service": false,
+    "message": {
+      "en": "Active power above 1100 kW",
+      "de": "Wirkleistung über 1100 kW"
+    },
+    "value": 1150.5,
+    "limit": 1100.0,
+    "active_since": "2026-09-21T14:13:30Z",
+    "acked_by": "ann",
+    "acked_at": "2026-09-21T14:13:40Z",
+    "comment": "seen",
+    "quality": "good"
+  }
+}
+
+export const alarms_push: AlarmsPush = {
+  "type": "alarms",
+  "alarms": [
+    {
+      "id": "alpha_power_high",
+      "park": "alpha",
+      "tag": "alpha/Active_Power_kW",
+      "condition": "high",
+      "priority": "high",
+      "state": "acked",
+      "shelved_until": "2026-09-21T15:13:20Z",
+      "out_of_service": false,
+      "message": {
+        "en": "Active power above 1100 kW",
+        "de": "Wirkleistung über 1100 kW"
+      },
+      "value": 1150.5,
+      "limit": 1100.0,
+      "active_since": "2026-09-21T14:13:30Z",
+      "acked_by": "ann",
+      "acked_at": "2026-09-21T14:13:40Z",
+      "comment": "seen",
+      "quality": "good"
+    }
+  ]
+}
+
+export const alarm_ack: AlarmAckReply = {
+  "results": [
+    {
+      "alarm": "alpha_power_high",
+      "ok": true,
+      "state": "acked"
+    },
+    {
+      "alarm": "nope",
+      "ok": false,
+      "code": "not_found"
+    }
+  ]
+}
+
+export const alarm_reply: AlarmReply = {
+  "alarm": {
+    "id": "alpha_power_high",
+    "park": "alpha",
+    "tag": "alpha/Active_Power_kW",
+    "condition": "high",
+    "priority": "high",
+    "state": "acked",
+    "shelved_until": "2026-09-21T15:13:20Z",
+    "out_of_service": false,
+    "message": {
+      "en": "Active power above 1100 kW",
+      "de": "Wirkleistung über 1100 kW"
+    },
+    "value": 1150.5,
+    "limit": 1100.0,
+    "active_since": "2026-09-21T14:13:30Z",
+    "acked_by": "ann",
+    "acked_at": "2026-09-21T14:13:40Z",
+    "comment": "seen",
+    "quality": "good"
+  }
+}
+
+export const alarm_journal: AlarmJournalPage = {
+  "rows": [
+    {
+      "id": 5,
+      "ts": "2026-09-21T14:13:30Z",
+      "alarm": "alpha_power_high",
+      "park": "alpha",
+      "priority": "high",
+      "event": "ack",
+      "state": "acked",
+      "value": 1150.5,
+      "actor": "ann",
+      "comment": "seen"
+    }
+  ]
+}
+
+export const incidents: IncidentPage = {
+  "incidents": [
+    {
+      "id": 3,
+      "alarm": "alpha.comm",
+      "park": "alpha",
+      "priority": "high",
+      "started": "2026-09-21T14:13:20Z",
+      "ended": "2026-09-21T14:14:50Z",
+      "duration_s": 90.0,
+      "peak": 1180.0,
+      "acked_by": "ann",
+      "acked_at": "2026-09-21T14:13:50Z"
+    }
+  ]
+}
+
+export const alarm_stats: AlarmStats = {
+  "from": "2026-09-21T14:13:20Z",
+  "to": "2026-09-22T14:13:20Z",
+  "raised": 14,
+  "per_10_min_mean": 0.1,
+  "per_10_min_max": 12,
+  "flood_percent": 0.7,
+  "standing": [
+    {
+      "alarm": "alpha.comm",
+      "active_since": "2026-09-20T10:26:40Z"
+    }
+  ],
+  "top": [
+    {
+      "alarm": "alpha_power_high",
+      "count": 12
+    }
+  ],
+  "chattering": [
+    "alpha_power_high"
+  ],
+  "truncated": false
+}
+
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }

@@ -10,7 +10,7 @@ import * as w from './wire-samples'
 /** Every key of T, exactly: the compiler rejects a missing or an unknown one. */
 type Keys<T> = { [K in keyof Required<T>]: true }
 
-const healthKeys: Keys<typeof w.health> = { status: true, version: true, needs_setup: true, kiosk: true, uptime_s: true, roles: true }
+const healthKeys: Keys<typeof w.health> = { status: true, version: true, needs_setup: true, kiosk: true, uptime_s: true, roles: true, alarms_tag_missing: true, alarm_sound: true }
 const userRowKeys: Keys<(typeof w.users_list.users)[number]> = {
   id: true, username: true, role: true, active: true, parks: true, created_at: true,
   last_login_at: true, locked_until: true, has_pin: true, badges: true,
@@ -18,6 +18,11 @@ const userRowKeys: Keys<(typeof w.users_list.users)[number]> = {
 const auditKeys: Keys<(typeof w.audit_page.rows)[number]> = {
   id: true, ts: true, actor: true, role: true, source: true, action: true, target: true,
   old_value: true, new_value: true, result: true, prev_hash: true, hash: true,
+}
+const alarmKeys: Keys<typeof w.alarm_push.alarm> = {
+  id: true, park: true, tag: true, condition: true, priority: true, state: true, shelved_until: true,
+  out_of_service: true, message: true, value: true, limit: true, active_since: true, acked_by: true,
+  acked_at: true, comment: true, quality: true,
 }
 const roleNames: Record<Role, true> = { viewer: true, operator: true, serviceman: true, admin: true, superuser: true }
 const permissionNames: Record<Permission, true> = {
@@ -35,6 +40,8 @@ describe('wire samples from the Rust types', () => {
     expect(sorted(w.users_list.users[0])).toEqual(sorted(userRowKeys))
     expect(sorted(w.user_add.user)).toEqual(sorted(userRowKeys))
     expect(sorted(w.audit_page.rows[0])).toEqual(sorted(auditKeys))
+    for (const a of [w.alarm_push.alarm, ...w.alarms.alarms, ...w.alarms_push.alarms, w.alarm_reply.alarm, ...(w.snapshot.alarms ?? [])])
+      expect(sorted(a)).toEqual(sorted(alarmKeys))
     expect(sorted(w.login)).toEqual(['expires_at', 'token', 'user'])
     expect(sorted(w.login.user)).toEqual(['parks', 'role', 'username'])
     expect(sorted(w.me.user)).toEqual(['expires_at', 'idle_expires_at', 'parks', 'role', 'source', 'username'])

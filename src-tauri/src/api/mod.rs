@@ -8,6 +8,7 @@
 //! transports never decide permissions and can never disagree.
 
 pub mod access;
+mod alarms;
 mod audit;
 mod live;
 pub mod push;
@@ -161,6 +162,7 @@ struct Inner {
     limiter: write::RateLimiter,
     refusals: write_audit::AnonymousRefusals,
     pushes: Pushes,
+    alarms: crate::alarms::Alarms,
     started: Instant,
 }
 
@@ -190,6 +192,7 @@ impl Api {
         metrics: Metrics,
     ) -> Api {
         let rate = cfg.auth.write_rate_per_second;
+        let alarms = crate::alarms::Alarms::new(&cfg, auth.store().clone());
         Api {
             inner: Arc::new(Inner {
                 auth,
@@ -200,6 +203,7 @@ impl Api {
                 limiter: write::RateLimiter::new(rate),
                 refusals: write_audit::AnonymousRefusals::default(),
                 pushes: Pushes::default(),
+                alarms,
                 started: Instant::now(),
             }),
         }
@@ -226,6 +230,20 @@ impl Api {
     pub fn push(&self, audience: Audience, body: &impl Serialize) {
         self.inner.pushes.publish(audience, body)
     }
+    /// The alarm subsystem (evaluator, journal, operator actions).
+    pub fn alarms(&self) -> &crate::alarms::Alarms {
+        &self.inner.alarms
+    }
+
+    /// Starts evaluating alarms against every value the cache reports (restoring their stored
+    /// state first) and pushing their transitions to the clients that may see them.
+    pub async fn start_alarms(&self) -> Result<(), crate::store::StoreError> {
+        let a = &self.inner.alarms;
+        a.start(&self.inner.cfg, self.inner.cache.clone()).await?;
+        a.own(tokio::spawn(alarms::push_loop(self.clone())));
+        Ok(())
+    }
+
     /// The push channel the transports subscribe to.
     pub fn pushes(&self) -> &Pushes {
         &self.inner.pushes
@@ -257,6 +275,8 @@ impl Api {
             kiosk: (ctx.source == Source::Panel).then_some(ctx.kiosk),
             uptime_s: self.inner.started.elapsed().as_secs(),
             roles,
+            alarms_tag_missing: self.inner.alarms.tag_missing(),
+            alarm_sound: self.inner.cfg.alarm_settings.sound,
         }
     }
 
@@ -271,7 +291,9 @@ impl Api {
 
     /// The snapshot of the parks `p` may see (`{"type":"snapshot","seq","plcs":[…]}`).
     pub fn snapshot_msg(&self, p: &Principal) -> wire::SnapshotMsg {
-        self.inner.cache.snapshot(|id| p.parks.contains(id)).into()
+        let mut s: wire::SnapshotMsg = self.inner.cache.snapshot(|id| p.parks.contains(id)).into();
+        s.alarms = alarms::list(self, p).alarms;
+        s
     }
 
     /// THE access check: resolves who is asking and whether they may, for what `access` says.
@@ -327,8 +349,24 @@ pub async fn dispatch(api: &Api, ctx: &Ctx, req: Request) -> Result<serde_json::
             let checked = checked.and_then(|p| signed_in(p, "write"));
             wire::to_value(&write::write(api, ctx, checked, w).await?)
         }
+        // Alarm actions refused by the access check are audited too (by the alarm handlers).
+        req if alarms::is_alarm(&req) => alarms::run(api, ctx, checked, req).await,
         req => run(api, ctx, checked?, req).await,
     }
+}
+
+/// The alarm journal for a CSV export: the access check of `alarm_journal`, up to
+/// [`crate::store::alarms::MAX_ROWS`] rows instead of one page.
+pub async fn alarm_journal_export(
+    api: &Api,
+    ctx: &Ctx,
+    r: AlarmJournalReq,
+) -> Result<Vec<wire::alarms::JournalView>, ApiError> {
+    let req = Request::AlarmJournal(r.clone());
+    let p = signed_in(api.authorize(ctx, &req).await?, "alarm_journal")?;
+    Ok(alarms::journal(api, &p, r, crate::store::alarms::MAX_ROWS)
+        .await?
+        .rows)
 }
 
 /// The principal of a request whose access is not anonymous.

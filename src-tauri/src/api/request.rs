@@ -5,6 +5,9 @@
 
 use serde::Deserialize;
 
+mod alarms;
+pub use alarms::*;
+
 /// Declares [`Request`] (internally tagged by `op`) and [`Request::op`] from one table.
 macro_rules! requests {
     ($( $(#[$doc:meta])* $op:literal => $variant:ident($ty:ty), )*) => {
@@ -80,6 +83,25 @@ requests! {
     "first_superuser" => FirstSuperuser(FirstSuperuserReq),
     /// Leaves kiosk mode (panel): an admin or superuser signs with their password.
     "exit_kiosk" => ExitKiosk(ExitKioskReq),
+    // Alarms (ISA-18.2).
+    /// Current non-normal, shelved and out-of-service alarms of the caller's parks.
+    "alarms" => Alarms(Empty),
+    /// Acknowledges alarms; one result per id.
+    "alarm_ack" => AlarmAck(AlarmAckReq),
+    /// Shelves an alarm for a while (with a reason).
+    "alarm_shelve" => AlarmShelve(AlarmShelveReq),
+    /// Returns a shelved alarm to annunciation.
+    "alarm_unshelve" => AlarmUnshelve(AlarmReq),
+    /// Takes an alarm out of service (with a reason).
+    "alarm_out_of_service" => AlarmOutOfService(AlarmServiceReq),
+    /// Returns an alarm to service.
+    "alarm_in_service" => AlarmInService(AlarmReq),
+    /// Every alarm transition, newest first, paged.
+    "alarm_journal" => AlarmJournal(AlarmJournalReq),
+    /// One row per occurrence (raise → clear).
+    "incidents" => Incidents(IncidentsReq),
+    /// EEMUA 191 figures.
+    "alarm_stats" => AlarmStats(AlarmStatsReq),
 }
 
 /// The body of an operation without fields.

@@ -12,6 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::ApiError;
+
+pub mod alarms;
 use crate::auth::{Permission, Principal, Role, UserInfo};
 use crate::code::Code;
 use crate::live::{PlcDelta, PlcSnapshot, Snapshot};
@@ -62,6 +64,10 @@ pub struct Health {
     pub uptime_s: u64,
     /// THE role table, so that the UI needs no copy of it.
     pub roles: Vec<RoleView>,
+    /// Configured alarms whose tag the connected PLC does not have (a count: no park data).
+    pub alarms_tag_missing: usize,
+    /// `alarm_settings.sound`: the panel sounds `urgent`/`high` alarms.
+    pub alarm_sound: bool,
 }
 
 /// `ping` → `{"pong":true}`.
@@ -137,6 +143,8 @@ pub struct SnapshotMsg {
     pub kind: &'static str,
     pub seq: u64,
     pub plcs: Vec<PlcSnapshot>,
+    /// The alarm list of the same parks (what the `alarms` op answers).
+    pub alarms: Vec<alarms::AlarmView>,
 }
 
 impl From<Snapshot> for SnapshotMsg {
@@ -145,6 +153,7 @@ impl From<Snapshot> for SnapshotMsg {
             kind: "snapshot",
             seq: s.seq,
             plcs: s.plcs,
+            alarms: Vec::new(),
         }
     }
 }

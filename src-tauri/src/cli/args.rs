@@ -82,6 +82,20 @@ pub struct SimArgs {
     /// (default with --secure-user: `sim-pki` in the platform data dir, else a temporary dir).
     #[arg(long, value_name = "DIR")]
     pub pki: Option<PathBuf>,
+    /// Drive a scenario: `alarms` trips every park's breaker (CMD_Instant_Cutoff[7]) and raises
+    /// SP_Power_Limit_kW to 1200, then restores both, every --scenario-seconds.
+    #[arg(long, value_enum)]
+    pub scenario: Option<SimScenario>,
+    /// Seconds between the scenario's steps.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub scenario_seconds: u64,
+}
+
+/// Scenarios of `stator sim --scenario`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimScenario {
+    /// Alarm conditions coming and going (breaker trip, power limit overshoot).
+    Alarms,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -64,7 +64,28 @@ pub(super) fn run(args: SimArgs) -> CliResult {
                 handle.pki_dir().join("own").join("cert.der").display()
             );
         }
-        shutdown.await;
+        let scenario = async {
+            let Some(super::SimScenario::Alarms) = args.scenario else {
+                return std::future::pending().await;
+            };
+            eprintln!(
+                "stator sim: scenario alarms, a step every {} s",
+                args.scenario_seconds
+            );
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_secs(args.scenario_seconds));
+            tick.tick().await;
+            let mut on = false;
+            loop {
+                tick.tick().await;
+                on = !on;
+                crate::sim::alarm_scenario(&handle, on);
+            }
+        };
+        tokio::select! {
+            _ = shutdown => {}
+            _ = scenario => {}
+        }
         handle.stop().await;
         Ok(())
     })
@@ -86,6 +107,19 @@ mod tests {
             Some(Command::Sim(a)) => a,
             other => panic!("not sim: {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_alarm_scenario_is_an_option() {
+        let a = sim_args(&["--scenario", "alarms", "--scenario-seconds", "5"]);
+        assert_eq!(a.scenario, Some(crate::cli::SimScenario::Alarms));
+        assert_eq!(a.scenario_seconds, 5);
+        assert_eq!(sim_args(&[]).scenario, None);
+        let mut argv = vec!["stator", "sim", "--scenario-seconds", "0"];
+        assert!(Cli::try_parse_from(&argv).is_err());
+        argv[3] = "x";
+        argv[2] = "--scenario";
+        assert!(Cli::try_parse_from(&argv).is_err());
     }
 
     #[test]

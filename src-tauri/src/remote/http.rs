@@ -1,10 +1,11 @@
 //! REST endpoints: translate HTTP ⇄ [`crate::api`] requests. Error bodies are
 //! `{"error":<code>,"message":…}` (+ `retry_after_s` for `locked`/`rate_limited`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -223,4 +224,150 @@ pub(super) async fn write(
         Err(e) => return error_response(e),
     };
     reply(dispatch(&st.api, &c, req).await)
+}
+
+/// A GET request built from query parameters: `op` plus each parameter (renamed by `rename`),
+/// numbers for `limit` and `before_id` (text that is not a number stays text, so the request
+/// parser answers `invalid`).
+fn request_from_query(
+    op: &str,
+    q: HashMap<String, String>,
+    rename: &[(&str, &str)],
+) -> Result<Request, ApiError> {
+    let mut m = serde_json::Map::new();
+    for (k, v) in q {
+        let k = rename
+            .iter()
+            .find(|(from, _)| *from == k)
+            .map_or(k.clone(), |(_, to)| to.to_string());
+        let v = match k.as_str() {
+            "limit" | "before_id" => v
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or(Value::String(v)),
+            _ => Value::String(v),
+        };
+        m.insert(k, v);
+    }
+    m.insert("op".into(), op.into());
+    Request::from_json(Value::Object(m))
+}
+
+/// `GET /api/alarms` (Bearer): the alarm list of the caller's parks.
+pub(super) async fn alarms(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    reply(dispatch(&st.api, &ctx(&headers, addr), Request::Alarms(Empty {})).await)
+}
+
+/// `POST /api/alarms/ack {ids, comment?}` (Bearer).
+pub(super) async fn alarm_ack(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let c = ctx(&headers, addr);
+    match request_from_body("alarm_ack", &body) {
+        Ok(req) => reply(dispatch(&st.api, &c, req).await),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `GET /api/alarms/journal?from=&to=&park=&priority=&alarm=&limit=&before_id=` (Bearer).
+pub(super) async fn alarm_journal(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let c = ctx(&headers, addr);
+    match request_from_query("alarm_journal", q, &[]) {
+        Ok(req) => reply(dispatch(&st.api, &c, req).await),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `GET /api/incidents?start_date=&end_date=&type=&limit=` (Bearer): the parameter names the
+/// plants' existing tools use (`park` too).
+pub(super) async fn incidents(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let c = ctx(&headers, addr);
+    let rename = [("start_date", "from"), ("end_date", "to")];
+    match request_from_query("incidents", q, &rename) {
+        Ok(req) => reply(dispatch(&st.api, &c, req).await),
+        Err(e) => error_response(e),
+    }
+}
+
+/// Rows one CSV export holds at most (newest first, like the journal page).
+const JOURNAL_CSV_ROWS: i64 = 10_000;
+
+/// `GET /api/alarms/journal.csv?…` (Bearer): the journal as RFC 4180 CSV (CRLF line ends,
+/// quoted cells, spreadsheet formulas neutralised), same filters as `/api/alarms/journal`,
+/// up to 10,000 rows unless `limit` says fewer.
+pub(super) async fn alarm_journal_csv(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(mut q): Query<HashMap<String, String>>,
+) -> Response {
+    use crate::store::audit::csv_field;
+    let c = ctx(&headers, addr);
+    q.entry("limit".into())
+        .or_insert_with(|| JOURNAL_CSV_ROWS.to_string());
+    let req = match request_from_query("alarm_journal", q, &[]) {
+        Ok(Request::AlarmJournal(r)) => r,
+        Ok(_) => return error_response(ApiError::internal("not a journal request")),
+        Err(e) => return error_response(e),
+    };
+    let rows = match crate::api::alarm_journal_export(&st.api, &c, req).await {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
+    let mut out = String::from(crate::api::wire::alarms::JOURNAL_CSV_HEADER);
+    out.push_str("\r\n");
+    let o = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
+    for r in rows {
+        let value = if r.value.is_null() {
+            String::new()
+        } else {
+            r.value.to_string()
+        };
+        let cells = [
+            r.id.to_string(),
+            csv_field(&r.ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            csv_field(&r.alarm),
+            csv_field(&r.park),
+            csv_field(&r.priority),
+            csv_field(&r.event),
+            csv_field(&r.state),
+            csv_field(&value),
+            o(&r.actor),
+            o(&r.comment),
+        ];
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/csv; charset=utf-8; header=present",
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"alarm-journal.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response()
 }

@@ -163,6 +163,24 @@ impl std::fmt::Debug for SimHandle {
     }
 }
 
+/// One step of the `alarms` scenario on every park: `on` trips the breaker (instant cutoff 7)
+/// and sets the power limit setpoint to 1200 kW; `!on` restores both (cutoff off, 1000 kW). So a
+/// demo configuration with alarms on `Breaker_Closed`, `CMD_Instant_Cutoff[7]` or
+/// `SP_Power_Limit_kW` shows alarms coming and going.
+pub fn alarm_scenario(handle: &SimHandle, on: bool) {
+    let limit = if on { 1200.0 } else { 1000.0 };
+    for park in 0..handle.parks.len() {
+        for (tag, v) in [
+            ("CMD_Instant_Cutoff[7]", Variant::Boolean(on)),
+            ("SP_Power_Limit_kW", Variant::Float(limit)),
+        ] {
+            if let Err(e) = handle.set_value(park, tag, v) {
+                tracing::warn!(park, tag, error = %e, "alarm scenario step failed");
+            }
+        }
+    }
+}
+
 /// Resolves `host:port` (IP literal or name) to one socket address.
 async fn resolve(listen: &str) -> Result<SocketAddr, SimError> {
     if let Ok(a) = listen.parse::<SocketAddr>() {

@@ -6,6 +6,7 @@
 //! runtime, and concurrent writers inside the process never see "database is locked". Writers in
 //! other processes (the `stator user` CLI next to a running server) wait on `busy_timeout`.
 
+pub mod alarms;
 pub mod audit;
 pub mod bound;
 pub mod login_failures;
@@ -40,6 +41,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_audit_key",
         include_str!("migrations/0005_audit_key.sql"),
     ),
+    ("0006_alarms", include_str!("migrations/0006_alarms.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

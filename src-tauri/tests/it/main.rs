@@ -8,6 +8,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod alarms;
 mod auth;
 mod auth_cli;
 mod auth_secrets;

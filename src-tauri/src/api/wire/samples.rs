@@ -69,7 +69,7 @@ fn snapshot() -> SnapshotMsg {
         key: true,
         description: Some("Boiler setpoint".into()),
     };
-    crate::live::Snapshot {
+    let snap = crate::live::Snapshot {
         seq: 42,
         plcs: vec![PlcSnapshot {
             id: "alpha".into(),
@@ -80,8 +80,136 @@ fn snapshot() -> SnapshotMsg {
             server_name: Some("SIMATIC S7-1200".into()),
             nodes: vec![node],
         }],
+    };
+    let mut s: SnapshotMsg = snap.into();
+    s.alarms = vec![alarm()];
+    s
+}
+
+fn alarm() -> alarms::AlarmView {
+    alarms::AlarmView {
+        id: "alpha_power_high".into(),
+        park: "alpha".into(),
+        tag: "alpha/Active_Power_kW".into(),
+        condition: "high",
+        priority: "high",
+        state: "acked",
+        shelved_until: Some(at(3_600)),
+        out_of_service: false,
+        message: json!({"en": "Active power above 1100 kW", "de": "Wirkleistung über 1100 kW"}),
+        value: json!(1150.5),
+        limit: json!(1100.0),
+        active_since: Some(at(10)),
+        acked_by: Some("ann".into()),
+        acked_at: Some(at(20)),
+        comment: Some("seen".into()),
+        quality: "good",
     }
-    .into()
+}
+
+fn to_json(v: impl serde::Serialize) -> Value {
+    serde_json::to_value(v).expect("samples serialize")
+}
+
+fn alarm_samples() -> Vec<(&'static str, Value)> {
+    use alarms::*;
+    vec![
+        (
+            "alarms",
+            to_json(AlarmList {
+                alarms: vec![alarm()],
+            }),
+        ),
+        (
+            "alarm_push",
+            to_json(AlarmPush {
+                kind: "alarm",
+                alarm: alarm(),
+            }),
+        ),
+        (
+            "alarms_push",
+            to_json(AlarmsPush {
+                kind: "alarms",
+                alarms: vec![alarm()],
+            }),
+        ),
+        (
+            "alarm_ack",
+            to_json(AckReply {
+                results: vec![
+                    AckResult {
+                        alarm: "alpha_power_high".into(),
+                        ok: true,
+                        state: Some("acked"),
+                        code: None,
+                    },
+                    AckResult {
+                        alarm: "nope".into(),
+                        ok: false,
+                        state: None,
+                        code: Some(Code::NotFound),
+                    },
+                ],
+            }),
+        ),
+        ("alarm_reply", to_json(AlarmReply { alarm: alarm() })),
+        (
+            "alarm_journal",
+            to_json(JournalPage {
+                rows: vec![JournalView {
+                    id: 5,
+                    ts: at(10),
+                    alarm: "alpha_power_high".into(),
+                    park: "alpha".into(),
+                    priority: "high".into(),
+                    event: "ack".into(),
+                    state: "acked".into(),
+                    value: json!(1150.5),
+                    actor: Some("ann".into()),
+                    comment: Some("seen".into()),
+                }],
+            }),
+        ),
+        (
+            "incidents",
+            to_json(IncidentPage {
+                incidents: vec![IncidentView {
+                    id: 3,
+                    alarm: "alpha.comm".into(),
+                    park: "alpha".into(),
+                    priority: "high".into(),
+                    started: at(0),
+                    ended: Some(at(90)),
+                    duration_s: 90.0,
+                    peak: Some(1180.0),
+                    acked_by: Some("ann".into()),
+                    acked_at: Some(at(30)),
+                }],
+            }),
+        ),
+        (
+            "alarm_stats",
+            to_json(AlarmStats {
+                from: at(0),
+                to: at(86_400),
+                raised: 14,
+                per_10_min_mean: 0.1,
+                per_10_min_max: 12,
+                flood_percent: 0.7,
+                standing: vec![StandingAlarm {
+                    alarm: "alpha.comm".into(),
+                    active_since: at(-100_000),
+                }],
+                top: vec![AlarmCount {
+                    alarm: "alpha_power_high".into(),
+                    count: 12,
+                }],
+                chattering: vec!["alpha_power_high".into()],
+                truncated: false,
+            }),
+        ),
+    ]
 }
 
 fn audit_row() -> AuditRowView {
@@ -132,6 +260,8 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             kiosk: Some(true),
             uptime_s: 12,
             roles: role_table(|r| r.default_idle_timeout().as_secs()),
+            alarms_tag_missing: 1,
+            alarm_sound: true,
         },
     );
     add("ping", &Pong { pong: true });
@@ -188,6 +318,9 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             reason: "session revoked".into(),
         },
     );
+    for (name, v) in alarm_samples() {
+        m.push((name, ts_type(name), v));
+    }
     m
 }
 
@@ -211,6 +344,14 @@ fn ts_type(name: &str) -> &'static str {
         "http_error" => "HttpErrorBody",
         "reply_ok" | "reply_err" => "ReplyMsg",
         "session_ended" => "SessionEnded",
+        "alarms" => "AlarmList",
+        "alarm_push" => "AlarmPush",
+        "alarms_push" => "AlarmsPush",
+        "alarm_ack" => "AlarmAckReply",
+        "alarm_reply" => "AlarmReply",
+        "alarm_journal" => "AlarmJournalPage",
+        "incidents" => "IncidentPage",
+        "alarm_stats" => "AlarmStats",
         other => panic!("no protocol.ts type named for the sample {other}"),
     }
 }
