@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::roles::Role;
 
+mod history;
+pub use history::{HistoryConfig, HistoryFilter, TagHistory};
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +46,9 @@ pub struct Config {
     /// Directory of the OPC UA PKI (own/, private/, trusted/, rejected/). Default: `certs`.
     #[serde(default)]
     pub pki_dir: Option<PathBuf>,
+    /// The embedded historian (see `config/history.rs`).
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
 
 /// One PLC.
@@ -125,6 +131,9 @@ pub struct TagConfig {
     pub key: bool,
     #[serde(default)]
     pub description: Option<String>,
+    /// `false`, `true` or `{deadband, min_interval_seconds}` (see `config/history.rs`).
+    #[serde(default)]
+    pub history: Option<TagHistory>,
 }
 
 /// The remote server.
@@ -420,7 +429,11 @@ impl Config {
                     return err(at(".range"), "must be [min, max] with min < max".into());
                 }
             }
+            if let Some(h) = &tag.history {
+                h.validate(file, &at(".history"))?;
+            }
         }
+        self.history.validate(file)?;
         let a = &self.auth;
         if a.lockout_attempts == 0 {
             return err(
