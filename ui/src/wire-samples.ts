@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { ApiErrorBody, AuditPage, AuthResult, Done, Exiting, Health, HttpErrorBody, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { ApiErrorBody, AuditPage, AuthResult, Done, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -82,7 +82,13 @@ export const health: Health = {
       ],
       "idle_timeout_s": 7200
     }
-  ]
+  ],
+  "history": {
+    "stored": 1200,
+    "dropped": 0,
+    "lagged_batches": 0,
+    "queued": 3
+  }
 }
 
 export const ping: Pong = {
@@ -290,4 +296,59 @@ export const session_ended: SessionEnded = {
   "reason": "session revoked"
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended }
+export const history: HistoryReply = {
+  "series": [
+    {
+      "tag": "alpha/P",
+      "kind": "raw",
+      "points": [
+        [
+          1790000000000,
+          2.5,
+          "good"
+        ],
+        [
+          1790000001000,
+          null,
+          "bad"
+        ]
+      ],
+      "unit": "kW"
+    },
+    {
+      "tag": "alpha/Q",
+      "kind": "buckets",
+      "points": [
+        [
+          1790000000000,
+          1.0,
+          4.0,
+          2.0,
+          3.0
+        ],
+        [
+          1790000060000,
+          null,
+          null,
+          null,
+          null
+        ]
+      ]
+    }
+  ]
+}
+
+export const history_tags: HistoryTagsReply = {
+  "tags": [
+    {
+      "tag": "alpha/P",
+      "type": "number",
+      "first": 1790000000000,
+      "last": 1790000060000,
+      "samples": 61,
+      "unit": "kW"
+    }
+  ]
+}
+
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended, history, history_tags }

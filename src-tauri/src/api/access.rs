@@ -52,5 +52,12 @@ pub fn required(req: &Request) -> Access<'_> {
         | Request::UserBadgeRemove(_) => Session(ManageUsers),
         Request::AuditPage(_) => Session(ReadAudit),
         Request::ExitKiosk(_) => Credentials(ExitKiosk),
+        // History: tags of several parks may be asked at once; the handler keeps only the
+        // caller's parks (like the snapshot) and refuses a foreign one.
+        Request::History(_) => Session(ViewLive),
+        Request::HistoryTags(r) => match r.park.as_deref() {
+            Some(park) => Park(ViewLive, park),
+            None => Session(ViewLive),
+        },
     }
 }

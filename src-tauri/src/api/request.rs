@@ -5,6 +5,9 @@
 
 use serde::Deserialize;
 
+mod history;
+pub use history::*;
+
 /// Declares [`Request`] (internally tagged by `op`) and [`Request::op`] from one table.
 macro_rules! requests {
     ($( $(#[$doc:meta])* $op:literal => $variant:ident($ty:ty), )*) => {
@@ -80,6 +83,11 @@ requests! {
     "first_superuser" => FirstSuperuser(FirstSuperuserReq),
     /// Leaves kiosk mode (panel): an admin or superuser signs with their password.
     "exit_kiosk" => ExitKiosk(ExitKioskReq),
+    // History and trends.
+    /// Trend data of up to 16 tags: raw samples or min/max buckets (ViewLive, park-filtered).
+    "history" => History(HistoryReq),
+    /// The recorded tags of the caller's parks (or of one park) with first/last sample time.
+    "history_tags" => HistoryTags(HistoryTagsReq),
 }
 
 /// The body of an operation without fields.

@@ -132,6 +132,12 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             kiosk: Some(true),
             uptime_s: 12,
             roles: role_table(|r| r.default_idle_timeout().as_secs()),
+            history: Some(HistoryHealth {
+                stored: 1200,
+                dropped: 0,
+                lagged_batches: 0,
+                queued: 3,
+            }),
         },
     );
     add("ping", &Pong { pong: true });
@@ -188,6 +194,39 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             reason: "session revoked".into(),
         },
     );
+    // History and trends.
+    add(
+        "history",
+        &HistoryReply {
+            series: vec![
+                SeriesView {
+                    tag: "alpha/P".into(),
+                    kind: "raw".into(),
+                    points: vec![json!([1_790_000_000_000i64, 2.5, "good"]), json!([1_790_000_001_000i64, null, "bad"])],
+                    unit: Some("kW".into()),
+                },
+                SeriesView {
+                    tag: "alpha/Q".into(),
+                    kind: "buckets".into(),
+                    points: vec![json!([1_790_000_000_000i64, 1.0, 4.0, 2.0, 3.0]), json!([1_790_000_060_000i64, null, null, null, null])],
+                    unit: None,
+                },
+            ],
+        },
+    );
+    add(
+        "history_tags",
+        &HistoryTags {
+            tags: vec![HistoryTagView {
+                tag: "alpha/P".into(),
+                value_type: crate::history::Kind::Number,
+                first: 1_790_000_000_000,
+                last: 1_790_000_060_000,
+                samples: 61,
+                unit: Some("kW".into()),
+            }],
+        },
+    );
     m
 }
 
@@ -211,6 +250,8 @@ fn ts_type(name: &str) -> &'static str {
         "http_error" => "HttpErrorBody",
         "reply_ok" | "reply_err" => "ReplyMsg",
         "session_ended" => "SessionEnded",
+        "history" => "HistoryReply",
+        "history_tags" => "HistoryTagsReply",
         other => panic!("no protocol.ts type named for the sample {other}"),
     }
 }
