@@ -73,12 +73,11 @@ impl Core {
             .and_then(|k| k)
             .and_then(|k| k.ok_or_else(|| "no audit key".to_string()))
             .map_err(CoreError::AuditKey)?;
-        let store = crate::store::Store::open_keyed(&db, &key).map_err(|source| {
-            CoreError::Database {
+        let store =
+            crate::store::Store::open_keyed(&db, &key).map_err(|source| CoreError::Database {
                 path: db.clone(),
                 source,
-            }
-        })?;
+            })?;
         tokio::spawn(maintenance(store.clone()));
         let auth = Auth::new(store, &cfg);
         if let Err(e) = auth.log_first_run_hint().await {

@@ -119,7 +119,10 @@ impl Metrics {
         );
         let history: [Gauge; 4] = Default::default();
         for (g, (name, help)) in history.iter().zip([
-            ("stator_history_samples_stored", "Samples the historian committed to disk"),
+            (
+                "stator_history_samples_stored",
+                "Samples the historian committed to disk",
+            ),
             (
                 "stator_history_samples_dropped",
                 "Samples the historian dropped because the disk could not keep up",
@@ -128,7 +131,10 @@ impl Metrics {
                 "stator_history_batches_lagged",
                 "Sample batches the historian missed because it fell behind the live values",
             ),
-            ("stator_history_queued", "Samples waiting for the historian's writer"),
+            (
+                "stator_history_queued",
+                "Samples waiting for the historian's writer",
+            ),
         ]) {
             registry.register(name, help, g.clone());
         }
@@ -198,7 +204,12 @@ impl Metrics {
 
     /// Copies the historian's counters in (see `Inner::history`).
     pub fn set_history(&self, stored: u64, dropped: u64, lagged: u64, queued: u64) {
-        for (g, v) in self.inner.history.iter().zip([stored, dropped, lagged, queued]) {
+        for (g, v) in self
+            .inner
+            .history
+            .iter()
+            .zip([stored, dropped, lagged, queued])
+        {
             g.set(i64::try_from(v).unwrap_or(i64::MAX));
         }
     }

@@ -56,12 +56,14 @@ pub fn plan(
             "max_points must be between 1 and {MAX_POINTS}"
         )));
     }
-    let from = parse_time(r.from.as_deref().unwrap_or("-1h"), false, now).map_err(ApiError::invalid)?;
+    let from =
+        parse_time(r.from.as_deref().unwrap_or("-1h"), false, now).map_err(ApiError::invalid)?;
     let to = parse_time(r.to.as_deref().unwrap_or("now"), true, now).map_err(ApiError::invalid)?;
     if from > to {
         return Err(ApiError::invalid("from is after to"));
     }
-    let retention = chrono::Duration::milliseconds((cfg.history.retention_days * 86_400_000.0) as i64);
+    let retention =
+        chrono::Duration::milliseconds((cfg.history.retention_days * 86_400_000.0) as i64);
     if to - from > retention {
         return Err(ApiError::invalid(format!(
             "the range is longer than the retention ({} days)",
@@ -115,7 +117,9 @@ fn num(x: f64) -> Value {
 
 /// The wire view of one series.
 fn view(s: Series, cfg: &Config) -> SeriesView {
-    let unit = split(&s.tag).and_then(|(p, b)| cfg.tag(p, b)).and_then(|t| t.unit.clone());
+    let unit = split(&s.tag)
+        .and_then(|(p, b)| cfg.tag(p, b))
+        .and_then(|t| t.unit.clone());
     let (kind, points) = match s.points {
         Points::Raw(v) => (
             "raw",
@@ -170,13 +174,19 @@ fn historian(api: &Api) -> Result<Historian, ApiError> {
 }
 
 /// `history {tags, from, to, max_points}` for `p` (only its parks).
-pub(super) async fn history(api: &Api, p: &Principal, r: HistoryReq) -> Result<HistoryReply, ApiError> {
+pub(super) async fn history(
+    api: &Api,
+    p: &Principal,
+    r: HistoryReq,
+) -> Result<HistoryReply, ApiError> {
     let h = historian(api)?;
     let cfg = api.config().clone();
     let cache = api.cache().clone();
     let parks = p.parks.clone();
     tokio::task::spawn_blocking(move || {
-        let plan = plan(&h, &cfg, Some(&cache), r, Utc::now(), |plc| parks.contains(plc))?;
+        let plan = plan(&h, &cfg, Some(&cache), r, Utc::now(), |plc| {
+            parks.contains(plc)
+        })?;
         run_blocking(&h, &cfg, &plan)
     })
     .await
@@ -184,7 +194,11 @@ pub(super) async fn history(api: &Api, p: &Principal, r: HistoryReq) -> Result<H
 }
 
 /// `history_tags {park?}`: recorded tags of the caller's parks (or of the one asked).
-pub(super) async fn tags(api: &Api, p: &Principal, r: HistoryTagsReq) -> Result<HistoryTags, ApiError> {
+pub(super) async fn tags(
+    api: &Api,
+    p: &Principal,
+    r: HistoryTagsReq,
+) -> Result<HistoryTags, ApiError> {
     let h = historian(api)?;
     let cfg = api.config().clone();
     let parks = p.parks.clone();
@@ -197,7 +211,9 @@ pub(super) async fn tags(api: &Api, p: &Principal, r: HistoryTagsReq) -> Result<
         .filter(|s| parks.contains(&s.plc) && cfg.plc(&s.plc).is_some())
         .filter(|s| r.park.as_deref().is_none_or(|k| k == s.plc))
         .map(|s| HistoryTagView {
-            unit: split(&s.name).and_then(|(p, b)| cfg.tag(p, b)).and_then(|t| t.unit.clone()),
+            unit: split(&s.name)
+                .and_then(|(p, b)| cfg.tag(p, b))
+                .and_then(|t| t.unit.clone()),
             tag: s.name,
             value_type: s.kind,
             first: s.first,
@@ -219,7 +235,11 @@ fn iso(t: i64) -> String {
 fn cell(kind: &str, p: &Value) -> Option<(i64, String)> {
     let a = p.as_array()?;
     let t = a.first()?.as_i64()?;
-    let v = if kind == "buckets" { a.get(4)? } else { a.get(1)? };
+    let v = if kind == "buckets" {
+        a.get(4)?
+    } else {
+        a.get(1)?
+    };
     let bad = kind == "raw" && a.get(2).and_then(Value::as_str) == Some("bad");
     let s = match v {
         _ if bad => String::new(),

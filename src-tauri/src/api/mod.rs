@@ -229,7 +229,9 @@ impl Api {
     pub fn render_metrics(&self) -> String {
         if let Some(h) = self.history() {
             let s = h.stats();
-            self.inner.metrics.set_history(s.stored, s.dropped, s.lagged_batches, s.queued);
+            self.inner
+                .metrics
+                .set_history(s.stored, s.dropped, s.lagged_batches, s.queued);
         }
         self.inner.metrics.render(&self.inner.cache)
     }

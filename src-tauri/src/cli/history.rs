@@ -17,11 +17,18 @@ fn usage_or_failure(e: ApiError) -> CliError {
 
 /// Opens the historian read-only and validates the range (every park: the CLI runs as the
 /// machine's operator).
-fn open(global: &GlobalArgs, r: RangeArgs, max_points: u64) -> Result<(Historian, Config, Plan), CliError> {
+fn open(
+    global: &GlobalArgs,
+    r: RangeArgs,
+    max_points: u64,
+) -> Result<(Historian, Config, Plan), CliError> {
     let cfg = super::load_config(global)?;
     let path = Historian::path_for(&cfg.history, &super::db_path(global, Some(&cfg)));
     if !path.exists() {
-        return Err(CliError::failure(format!("no history database at {}", path.display())));
+        return Err(CliError::failure(format!(
+            "no history database at {}",
+            path.display()
+        )));
     }
     let h = Historian::open_read_only(&path, &cfg.history).map_err(CliError::failure)?;
     let req = HistoryReq {
@@ -65,7 +72,11 @@ pub(super) fn trend(global: &GlobalArgs, a: TrendArgs) -> CliResult {
         .out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
-    let format = if svg { ChartFormat::Svg } else { ChartFormat::Png };
+    let format = if svg {
+        ChartFormat::Svg
+    } else {
+        ChartFormat::Png
+    };
     let bytes =
         history::chart(&reply, &plan, (a.width, a.height), format).map_err(usage_or_failure)?;
     std::fs::write(&a.out, bytes)

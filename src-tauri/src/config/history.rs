@@ -53,8 +53,20 @@ impl HistoryConfig {
     pub(super) fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let err = |f: &str, m: String| Err(ConfigError::new(file, format!("$.history.{f}"), m));
         for (f, v, lo, hi, open) in [
-            ("retention_days", self.retention_days, 0.0, MAX_RETENTION_DAYS, true),
-            ("max_disk_mb", self.max_disk_mb, 1.0, 16.0 * 1024.0 * 1024.0, false),
+            (
+                "retention_days",
+                self.retention_days,
+                0.0,
+                MAX_RETENTION_DAYS,
+                true,
+            ),
+            (
+                "max_disk_mb",
+                self.max_disk_mb,
+                1.0,
+                16.0 * 1024.0 * 1024.0,
+                false,
+            ),
             (
                 "min_interval_seconds",
                 self.min_interval_seconds,
@@ -62,11 +74,21 @@ impl HistoryConfig {
                 MAX_MIN_INTERVAL_SECONDS,
                 false,
             ),
-            ("flush_seconds", self.flush_seconds, 0.0, MAX_FLUSH_SECONDS, true),
+            (
+                "flush_seconds",
+                self.flush_seconds,
+                0.0,
+                MAX_FLUSH_SECONDS,
+                true,
+            ),
         ] {
             let low_ok = if open { v > lo } else { v >= lo };
             if !(v.is_finite() && low_ok && v <= hi) {
-                let lo = if open { format!("above {lo}") } else { format!("at least {lo}") };
+                let lo = if open {
+                    format!("above {lo}")
+                } else {
+                    format!("at least {lo}")
+                };
                 return err(f, format!("must be {lo} and at most {hi} (got {v})"));
             }
         }

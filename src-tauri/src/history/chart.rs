@@ -142,9 +142,11 @@ fn draw<DB: DrawingBackend>(
         let colour = COLOURS[i % COLOURS.len()];
         let light = colour.mix(0.35);
         chart
-            .draw_series(env.iter().map(|&(t, a, b)| {
-                PathElement::new(vec![(t, a), (t, b)], light.stroke_width(1))
-            }))
+            .draw_series(
+                env.iter().map(|&(t, a, b)| {
+                    PathElement::new(vec![(t, a), (t, b)], light.stroke_width(1))
+                }),
+            )
             .map_err(e)?;
         let mut first = true;
         for seg in segs {
@@ -178,7 +180,13 @@ pub fn unit_label(units: &[Option<String>]) -> String {
 }
 
 /// An SVG document of the trend.
-pub fn svg(pens: &[Pen<'_>], from: i64, to: i64, unit: &str, size: (u32, u32)) -> Result<String, String> {
+pub fn svg(
+    pens: &[Pen<'_>],
+    from: i64,
+    to: i64,
+    unit: &str,
+    size: (u32, u32),
+) -> Result<String, String> {
     font();
     let mut s = String::new();
     {
@@ -189,7 +197,13 @@ pub fn svg(pens: &[Pen<'_>], from: i64, to: i64, unit: &str, size: (u32, u32)) -
 }
 
 /// A PNG image of the trend.
-pub fn png(pens: &[Pen<'_>], from: i64, to: i64, unit: &str, size: (u32, u32)) -> Result<Vec<u8>, String> {
+pub fn png(
+    pens: &[Pen<'_>],
+    from: i64,
+    to: i64,
+    unit: &str,
+    size: (u32, u32),
+) -> Result<Vec<u8>, String> {
     font();
     let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
     {

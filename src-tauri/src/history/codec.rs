@@ -374,7 +374,11 @@ fn decode_text(blob: &[u8], mut f: impl FnMut(i64, Val, Q) -> bool) {
             return;
         };
         pos += len as usize;
-        if !f(t, Val::Text(String::from_utf8_lossy(bytes).into_owned()), q & 3) {
+        if !f(
+            t,
+            Val::Text(String::from_utf8_lossy(bytes).into_owned()),
+            q & 3,
+        ) {
             return;
         }
     }
@@ -449,7 +453,10 @@ mod tests {
         });
         assert_eq!(
             out,
-            vec![(10, Val::Text("RUN".into()), 0), (20, Val::Text("STOP".into()), 2)]
+            vec![
+                (10, Val::Text("RUN".into()), 0),
+                (20, Val::Text("STOP".into()), 2)
+            ]
         );
         let mut n = 0;
         decode(&b[..b.len() - 2], |_, _, _| {

@@ -188,6 +188,11 @@ pub(super) fn totals(c: &Connection) -> rusqlite::Result<(u64, u64)> {
     c.query_row(
         "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(LENGTH(data)), 0) FROM blocks",
         [],
-        |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64)),
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?.max(0) as u64,
+                r.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        },
     )
 }

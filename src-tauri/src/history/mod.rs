@@ -225,7 +225,10 @@ impl Historian {
             .stats
             .lagged_batches
             .fetch_add(batches, Ordering::Relaxed);
-        tracing::warn!(batches, "historian fell behind the live values; batches lost");
+        tracing::warn!(
+            batches,
+            "historian fell behind the live values; batches lost"
+        );
     }
 
     /// The counters.
@@ -252,7 +255,10 @@ impl Historian {
     }
 
     /// Runs the retention as if it were `now` (blocking); returns the blocks deleted.
-    pub fn retention_blocking(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u64, HistoryError> {
+    pub fn retention_blocking(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, HistoryError> {
         let (ack, rx) = std::sync::mpsc::channel();
         self.send(writer::Msg::Retention(now.timestamp_millis(), ack))?;
         rx.recv().map_err(|_| HistoryError::Stopped)
@@ -295,7 +301,9 @@ impl Historian {
             names
                 .iter()
                 .map(|n| match db::find_series(c, n)? {
-                    Some((id, kind)) => query::series(c, n, id, kind, from, to.max(from), max_points),
+                    Some((id, kind)) => {
+                        query::series(c, n, id, kind, from, to.max(from), max_points)
+                    }
                     None => Ok(Series {
                         tag: n.clone(),
                         kind: Kind::Number,

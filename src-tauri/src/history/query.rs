@@ -159,7 +159,11 @@ pub(super) fn series(
             more
         })?;
         match buckets {
-            None => Points::Raw(raw.into_iter().map(|(t, v, q)| (t, Val::Num(v), q)).collect()),
+            None => Points::Raw(
+                raw.into_iter()
+                    .map(|(t, v, q)| (t, Val::Num(v), q))
+                    .collect(),
+            ),
             Some(b) => Points::Buckets(
                 b.iter()
                     .enumerate()

@@ -135,7 +135,11 @@ impl Writer {
     }
 
     fn retention(&self, now: i64) -> u64 {
-        match db::retention(&self.conn, now.saturating_sub(self.retention_ms), self.budget) {
+        match db::retention(
+            &self.conn,
+            now.saturating_sub(self.retention_ms),
+            self.budget,
+        ) {
             Ok(n) => {
                 if n > 0 {
                     tracing::info!(blocks = n, "history retention deleted old blocks");
@@ -209,7 +213,15 @@ impl Writer {
             for (id, o) in open.iter_mut() {
                 let (t0, t1, len) = o.enc.span();
                 if o.dirty {
-                    o.rowid = Some(db::put_block(&tx, o.rowid, *id, t0, t1, len, &o.enc.bytes())?);
+                    o.rowid = Some(db::put_block(
+                        &tx,
+                        o.rowid,
+                        *id,
+                        t0,
+                        t1,
+                        len,
+                        &o.enc.bytes(),
+                    )?);
                     o.dirty = false;
                 }
                 if now.saturating_sub(t0) > BLOCK_SPAN_MS {

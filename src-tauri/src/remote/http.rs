@@ -244,7 +244,9 @@ fn history_request(
     };
     for (k, v) in q {
         match k.as_str() {
-            "tags" => r.tags.extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
+            "tags" => r
+                .tags
+                .extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
             "from" => r.from = Some(v.clone()),
             "to" => r.to = Some(v.clone()),
             "max_points" => r.max_points = Some(int(k, v)?),
@@ -316,8 +318,14 @@ pub(super) async fn history_csv(
     match history_for(&st, &ctx(&headers, addr), req).await {
         Ok((r, _)) => (
             [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8; header=present"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"history.csv\""),
+                (
+                    header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8; header=present",
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"history.csv\"",
+                ),
             ],
             crate::api::history::csv(&r),
         )
@@ -345,11 +353,10 @@ async fn trend(
         Ok(v) => v,
         Err(e) => return error_response(e),
     };
-    let drawn = tokio::task::spawn_blocking(move || {
-        crate::api::history::chart(&r, &plan, size, format)
-    })
-    .await
-    .unwrap_or_else(|e| Err(ApiError::internal(e.to_string())));
+    let drawn =
+        tokio::task::spawn_blocking(move || crate::api::history::chart(&r, &plan, size, format))
+            .await
+            .unwrap_or_else(|e| Err(ApiError::internal(e.to_string())));
     let ty = match format {
         crate::api::history::ChartFormat::Svg => "image/svg+xml",
         crate::api::history::ChartFormat::Png => "image/png",

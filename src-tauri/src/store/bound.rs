@@ -67,7 +67,10 @@ mod tests {
         );
         assert!(parse_time("-1y", false, now).is_err());
         assert!(parse_time("-h", false, now).is_err());
-        assert_eq!(parse_time("2026-11-23", true, now).unwrap().to_rfc3339(), "2026-11-24T00:00:00+00:00");
+        assert_eq!(
+            parse_time("2026-11-23", true, now).unwrap().to_rfc3339(),
+            "2026-11-24T00:00:00+00:00"
+        );
     }
 
     #[test]

@@ -202,13 +202,19 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                 SeriesView {
                     tag: "alpha/P".into(),
                     kind: "raw".into(),
-                    points: vec![json!([1_790_000_000_000i64, 2.5, "good"]), json!([1_790_000_001_000i64, null, "bad"])],
+                    points: vec![
+                        json!([1_790_000_000_000i64, 2.5, "good"]),
+                        json!([1_790_000_001_000i64, null, "bad"]),
+                    ],
                     unit: Some("kW".into()),
                 },
                 SeriesView {
                     tag: "alpha/Q".into(),
                     kind: "buckets".into(),
-                    points: vec![json!([1_790_000_000_000i64, 1.0, 4.0, 2.0, 3.0]), json!([1_790_000_060_000i64, null, null, null, null])],
+                    points: vec![
+                        json!([1_790_000_000_000i64, 1.0, 4.0, 2.0, 3.0]),
+                        json!([1_790_000_060_000i64, null, null, null, null]),
+                    ],
                     unit: None,
                 },
             ],
