@@ -43,8 +43,11 @@ const COLOURS: [RGBColor; 4] = [
     RGBColor(20, 130, 120),
 ];
 
+/// Connected lines and min/max envelopes `(t, min, max)` of one series.
+type Drawn = (Vec<Vec<(i64, f64)>>, Vec<(i64, f64, f64)>);
+
 /// Line segments of one series, split at gaps (bad quality, no value).
-fn segments(s: &Series) -> (Vec<Vec<(i64, f64)>>, Vec<(i64, f64, f64)>) {
+fn segments(s: &Series) -> Drawn {
     let mut out = vec![Vec::new()];
     let mut envelopes = Vec::new();
     let mut point = |p: Option<(i64, f64)>| match p {

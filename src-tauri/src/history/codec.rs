@@ -111,8 +111,8 @@ impl NumEncoder {
         }
     }
 
-    /// Samples in the block.
-    pub fn len(&self) -> u32 {
+    /// Samples in the block (never 0: a block starts with its first sample).
+    pub fn samples(&self) -> u32 {
         self.n
     }
     /// Time of the first sample.
@@ -239,7 +239,8 @@ impl TextEncoder {
         e.push(t, v, q);
         e
     }
-    pub fn len(&self) -> u32 {
+    /// Samples in the block.
+    pub fn samples(&self) -> u32 {
         self.n
     }
     pub fn first_t(&self) -> i64 {

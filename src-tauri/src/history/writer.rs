@@ -53,8 +53,8 @@ impl Enc {
     }
     fn span(&self) -> (i64, i64, u32) {
         match self {
-            Enc::Num(e) => (e.first_t(), e.last_t(), e.len()),
-            Enc::Text(e) => (e.first_t(), e.last_t(), e.len()),
+            Enc::Num(e) => (e.first_t(), e.last_t(), e.samples()),
+            Enc::Text(e) => (e.first_t(), e.last_t(), e.samples()),
         }
     }
     fn bytes(&self) -> Vec<u8> {
