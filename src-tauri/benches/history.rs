@@ -23,7 +23,10 @@ fn cfg() -> HistoryConfig {
 fn value(i: usize, s: i64) -> (Kind, f64) {
     match i % 10 {
         // Booleans that flip now and then.
-        0 => (Kind::Bool, f64::from(u8::from((s / 97 + i as i64) % 2 == 0))),
+        0 => (
+            Kind::Bool,
+            f64::from(u8::from((s / 97 + i as i64) % 2 == 0)),
+        ),
         // Integer counters.
         1 | 2 => (Kind::Number, (s / 5 + i as i64) as f64),
         // Float process values: a slow wave plus small noise, as f32 like an S7 REAL.
@@ -64,7 +67,9 @@ fn feed(h: &Historian, names: &[Arc<str>], seconds: i64, start: i64) -> (u64, f6
 }
 
 fn names(prefix: &str, n: usize) -> Vec<Arc<str>> {
-    (0..n).map(|i| Arc::from(format!("{prefix}/Tag_{i}"))).collect()
+    (0..n)
+        .map(|i| Arc::from(format!("{prefix}/Tag_{i}")))
+        .collect()
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -84,7 +89,10 @@ fn main() {
     let tags = names("park", 2000);
     let secs = 600 / scale;
     let (n, t) = feed(&h, &tags, secs, now - secs * 1000);
-    println!("ingest: {n} samples in {t:.2} s = {:.0} samples/s", n as f64 / t);
+    println!(
+        "ingest: {n} samples in {t:.2} s = {:.0} samples/s",
+        n as f64 / t
+    );
     let (stored, block_bytes, used) = h.storage_blocking().unwrap();
     let per = used as f64 / stored as f64;
     println!(
@@ -105,17 +113,28 @@ fn main() {
     let time = |tags: &[Arc<str>], span: i64| {
         let names: Vec<String> = tags.iter().map(|s| s.to_string()).collect();
         let t = Instant::now();
-        let r = q.query_blocking(&names, now - span * 1000, now, 1280).unwrap();
+        let r = q
+            .query_blocking(&names, now - span * 1000, now, 1280)
+            .unwrap();
         let d = t.elapsed();
         assert!(matches!(r[0].points, stator::history::Points::Buckets(_)));
         (d, r)
     };
     let (d, _) = time(&pens[..1], day);
-    println!("query: 24 h of one tag at 1 s ({day} samples) -> 1,280 buckets in {:.1} ms", ms(d));
+    println!(
+        "query: 24 h of one tag at 1 s ({day} samples) -> 1,280 buckets in {:.1} ms",
+        ms(d)
+    );
     let (d, _) = time(&long, month);
-    println!("query: 30 d of one tag at 1 s ({month} samples) -> 1,280 buckets in {:.1} ms", ms(d));
+    println!(
+        "query: 30 d of one tag at 1 s ({month} samples) -> 1,280 buckets in {:.1} ms",
+        ms(d)
+    );
     let (d, four) = time(&pens, day);
-    println!("query: 4 pens x 24 h -> 1,280 buckets each in {:.1} ms", ms(d));
+    println!(
+        "query: 4 pens x 24 h -> 1,280 buckets each in {:.1} ms",
+        ms(d)
+    );
 
     // PNG 1280 x 400 with 4 pens.
     let drawn: Vec<chart::Pen<'_>> = four
@@ -128,5 +147,9 @@ fn main() {
     let _ = chart::png(&drawn, now - day * 1000, now, "kW", (1280, 400)).unwrap();
     let t = Instant::now();
     let png = chart::png(&drawn, now - day * 1000, now, "kW", (1280, 400)).unwrap();
-    println!("png: 1280 x 400, 4 pens x 1,280 buckets in {:.1} ms ({} bytes)", ms(t.elapsed()), png.len());
+    println!(
+        "png: 1280 x 400, 4 pens x 1,280 buckets in {:.1} ms ({} bytes)",
+        ms(t.elapsed()),
+        png.len()
+    );
 }

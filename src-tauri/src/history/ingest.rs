@@ -160,9 +160,14 @@ impl Filter {
     /// Stores held-back samples whose interval has passed by `now` (Unix ms).
     pub fn tick(&mut self, now: i64, out: &mut Vec<Rec>) {
         for s in self.tags.values_mut().flatten().flatten() {
-            let due = matches!(s.last, Some((t, _, _)) if now.saturating_sub(t) >= s.min_ms);
-            if due {
-                if let Some(r) = s.held.take() {
+            let Some((last_t, _, _)) = s.last else {
+                continue;
+            };
+            if now.saturating_sub(last_t) >= s.min_ms {
+                if let Some(mut r) = s.held.take() {
+                    // Stamped at the end of the interval, so stored samples stay at least the
+                    // interval apart (the value was current then, too).
+                    r.t = r.t.max(last_t.saturating_add(s.min_ms));
                     store(s, r, out);
                 }
             }
