@@ -103,4 +103,30 @@ describe('trend under a tag', () => {
     const from10 = Number(await canvas.getAttribute('data-from'))
     assert.ok(Math.abs(to10 - from10 - 600_000) < 2000, 'a 10 minute window')
   })
+
+  it('draws up to 4 pens on the trend screen, each with its own axis', async () => {
+    await page.getByTestId('back').click()
+    await page.getByTestId('open-trend').click()
+    await page.getByTestId('trend-screen').waitFor()
+    for (const tag of ['Active_Power_kW', 'Grid_Frequency_Hz', 'Reactive_Power_kvar']) {
+      const pen = page.getByTestId(`pen-${tag}`)
+      if (!(await pen.evaluate((b) => b.classList.contains('on')))) await pen.click()
+    }
+    const canvas = page.getByTestId('trend-canvas')
+    await page.locator('[data-testid="trend-state"][data-state="ready"]').waitFor({ state: 'attached' })
+    await waitFor('pens drawn', async () => Number(await canvas.getAttribute('data-drawn')) > 0, 10000)
+    const colours = await canvas.evaluate((c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+      const want = [[31, 90, 160], [40, 40, 40], [120, 80, 160]]
+      return want.map(([r, g, b]) => {
+        let n = 0
+        for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - r) < 10 && Math.abs(d[i + 1] - g) < 10 && Math.abs(d[i + 2] - b) < 10 && d[i + 3] > 200) n++
+        return n
+      })
+    })
+    assert.ok(colours.every((n) => n > 10), `each pen has pixels (axis labels or lines): ${colours}`)
+    const overflow = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight])
+    assert.ok(overflow[0] <= 1280 && overflow[1] <= 400, `no overflow: ${overflow}`)
+    await page.screenshot({ path: path.join(SHOTS, 'trend-screen.png') })
+  })
 })

@@ -42,6 +42,7 @@ export type Route =
   | { name: 'park'; plc: string }
   | { name: 'tag'; plc: string; tag: string }
   | { name: 'admin'; tab: 'users' | 'audit' }
+  | { name: 'trend'; plc: string }
 
 export function parseHash(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -60,6 +61,9 @@ export function parseHash(hash: string): Route {
       break
     case 'admin':
       return { name: 'admin', tab: parts[1] === 'audit' ? 'audit' : 'users' }
+    case 'trend':
+      if (parts[1]) return { name: 'trend', plc: parts[1] }
+      break
   }
   return { name: 'overview' }
 }
@@ -72,6 +76,8 @@ export function routeHash(r: Route): string {
       return `#/tag/${encodeURIComponent(r.plc)}/${r.tag.split('/').map(encodeURIComponent).join('/')}`
     case 'admin':
       return `#/admin/${r.tab}`
+    case 'trend':
+      return `#/trend/${encodeURIComponent(r.plc)}`
     case 'login':
       return '#/login'
     default:

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { appendLive, pan, segments, toPoints, windowOf, yRange, zoom } from './trend'
 import type { SeriesView } from './protocol'
 import history from './locales/history'
+import { parseHash, routeHash } from './session'
 
 describe('trend', () => {
   const now = 1_790_000_000_000
@@ -34,6 +35,10 @@ describe('trend', () => {
     pts = appendLive(pts, now - 10, 6, 'good')
     pts = appendLive(pts, now + 1, true, 'bad')
     expect(pts).toEqual([[now, 5], [now + 1, null]])
+  })
+  it('routes to the trend screen of a park', () => {
+    expect(parseHash('#/trend/eco_solar')).toEqual({ name: 'trend', plc: 'eco_solar' })
+    expect(routeHash({ name: 'trend', plc: 'eco solar' })).toBe('#/trend/eco%20solar')
   })
   it('has every trend string in en, de and pl', () => {
     const keys = Object.keys(history.en).sort()

@@ -1,6 +1,8 @@
 // Strings of the trends (history) area.
 export default {
   en: {
+    'trend.pens': 'Pens (up to 4)',
+    'trend.pick': 'Choose up to 4 tags to draw',
     'trend.title': 'Trend',
     'trend.details': 'Details',
     'trend.loading': 'Loading history…',
@@ -16,6 +18,8 @@ export default {
     'trend.range_7d': '7 d',
   },
   de: {
+    'trend.pens': 'Stifte (bis 4)',
+    'trend.pick': 'Bis zu 4 Variablen zum Zeichnen wählen',
     'trend.title': 'Trend',
     'trend.details': 'Details',
     'trend.loading': 'Verlauf wird geladen…',
@@ -31,6 +35,8 @@ export default {
     'trend.range_7d': '7 T',
   },
   pl: {
+    'trend.pens': 'Pióra (do 4)',
+    'trend.pick': 'Wybierz do 4 zmiennych do wykresu',
     'trend.title': 'Trend',
     'trend.details': 'Szczegóły',
     'trend.loading': 'Wczytywanie historii…',
