@@ -68,9 +68,10 @@ pub struct RangeArgs {
     /// Comma-separated `<plc>/<tag>` names (array elements as `<plc>/<tag>[i]`).
     #[arg(long, value_delimiter = ',', required = true)]
     pub tags: Vec<String>,
-    #[arg(long, default_value = "-1h")]
+    /// Relative forms start with '-', so they are taken as values, not options.
+    #[arg(long, default_value = "-1h", allow_hyphen_values = true)]
     pub from: String,
-    #[arg(long, default_value = "now")]
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
     pub to: String,
 }
 

@@ -49,19 +49,19 @@ async fn rig(history: Value, tags: Value) -> Rig {
     if let (Value::Object(a), Value::Object(b)) = (&mut h, history) {
         a.extend(b);
     }
-    let cfg: Arc<Config> = Arc::new(
-        ConfigBuilder::new()
-            .plc("alpha", &eps[0], "Alpha")
-            .plc("beta", &eps[1], "Beta")
-            .set("plc_reconnect_delay_minutes", 0.05)
-            .set(
-                "database",
-                dir.path().join("stator.db").to_string_lossy().as_ref(),
-            )
-            .set("history", h)
-            .set("tags", tags)
-            .build(),
-    );
+    let builder = ConfigBuilder::new()
+        .plc("alpha", &eps[0], "Alpha")
+        .plc("beta", &eps[1], "Beta")
+        .set("plc_reconnect_delay_minutes", 0.05)
+        .set(
+            "database",
+            dir.path().join("stator.db").to_string_lossy().as_ref(),
+        )
+        .set("history", h)
+        .set("tags", tags);
+    // The CLI test reads the same configuration from disk.
+    std::fs::write(dir.path().join("config.json"), builder.text()).unwrap();
+    let cfg: Arc<Config> = Arc::new(builder.build());
     let store = stator::store::Store::open(&dir.path().join("stator.db")).unwrap();
     let auth = Auth::new(store, &cfg);
     let cache = Cache::from_config(&cfg);
@@ -539,6 +539,87 @@ async fn raw_get(addr: std::net::SocketAddr, path: &str, token: &str) -> Vec<u8>
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(!head.contains("chunked"), "content-length body expected");
     buf[at..].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_exports_csv_and_draws_a_trend_from_the_same_file() {
+    let r = rig(json!({}), json!({})).await;
+    for v in [41.0f32, 42.0] {
+        r.set_f32(0, TAG, v).await;
+    }
+    r.flush().await;
+    let dir = r.env._dir.path().to_path_buf();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stator"))
+            .arg("--config")
+            .arg(dir.join("config.json"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let csv = dir.join("out.csv");
+    let tag = format!("alpha/{TAG}");
+    let out = run(&[
+        "history",
+        "export",
+        "--tags",
+        &tag,
+        "--from",
+        "-1h",
+        "--to",
+        "now",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with(&format!("time,{tag}\r\n")), "{text}");
+    assert!(
+        text.contains(",41.0\r\n") && text.contains(",42.0\r\n"),
+        "{text}"
+    );
+    let png = dir.join("trend.png");
+    let out = run(&[
+        "trend",
+        "--tags",
+        &tag,
+        "--from",
+        "-10m",
+        "--to",
+        "now",
+        "--out",
+        png.to_str().unwrap(),
+        "--width",
+        "800",
+        "--height",
+        "300",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dec = png::Decoder::new(std::io::Cursor::new(std::fs::read(&png).unwrap()));
+    let info = dec.read_info().unwrap().info().clone();
+    assert_eq!((info.width, info.height), (800, 300));
+    // Bad input is a usage error (exit 2) with one line.
+    let out = run(&[
+        "history", "export", "--tags", &tag, "--from", "now", "--to", "-1h",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("from is after to"));
+    let out = run(&["history", "export", "--tags", "alpha/Nope", "--from", "-1h"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r.stop().await;
 }
 
 #[test]
