@@ -27,6 +27,12 @@ pub enum CoreError {
     /// The audit chain key could not be read from (or created in) the secret store.
     #[error("cannot get the audit chain key: {0}")]
     AuditKey(String),
+    /// The historian's file could not be opened (or its writer started).
+    #[error("cannot open the history database {path}: {source}")]
+    History {
+        path: PathBuf,
+        source: crate::history::HistoryError,
+    },
     /// The in-process simulator of `--demo` did not start.
     #[error("cannot start the simulator: {0}")]
     Simulator(#[source] SimError),
@@ -50,6 +56,7 @@ pub struct Core {
     /// The one dispatcher every transport uses.
     pub api: Api,
     engine: SharedEngine,
+    history: Option<crate::history::Historian>,
     sim: Option<SimHandle>,
     server: Option<ServerHandle>,
 }
@@ -66,8 +73,11 @@ impl Core {
             .and_then(|k| k)
             .and_then(|k| k.ok_or_else(|| "no audit key".to_string()))
             .map_err(CoreError::AuditKey)?;
-        let store = crate::store::Store::open_keyed(&db, &key)
-            .map_err(|source| CoreError::Database { path: db, source })?;
+        let store =
+            crate::store::Store::open_keyed(&db, &key).map_err(|source| CoreError::Database {
+                path: db.clone(),
+                source,
+            })?;
         tokio::spawn(maintenance(store.clone()));
         let auth = Auth::new(store, &cfg);
         if let Err(e) = auth.log_first_run_hint().await {
@@ -75,6 +85,16 @@ impl Core {
         }
         let cfg = Arc::new(cfg);
         let cache = Cache::from_config(&cfg);
+        // The historian listens before the engine starts, so it sees the first values too.
+        let history = if cfg.history.enabled {
+            let path = crate::history::Historian::path_for(&cfg.history, &db);
+            let h = crate::history::Historian::open(&path, &cfg.history)
+                .map_err(|source| CoreError::History { path, source })?;
+            h.record(cache.clone(), cfg.clone());
+            Some(h)
+        } else {
+            None
+        };
         let mut opts = EngineOptions::new(crate::plc::certs::pki_dir(&cfg));
         opts.password = Arc::new(|id: &str| {
             crate::auth::secrets::get(&format!("plc/{id}")).map_err(|e| e.to_string())
@@ -99,6 +119,9 @@ impl Core {
         };
         let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
         let api = Api::with_writer(auth, cache, cfg.clone(), engine.clone());
+        if let Some(h) = &history {
+            api.attach_history(h.clone());
+        }
         if let Err(e) = api.start_alarms().await {
             // Without the stored alarm state, acknowledged alarms would come back unacknowledged;
             // run without alarms rather than mislead, and say so loudly.
@@ -107,6 +130,7 @@ impl Core {
         let mut core = Core {
             api,
             engine,
+            history,
             sim,
             server: None,
         };
@@ -143,6 +167,9 @@ impl Core {
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.shutdown()).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.api.alarms().stop()).await;
+        if let Some(h) = &self.history {
+            let _ = tokio::time::timeout(Duration::from_secs(5), h.shutdown()).await;
+        }
         // Counted anonymous write refusals of the current minute are stored, not lost.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.api.flush_refused_writes()).await;
         if let Some(h) = self.sim {

@@ -18,6 +18,8 @@ pub use alarms::{
     comm_alarm_id, split_index, AlarmConfig, AlarmSettings, Condition, Message, Priority,
     MAX_ALARM_ID,
 };
+mod history;
+pub use history::{HistoryConfig, HistoryFilter, TagHistory};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,6 +57,9 @@ pub struct Config {
     /// Limits of alarm handling (shelve time, sound).
     #[serde(default)]
     pub alarm_settings: AlarmSettings,
+    /// The embedded historian (see `config/history.rs`).
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
 
 /// One PLC.
@@ -137,6 +142,9 @@ pub struct TagConfig {
     pub key: bool,
     #[serde(default)]
     pub description: Option<String>,
+    /// `false`, `true` or `{deadband, min_interval_seconds}` (see `config/history.rs`).
+    #[serde(default)]
+    pub history: Option<TagHistory>,
 }
 
 /// The remote server.
@@ -432,7 +440,11 @@ impl Config {
                     return err(at(".range"), "must be [min, max] with min < max".into());
                 }
             }
+            if let Some(h) = &tag.history {
+                h.validate(file, &at(".history"))?;
+            }
         }
+        self.history.validate(file)?;
         let a = &self.auth;
         if a.lockout_attempts == 0 {
             return err(

@@ -11,6 +11,7 @@ pub mod code;
 pub mod config;
 #[cfg(feature = "desktop")]
 pub mod desktop;
+pub mod history;
 pub mod live;
 pub mod logging;
 pub mod metrics;

@@ -413,7 +413,12 @@ impl Cache {
         p.status = status;
         p.error = error;
         p.status_seq = seq;
+        // The sample seam sees the drop too (stamped now): a historian records a gap instead of
+        // a straight line from the last value to the next one.
+        let mut went_stale = Vec::new();
+        let listening = self.samples.receiver_count() > 0;
         if was_connected && status != PlcStatus::Connected {
+            let now = Utc::now();
             for t in &mut p.tags {
                 if t.value.quality != Quality::Bad
                     || t.value.reason.as_deref() != Some("not_connected")
@@ -423,13 +428,29 @@ impl Cache {
                         reason: Some("not_connected".into()),
                         ..t.value.clone()
                     };
+                    if listening {
+                        went_stale.push(ValueUpdate {
+                            tag: t.meta.name.clone(),
+                            value: TagValue {
+                                ts: Some(now),
+                                ..stale.clone()
+                            },
+                        });
+                    }
                     t.set(stale, seq);
                 }
             }
         }
+        let plc_id = p.id.clone();
         st.seq = seq;
         drop(st);
         self.bump(seq);
+        if !went_stale.is_empty() {
+            let _ = self.samples.send(Arc::new(SampleBatch {
+                plc: plc_id,
+                values: went_stale,
+            }));
+        }
     }
 
     /// Records the server's application name.

@@ -36,6 +36,9 @@ struct Inner {
     logins: Family<ResultLabel, Counter>,
     writes: Family<ResultLabel, Counter>,
     plc_status: Family<PlcLabel, Gauge>,
+    /// The historian's counters, copied in before each render (`history` sits beside this
+    /// module, not below it): stored, dropped, lagged_batches, queued.
+    history: [Gauge; 4],
 }
 
 /// Counters and gauges of the remote server and the dispatcher. Cheap to clone.
@@ -114,8 +117,30 @@ impl Metrics {
             "1 for the current connection status of each PLC",
             plc_status.clone(),
         );
+        let history: [Gauge; 4] = Default::default();
+        for (g, (name, help)) in history.iter().zip([
+            (
+                "stator_history_samples_stored",
+                "Samples the historian committed to disk",
+            ),
+            (
+                "stator_history_samples_dropped",
+                "Samples the historian dropped because the disk could not keep up",
+            ),
+            (
+                "stator_history_batches_lagged",
+                "Sample batches the historian missed because it fell behind the live values",
+            ),
+            (
+                "stator_history_queued",
+                "Samples waiting for the historian's writer",
+            ),
+        ]) {
+            registry.register(name, help, g.clone());
+        }
         Self {
             inner: Arc::new(Inner {
+                history,
                 registry,
                 clients,
                 messages_out,
@@ -175,6 +200,18 @@ impl Metrics {
     /// A connection was closed at once because the connection cap was reached.
     pub fn connection_shed(&self) {
         self.inner.connections_shed.inc();
+    }
+
+    /// Copies the historian's counters in (see `Inner::history`).
+    pub fn set_history(&self, stored: u64, dropped: u64, lagged: u64, queued: u64) {
+        for (g, v) in self
+            .inner
+            .history
+            .iter()
+            .zip([stored, dropped, lagged, queued])
+        {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
     }
 
     /// `n` value changes passed through the broadcaster.

@@ -3,6 +3,7 @@
 
 import { ref } from 'vue'
 import alarmStrings from './locales/alarms'
+import history from './locales/history'
 
 const baseEn = {
   'app.name': 'Stator',
@@ -480,11 +481,11 @@ const basePl: BaseDict = {
 // Each area of the UI (alarms, trends, service, messages, …) keeps its strings in
 // `./locales/<area>.ts` as `export default { en: {…}, de: {…}, pl: {…} }` and is spread in here,
 // one line per language, so areas do not edit each other's tables.
-const en = { ...baseEn, ...alarmStrings.en }
+const en = { ...baseEn, ...alarmStrings.en, ...history.en }
 export type MessageKey = keyof typeof en
 type Dict = Record<MessageKey, string>
-const de: Dict = { ...baseDe, ...alarmStrings.de }
-const pl: Dict = { ...basePl, ...alarmStrings.pl }
+const de: Dict = { ...baseDe, ...alarmStrings.de, ...history.de }
+const pl: Dict = { ...basePl, ...alarmStrings.pl, ...history.pl }
 
 export const messages = { en, de, pl } as const
 export type Lang = keyof typeof messages

@@ -140,6 +140,8 @@ export interface Health {
   alarms_tag_missing?: number
   /** `alarm_settings.sound`: the panel sounds urgent/high alarms. */
   alarm_sound?: boolean
+  /** The historian's counters (absent when history is off). */
+  history?: HistoryHealth
 }
 
 export interface UserSummary {
@@ -403,4 +405,41 @@ export function decodeServerMsg(text: string): ServerMsg | null {
     /* ignore malformed frames */
   }
   return null
+}
+
+// --- History and trends -------------------------------------------------------------------
+export interface HistoryHealth {
+  stored: number
+  dropped: number
+  lagged_batches: number
+  queued: number
+}
+
+/** `[t, value, quality]` with t in Unix ms. */
+export type RawPoint = [number, number | boolean | string | null, Quality]
+/** `[t, min, max, first, last]`; all null for a bucket that held only bad samples (a gap). */
+export type BucketPoint = [number, number | null, number | null, number | null, number | null]
+
+export interface SeriesView {
+  tag: string
+  kind: 'raw' | 'buckets' | string
+  points: (RawPoint | BucketPoint)[]
+  unit?: string
+}
+
+export interface HistoryReply {
+  series: SeriesView[]
+}
+
+export interface HistoryTagView {
+  tag: string
+  type: 'number' | 'bool' | 'text'
+  first: number
+  last: number
+  samples: number
+  unit?: string
+}
+
+export interface HistoryTagsReply {
+  tags: HistoryTagView[]
 }

@@ -45,6 +45,7 @@ export type Route =
   | { name: 'admin'; tab: 'users' | 'audit' }
   | { name: 'alarms' }
   | { name: 'alarm_log' }
+  | { name: 'trend'; plc: string }
 
 export function parseHash(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -65,6 +66,9 @@ export function parseHash(hash: string): Route {
       return { name: 'admin', tab: parts[1] === 'audit' ? 'audit' : 'users' }
     case 'alarms':
       return parts[1] === 'log' ? { name: 'alarm_log' } : { name: 'alarms' }
+    case 'trend':
+      if (parts[1]) return { name: 'trend', plc: parts[1] }
+      break
   }
   return { name: 'overview' }
 }
@@ -81,6 +85,8 @@ export function routeHash(r: Route): string {
       return '#/alarms'
     case 'alarm_log':
       return '#/alarms/log'
+    case 'trend':
+      return `#/trend/${encodeURIComponent(r.plc)}`
     case 'login':
       return '#/login'
     default:

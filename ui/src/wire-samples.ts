@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, AuditPage, AuthResult, Done, Exiting, Health, HttpErrorBody, IncidentPage, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, AuditPage, AuthResult, Done, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -84,7 +84,13 @@ export const health: Health = {
     }
   ],
   "alarms_tag_missing": 1,
-  "alarm_sound": true
+  "alarm_sound": true,
+  "history": {
+    "stored": 1200,
+    "dropped": 0,
+    "lagged_batches": 0,
+    "queued": 3
+  }
 }
 
 export const ping: Pong = {
@@ -315,6 +321,61 @@ export const session_ended: SessionEnded = {
   "reason": "session revoked"
 }
 
+export const history: HistoryReply = {
+  "series": [
+    {
+      "tag": "alpha/P",
+      "kind": "raw",
+      "points": [
+        [
+          1790000000000,
+          2.5,
+          "good"
+        ],
+        [
+          1790000001000,
+          null,
+          "bad"
+        ]
+      ],
+      "unit": "kW"
+    },
+    {
+      "tag": "alpha/Q",
+      "kind": "buckets",
+      "points": [
+        [
+          1790000000000,
+          1.0,
+          4.0,
+          2.0,
+          3.0
+        ],
+        [
+          1790000060000,
+          null,
+          null,
+          null,
+          null
+        ]
+      ]
+    }
+  ]
+}
+
+export const history_tags: HistoryTagsReply = {
+  "tags": [
+    {
+      "tag": "alpha/P",
+      "type": "number",
+      "first": 1790000000000,
+      "last": 1790000060000,
+      "samples": 61,
+      "unit": "kW"
+    }
+  ]
+}
+
 export const alarms: AlarmList = {
   "alarms": [
     {
@@ -491,4 +552,4 @@ export const alarm_stats: AlarmStats = {
   "truncated": false
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended, history, history_tags, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }

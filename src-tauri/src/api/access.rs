@@ -59,5 +59,12 @@ pub fn required(req: &Request) -> Access<'_> {
         Request::AlarmShelve(_) | Request::AlarmUnshelve(_) => Session(ShelveAlarms),
         Request::AlarmOutOfService(_) | Request::AlarmInService(_) => Session(AlarmService),
         Request::AlarmStats(_) => Session(AlarmStats),
+        // History: tags of several parks may be asked at once; the handler keeps only the
+        // caller's parks (like the snapshot) and refuses a foreign one.
+        Request::History(_) => Session(ViewLive),
+        Request::HistoryTags(r) => match r.park.as_deref() {
+            Some(park) => Park(ViewLive, park),
+            None => Session(ViewLive),
+        },
     }
 }

@@ -10,6 +10,7 @@
 pub mod access;
 mod alarms;
 mod audit;
+pub mod history;
 mod live;
 pub mod push;
 pub mod request;
@@ -164,6 +165,8 @@ struct Inner {
     pushes: Pushes,
     alarms: crate::alarms::Alarms,
     started: Instant,
+    /// The historian, when it runs (attached once by `app`).
+    history: std::sync::OnceLock<crate::history::Historian>,
 }
 
 /// The dispatcher's shared state: auth, the live cache, the configuration, the PLC writer and
@@ -205,6 +208,7 @@ impl Api {
                 pushes: Pushes::default(),
                 alarms,
                 started: Instant::now(),
+                history: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -220,6 +224,24 @@ impl Api {
     /// The configuration.
     pub fn config(&self) -> &Arc<Config> {
         &self.inner.cfg
+    }
+    /// Serves history queries from `h` (once; a second historian is ignored).
+    pub fn attach_history(&self, h: crate::history::Historian) {
+        let _ = self.inner.history.set(h);
+    }
+    /// The historian, when it runs.
+    pub fn history(&self) -> Option<&crate::history::Historian> {
+        self.inner.history.get()
+    }
+    /// Counters and gauges exported on `/metrics` (the historian's counters copied in first).
+    pub fn render_metrics(&self) -> String {
+        if let Some(h) = self.history() {
+            let s = h.stats();
+            self.inner
+                .metrics
+                .set_history(s.stored, s.dropped, s.lagged_batches, s.queued);
+        }
+        self.inner.metrics.render(&self.inner.cache)
     }
     /// Counters and gauges exported on `/metrics`.
     pub fn metrics(&self) -> &Metrics {
@@ -277,6 +299,7 @@ impl Api {
             roles,
             alarms_tag_missing: self.inner.alarms.tag_missing(),
             alarm_sound: self.inner.cfg.alarm_settings.sound,
+            history: self.history().map(|h| h.stats().into()),
         }
     }
 
@@ -398,6 +421,8 @@ async fn run(
         Request::Snapshot(_) => v(&live::snapshot(api, &p()?)),
         Request::AuditPage(r) => v(&audit::page(api, &p()?, r).await?),
         Request::Write(_) => Err(ApiError::internal("write is dispatched on its own")),
+        Request::History(r) => v(&history::history(api, &p()?, r).await?),
+        Request::HistoryTags(r) => v(&history::tags(api, &p()?, r).await?),
         req => users::run(api, &p()?, req).await,
     }
 }

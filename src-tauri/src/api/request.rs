@@ -7,6 +7,8 @@ use serde::Deserialize;
 
 mod alarms;
 pub use alarms::*;
+mod history;
+pub use history::*;
 
 /// Declares [`Request`] (internally tagged by `op`) and [`Request::op`] from one table.
 macro_rules! requests {
@@ -102,6 +104,11 @@ requests! {
     "incidents" => Incidents(IncidentsReq),
     /// EEMUA 191 figures.
     "alarm_stats" => AlarmStats(AlarmStatsReq),
+    // History and trends.
+    /// Trend data of up to 16 tags: raw samples or min/max buckets (ViewLive, park-filtered).
+    "history" => History(HistoryReq),
+    /// The recorded tags of the caller's parks (or of one park) with first/last sample time.
+    "history_tags" => HistoryTags(HistoryTagsReq),
 }
 
 /// The body of an operation without fields.

@@ -68,6 +68,9 @@ pub struct Health {
     pub alarms_tag_missing: usize,
     /// `alarm_settings.sound`: the panel sounds `urgent`/`high` alarms.
     pub alarm_sound: bool,
+    /// The historian's counters (absent when it is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryHealth>,
 }
 
 /// `ping` → `{"pong":true}`.
@@ -366,6 +369,9 @@ pub struct SessionEnded {
     pub code: u16,
     pub reason: String,
 }
+
+mod history;
+pub use history::*;
 
 #[cfg(test)]
 mod samples;

@@ -55,6 +55,52 @@ pub enum Command {
     /// OPC UA certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// The historian's recorded values.
+    #[command(subcommand)]
+    History(HistoryCommand),
+    /// Draw a trend chart (PNG, or SVG when --out ends in .svg).
+    Trend(TrendArgs),
+}
+
+/// Which recorded values: tags and a time range (RFC 3339, YYYY-MM-DD, or -15m, -1h, -7d, now).
+#[derive(Debug, Args, Clone)]
+pub struct RangeArgs {
+    /// Comma-separated `<plc>/<tag>` names (array elements as `<plc>/<tag>[i]`).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tags: Vec<String>,
+    /// Relative forms start with '-', so they are taken as values, not options.
+    #[arg(long, default_value = "-1h", allow_hyphen_values = true)]
+    pub from: String,
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
+    pub to: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Export as JSON (the `history` reply) on standard output, or as CSV into a file.
+    Export {
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Write RFC 4180 CSV (ISO 8601 UTC, one column per tag) to this file.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Raw samples up to this many per tag, else min/max buckets (1–10000).
+        #[arg(long, default_value_t = 10_000)]
+        max_points: u64,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TrendArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// The image file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1280)]
+    pub width: u32,
+    #[arg(long, default_value_t = 400)]
+    pub height: u32,
 }
 
 #[derive(Debug, Args, Clone)]

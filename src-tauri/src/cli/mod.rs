@@ -10,6 +10,7 @@ mod audit;
 mod certs;
 mod desktop;
 pub mod discover;
+mod history;
 mod secret;
 mod serve;
 mod sim;
@@ -127,6 +128,8 @@ pub fn run() -> i32 {
         Some(Command::Audit(c)) => audit::run(&cli.global, c),
         Some(Command::Secret(c)) => secret::run(c),
         Some(Command::Certs(c)) => certs::run(&cli.global, c),
+        Some(Command::History(c)) => history::export(&cli.global, c),
+        Some(Command::Trend(a)) => history::trend(&cli.global, a),
         None => desktop::run(&cli.global, cli.demo, cli.kiosk),
     };
     match result {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::server::AppState;
 use super::setup_code::CodeError;
-use crate::api::wire::HttpError;
+use crate::api::wire::{HistoryReply, HttpError};
 use crate::api::{dispatch, ApiError, Ctx, Empty, Request};
 use crate::auth::Source;
 
@@ -79,7 +79,7 @@ pub(super) async fn metrics(State(st): State<AppState>) -> Response {
     if !st.cfg.metrics {
         return error_response(ApiError::not_found("metrics are off (remote.metrics)"));
     }
-    let body = st.api.metrics().render(st.api.cache());
+    let body = st.api.render_metrics();
     (
         [(
             header::CONTENT_TYPE,
@@ -370,4 +370,168 @@ pub(super) async fn alarm_journal_csv(
         out,
     )
         .into_response()
+}
+
+/// The `history` request of a query string: `tags` comma-separated or repeated, `from`, `to`,
+/// `max_points`; other parameters (`width`, `height`) are returned apart.
+fn history_request(
+    q: &[(String, String)],
+    default_points: Option<u64>,
+) -> Result<(crate::api::HistoryReq, Option<u32>, Option<u32>), ApiError> {
+    let mut r = crate::api::HistoryReq {
+        tags: Vec::new(),
+        from: None,
+        to: None,
+        max_points: default_points,
+    };
+    let (mut w, mut h) = (None, None);
+    let int = |k: &str, v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| ApiError::invalid(format!("{k} must be a whole number")))
+    };
+    for (k, v) in q {
+        match k.as_str() {
+            "tags" => r
+                .tags
+                .extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
+            "from" => r.from = Some(v.clone()),
+            "to" => r.to = Some(v.clone()),
+            "max_points" => r.max_points = Some(int(k, v)?),
+            "width" => w = Some(int(k, v)?.min(u64::from(u32::MAX)) as u32),
+            "height" => h = Some(int(k, v)?.min(u64::from(u32::MAX)) as u32),
+            _ => return Err(ApiError::invalid(format!("unknown parameter {k:?}"))),
+        }
+        if r.tags.len() > crate::history::MAX_TAGS {
+            return Err(ApiError::invalid("too many tags"));
+        }
+    }
+    Ok((r, w, h))
+}
+
+/// `GET /api/history?tags=&from=&to=&max_points=` (Bearer): the `history` reply.
+pub(super) async fn history(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let req = match history_request(&q, None) {
+        Ok((r, None, None)) => r,
+        Ok(_) => return error_response(ApiError::invalid("width/height are for trend images")),
+        Err(e) => return error_response(e),
+    };
+    reply(dispatch(&st.api, &ctx(&headers, addr), Request::History(req)).await)
+}
+
+/// Runs `history` for a derived format; the reply and the range it covers.
+async fn history_for(
+    st: &AppState,
+    c: &Ctx,
+    req: crate::api::HistoryReq,
+) -> Result<(HistoryReply, crate::api::history::Plan), ApiError> {
+    let (from, to) = (req.from.clone(), req.to.clone());
+    let v = dispatch(&st.api, c, Request::History(req.clone())).await?;
+    let r: HistoryReply =
+        serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))?;
+    // The bounds as the op read them (same parser, same `now` to the millisecond is not
+    // needed: they only place the axis).
+    let now = chrono::Utc::now();
+    let b = |s: Option<String>, d: &str, end: bool| {
+        crate::store::bound::parse_time(s.as_deref().unwrap_or(d), end, now)
+            .map_err(ApiError::invalid)
+    };
+    let plan = crate::api::history::Plan {
+        tags: req.tags,
+        from: b(from, "-1h", false)?,
+        to: b(to, "now", true)?,
+        max_points: 0,
+    };
+    Ok((r, plan))
+}
+
+/// `GET /api/history.csv?…` (Bearer): RFC 4180, ISO 8601 UTC, one column per tag. Raw samples
+/// up to 10,000 per tag (`max_points`), else the last value of each bucket.
+pub(super) async fn history_csv(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let req = match history_request(&q, Some(crate::history::MAX_POINTS as u64)) {
+        Ok((r, None, None)) => r,
+        Ok(_) => return error_response(ApiError::invalid("width/height are for trend images")),
+        Err(e) => return error_response(e),
+    };
+    match history_for(&st, &ctx(&headers, addr), req).await {
+        Ok((r, _)) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8; header=present",
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"history.csv\"",
+                ),
+            ],
+            crate::api::history::csv(&r),
+        )
+            .into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn trend(
+    st: AppState,
+    c: Ctx,
+    q: Vec<(String, String)>,
+    format: crate::api::history::ChartFormat,
+) -> Response {
+    let (mut req, w, h) = match history_request(&q, None) {
+        Ok(v) => v,
+        Err(e) => return error_response(e),
+    };
+    let size = (w.unwrap_or(1280), h.unwrap_or(400));
+    // One bucket per pixel column unless the caller asks otherwise.
+    if req.max_points.is_none() {
+        req.max_points = Some(u64::from(size.0).clamp(1, crate::history::MAX_POINTS as u64));
+    }
+    let (r, plan) = match history_for(&st, &c, req).await {
+        Ok(v) => v,
+        Err(e) => return error_response(e),
+    };
+    let drawn =
+        tokio::task::spawn_blocking(move || crate::api::history::chart(&r, &plan, size, format))
+            .await
+            .unwrap_or_else(|e| Err(ApiError::internal(e.to_string())));
+    let ty = match format {
+        crate::api::history::ChartFormat::Svg => "image/svg+xml",
+        crate::api::history::ChartFormat::Png => "image/png",
+    };
+    match drawn {
+        Ok(bytes) => ([(header::CONTENT_TYPE, ty)], bytes).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `GET /api/trend.svg?tags=&from=&to=&width=&height=` (Bearer).
+pub(super) async fn trend_svg(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let c = ctx(&headers, addr);
+    trend(st, c, q, crate::api::history::ChartFormat::Svg).await
+}
+
+/// `GET /api/trend.png?tags=&from=&to=&width=&height=` (Bearer).
+pub(super) async fn trend_png(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let c = ctx(&headers, addr);
+    trend(st, c, q, crate::api::history::ChartFormat::Png).await
 }

@@ -16,6 +16,7 @@ mod cli_config;
 mod dispatch;
 mod engine;
 mod live;
+mod history;
 mod remote_compact;
 mod remote_conn;
 mod remote_http;

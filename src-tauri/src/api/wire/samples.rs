@@ -262,6 +262,12 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             roles: role_table(|r| r.default_idle_timeout().as_secs()),
             alarms_tag_missing: 1,
             alarm_sound: true,
+            history: Some(HistoryHealth {
+                stored: 1200,
+                dropped: 0,
+                lagged_batches: 0,
+                queued: 3,
+            }),
         },
     );
     add("ping", &Pong { pong: true });
@@ -318,6 +324,45 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             reason: "session revoked".into(),
         },
     );
+    // History and trends.
+    add(
+        "history",
+        &HistoryReply {
+            series: vec![
+                SeriesView {
+                    tag: "alpha/P".into(),
+                    kind: "raw".into(),
+                    points: vec![
+                        json!([1_790_000_000_000i64, 2.5, "good"]),
+                        json!([1_790_000_001_000i64, null, "bad"]),
+                    ],
+                    unit: Some("kW".into()),
+                },
+                SeriesView {
+                    tag: "alpha/Q".into(),
+                    kind: "buckets".into(),
+                    points: vec![
+                        json!([1_790_000_000_000i64, 1.0, 4.0, 2.0, 3.0]),
+                        json!([1_790_000_060_000i64, null, null, null, null]),
+                    ],
+                    unit: None,
+                },
+            ],
+        },
+    );
+    add(
+        "history_tags",
+        &HistoryTags {
+            tags: vec![HistoryTagView {
+                tag: "alpha/P".into(),
+                value_type: crate::history::Kind::Number,
+                first: 1_790_000_000_000,
+                last: 1_790_000_060_000,
+                samples: 61,
+                unit: Some("kW".into()),
+            }],
+        },
+    );
     for (name, v) in alarm_samples() {
         m.push((name, ts_type(name), v));
     }
@@ -352,6 +397,8 @@ fn ts_type(name: &str) -> &'static str {
         "alarm_journal" => "AlarmJournalPage",
         "incidents" => "IncidentPage",
         "alarm_stats" => "AlarmStats",
+        "history" => "HistoryReply",
+        "history_tags" => "HistoryTagsReply",
         other => panic!("no protocol.ts type named for the sample {other}"),
     }
 }

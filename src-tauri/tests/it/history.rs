@@ -1,0 +1,660 @@
+//! The historian against the built-in simulator over real OPC UA/TCP: recording on change with
+//! qualities, gaps for a disconnect, deadband and minimum interval, retention, min/max
+//! decimation, park filtering of every op and HTTP route, the server-drawn PNG.
+//!
+//! Every wait polls with a bound; nothing sleeps to synchronise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opcua::types::Variant;
+use serde_json::{json, Value};
+use stator::api::{dispatch, Api, Ctx, Request};
+use stator::auth::{Auth, Role, Source};
+use stator::config::Config;
+use stator::history::Historian;
+use stator::live::{Cache, PlcStatus};
+use stator::plc::{Engine, EngineOptions};
+use stator::sim::{self, SimHandle, SimOptions};
+
+use crate::support::{eventually, http_as, wait_until, ConfigBuilder, Env};
+
+const WAIT: Duration = Duration::from_secs(10);
+const TAG: &str = "SP_Power_Limit_kW";
+
+struct Rig {
+    env: Env,
+    sim: Option<SimHandle>,
+    engine: Engine,
+    hist: Historian,
+    _pki: tempfile::TempDir,
+}
+
+/// Two parks on the simulator (`alpha`, `beta`), the historian recording them with `history`
+/// settings and `tags` (per-tag config), the api and the remote server over them.
+async fn rig(history: Value, tags: Value) -> Rig {
+    let sim = sim::start(SimOptions {
+        plcs: 2,
+        ..SimOptions::ephemeral()
+    })
+    .await
+    .expect("simulator starts");
+    let eps = sim.endpoints();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = json!({
+        "database": dir.path().join("history.db"),
+        "min_interval_seconds": 0,
+        "flush_seconds": 0.1,
+    });
+    if let (Value::Object(a), Value::Object(b)) = (&mut h, history) {
+        a.extend(b);
+    }
+    let builder = ConfigBuilder::new()
+        .plc("alpha", &eps[0], "Alpha")
+        .plc("beta", &eps[1], "Beta")
+        .set("plc_reconnect_delay_minutes", 0.05)
+        .set(
+            "database",
+            dir.path().join("stator.db").to_string_lossy().as_ref(),
+        )
+        .set("history", h)
+        .set("tags", tags);
+    // The CLI test reads the same configuration from disk.
+    std::fs::write(dir.path().join("config.json"), builder.text()).unwrap();
+    let cfg: Arc<Config> = Arc::new(builder.build());
+    let store = stator::store::Store::open(&dir.path().join("stator.db")).unwrap();
+    let auth = Auth::new(store, &cfg);
+    let cache = Cache::from_config(&cfg);
+    let hist = Historian::open(&dir.path().join("history.db"), &cfg.history).unwrap();
+    hist.record(cache.clone(), cfg.clone());
+    let pki = tempfile::tempdir().unwrap();
+    let engine = Engine::start(cfg.clone(), cache.clone(), EngineOptions::new(pki.path()));
+    let api = Api::new(auth.clone(), cache.clone(), cfg.clone());
+    api.attach_history(hist.clone());
+    let env = Env::serve(dir, cfg, auth, cache, api, |_| {}).await;
+    for p in ["alpha", "beta"] {
+        wait_until(WAIT, &format!("{p} CONNECTED"), || {
+            env.cache.status(p) == Some(PlcStatus::Connected)
+        })
+        .await;
+    }
+    Rig {
+        env,
+        sim: Some(sim),
+        engine,
+        hist,
+        _pki: pki,
+    }
+}
+
+impl Rig {
+    /// Sets a Float tag on park `i` as the PLC program would and waits until the cache has it.
+    async fn set_f32(&self, park: usize, tag: &str, v: f32) {
+        self.sim
+            .as_ref()
+            .unwrap()
+            .set_value(park, tag, Variant::Float(v))
+            .unwrap();
+        self.seen(park, tag, json!(v)).await;
+    }
+
+    async fn seen(&self, park: usize, tag: &str, v: Value) {
+        let plc = ["alpha", "beta"][park];
+        wait_until(WAIT, &format!("{plc}/{tag} = {v}"), || {
+            self.env.cache.value(plc, tag).map(|x| x.value) == Some(v.clone())
+        })
+        .await;
+    }
+
+    async fn flush(&self) {
+        let h = self.hist.clone();
+        tokio::task::spawn_blocking(move || h.flush_blocking())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn call(&self, token: &str, v: Value) -> Result<Value, stator::api::ApiError> {
+        let req = Request::from_json(v)?;
+        let ctx = Ctx::new(Some(token.into()), Source::Remote("127.0.0.1".into()));
+        dispatch(&self.env.api, &ctx, req).await
+    }
+
+    /// The raw points of one tag over the last hour.
+    async fn raw(&self, token: &str, tag: &str) -> Vec<Value> {
+        let r = self
+            .call(
+                token,
+                json!({"op": "history", "tags": [tag], "from": "-1h", "to": "now"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r["series"][0]["tag"], tag);
+        assert_eq!(r["series"][0]["kind"], "raw", "{r}");
+        r["series"][0]["points"].as_array().unwrap().clone()
+    }
+
+    async fn stop(mut self) {
+        self.engine.shutdown().await;
+        self.hist.shutdown().await;
+        if let Some(s) = self.sim.take() {
+            s.stop().await;
+        }
+    }
+}
+
+fn values(points: &[Value]) -> Vec<Value> {
+    points.iter().map(|p| p[1].clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_come_back_in_order_with_quality_and_a_disconnect_is_a_gap() {
+    let r = rig(
+        json!({}),
+        json!({"alpha/SP_Power_Limit_kW": {"unit": "kW"}}),
+    )
+    .await;
+    let token = r.env.login("op", Role::Operator, &["alpha"]).await;
+    for v in [11.5f32, 12.5, 13.5] {
+        r.set_f32(0, TAG, v).await;
+    }
+    r.flush().await;
+    let pts = r.raw(&token, &format!("alpha/{TAG}")).await;
+    let vals = values(&pts);
+    let i = vals
+        .iter()
+        .position(|v| *v == json!(11.5))
+        .expect("11.5 stored");
+    assert_eq!(vals[i..i + 3], [json!(11.5), json!(12.5), json!(13.5)]);
+    assert!(
+        pts.windows(2).all(|w| w[0][0].as_i64() <= w[1][0].as_i64()),
+        "time order"
+    );
+    assert!(pts[i..].iter().all(|p| p[2] == "good"));
+
+    // The PLC goes away: the last point is the same value marked bad (a gap), after the others.
+    let last_good = pts.last().unwrap()[0].as_i64().unwrap();
+    let sim = {
+        let mut r = r;
+        let s = r.sim.take().unwrap();
+        s.stop().await;
+        r
+    };
+    wait_until(WAIT, "alpha leaves CONNECTED", || {
+        sim.env.cache.status("alpha") != Some(PlcStatus::Connected)
+    })
+    .await;
+    let token2 = token.clone();
+    let ok = eventually(WAIT, || async {
+        sim.flush().await;
+        let pts = sim.raw(&token2, &format!("alpha/{TAG}")).await;
+        pts.last().is_some_and(|p| p[2] == "bad")
+    })
+    .await;
+    assert!(ok, "a bad-quality point marks the disconnect");
+    let pts = sim.raw(&token, &format!("alpha/{TAG}")).await;
+    let gap = pts.last().unwrap();
+    assert!(gap[0].as_i64().unwrap() >= last_good);
+    assert_eq!(gap[1], json!(13.5), "the last value, marked bad");
+
+    // The PNG of that range breaks the line at the gap and still decodes.
+    let tags = sim
+        .call(&token, json!({"op": "history_tags"}))
+        .await
+        .unwrap();
+    let listed = tags["tags"].as_array().unwrap();
+    let t = listed
+        .iter()
+        .find(|t| t["tag"] == format!("alpha/{TAG}"))
+        .expect("listed");
+    assert_eq!(t["type"], "number");
+    assert_eq!(t["unit"], "kW");
+    assert!(t["first"].as_i64() <= t["last"].as_i64());
+    assert!(listed
+        .iter()
+        .all(|t| t["tag"].as_str().unwrap().starts_with("alpha/")));
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadband_and_min_interval_are_honoured() {
+    let r = rig(
+        json!({}),
+        json!({
+            "alpha/SP_Power_Limit_kW": {"history": {"deadband": 5.0}},
+            "alpha/Meteo/Ambient_Temp_C": {"history": {"min_interval_seconds": 1.0}},
+        }),
+    )
+    .await;
+    let token = r.env.login("op", Role::Operator, &["alpha"]).await;
+    for v in [100.0f32, 102.0, 104.0, 106.0, 107.0, 120.0] {
+        r.set_f32(0, TAG, v).await;
+    }
+    r.flush().await;
+    let vals = values(&r.raw(&token, &format!("alpha/{TAG}")).await);
+    let from = vals
+        .iter()
+        .position(|v| *v == json!(100.0))
+        .expect("first stored");
+    assert_eq!(
+        vals[from..],
+        [json!(100.0), json!(106.0), json!(120.0)],
+        "changes under 5.0 from the last stored value are not stored"
+    );
+
+    // Ambient temperature changes every 100 ms in the simulator; stored at most once a second.
+    let tag = "alpha/Meteo/Ambient_Temp_C";
+    let enough = eventually(WAIT, || async {
+        r.flush().await;
+        r.raw(&token, tag).await.len() >= 4
+    })
+    .await;
+    assert!(enough, "ambient temperature recorded");
+    let pts = r.raw(&token, tag).await;
+    for w in pts.windows(2) {
+        let dt = w[1][0].as_i64().unwrap() - w[0][0].as_i64().unwrap();
+        assert!(dt >= 1000, "samples {dt} ms apart: {w:?}");
+    }
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimation_keeps_a_one_sample_spike_and_retention_deletes_old_data() {
+    let r = rig(json!({"retention_days": 30}), json!({})).await;
+    let token = r.env.login("op", Role::Operator, &["alpha"]).await;
+    for v in [1.0f32, 2.0, 3.0, 4.0, 9999.0, 5.0, 6.0, 7.0, 8.0, 9.0] {
+        r.set_f32(0, TAG, v).await;
+    }
+    r.flush().await;
+    let tag = format!("alpha/{TAG}");
+    let reply = r
+        .call(
+            &token,
+            json!({"op": "history", "tags": [tag], "from": "-1h", "to": "now", "max_points": 3}),
+        )
+        .await
+        .unwrap();
+    let s = &reply["series"][0];
+    assert_eq!(s["kind"], "buckets", "{reply}");
+    let b = s["points"].as_array().unwrap();
+    assert!(b.len() <= 3);
+    let max = b
+        .iter()
+        .filter_map(|p| p[2].as_f64())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(max, 9999.0, "the spike survives as a bucket maximum: {b:?}");
+    for p in b {
+        let (lo, hi) = (p[1].as_f64().unwrap(), p[2].as_f64().unwrap());
+        assert!(lo <= p[3].as_f64().unwrap() && p[4].as_f64().unwrap() <= hi);
+    }
+
+    // 31 days later everything recorded now is past the retention.
+    let h = r.hist.clone();
+    let deleted = tokio::task::spawn_blocking(move || {
+        h.retention_blocking(chrono::Utc::now() + chrono::Duration::days(31))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(deleted > 0);
+    let left = r.call(&token, json!({"op": "history_tags"})).await.unwrap();
+    assert!(
+        left["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["last"].as_i64().unwrap() > chrono::Utc::now().timestamp_millis() - 60_000),
+        "only blocks opened after the retention run remain: {left}"
+    );
+    let pts = r
+        .call(
+            &token,
+            json!({"op": "history", "tags": [tag], "from": "-1h", "to": "now"}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !values(pts["series"][0]["points"].as_array().unwrap()).contains(&json!(9999.0)),
+        "the spike was deleted"
+    );
+    r.stop().await;
+}
+
+fn code(e: Result<Value, stator::api::ApiError>) -> String {
+    e.err()
+        .map(|e| e.code.as_str().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parks_filter_every_op_and_route_and_bad_input_has_clear_codes() {
+    let r = rig(json!({"retention_days": 7}), json!({})).await;
+    r.set_f32(0, TAG, 31.0).await;
+    r.set_f32(1, TAG, 32.0).await;
+    r.flush().await;
+    let token = r.env.login("op", Role::Operator, &["alpha"]).await;
+    let mine = format!("alpha/{TAG}");
+    let theirs = format!("beta/{TAG}");
+    let q = |tags: &str, more: Value| {
+        let mut v = json!({"op": "history", "tags": [tags], "from": "-1h", "to": "now"});
+        if let (Value::Object(a), Value::Object(b)) = (&mut v, more) {
+            a.extend(b);
+        }
+        v
+    };
+    assert_eq!(
+        code(r.call(&token, q(&theirs, json!({}))).await),
+        "forbidden"
+    );
+    assert_eq!(
+        code(
+            r.call(&token, json!({"op": "history", "tags": [mine, theirs]}))
+                .await
+        ),
+        "forbidden"
+    );
+    assert_eq!(
+        code(
+            r.call(&token, json!({"op": "history_tags", "park": "beta"}))
+                .await
+        ),
+        "forbidden"
+    );
+    let listed = r.call(&token, json!({"op": "history_tags"})).await.unwrap();
+    assert!(!listed["tags"].as_array().unwrap().is_empty());
+    assert!(listed["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["tag"].as_str().unwrap().starts_with("alpha/")));
+    assert_eq!(
+        code(r.call(&token, q("alpha/No_Such_Tag", json!({}))).await),
+        "not_found"
+    );
+    assert_eq!(
+        code(r.call(&token, q("gamma/X", json!({}))).await),
+        "not_found"
+    );
+    assert_eq!(
+        code(
+            r.call(&token, q(&mine, json!({"from": "now", "to": "-1h"})))
+                .await
+        ),
+        "invalid"
+    );
+    assert_eq!(
+        code(r.call(&token, q(&mine, json!({"from": "-30d"}))).await),
+        "invalid"
+    );
+    assert_eq!(
+        code(r.call(&token, q(&mine, json!({"max_points": 0}))).await),
+        "invalid"
+    );
+    assert_eq!(
+        code(r.call(&token, q(&mine, json!({"max_points": 10001}))).await),
+        "invalid"
+    );
+    assert_eq!(
+        code(r.call(&token, q(&mine, json!({"from": "yesterday"}))).await),
+        "invalid"
+    );
+    assert!(r
+        .call(&token, q(&mine, json!({"max_points": 10000})))
+        .await
+        .is_ok());
+
+    // Every HTTP route: the foreign park is 403, the own one answers in its format.
+    let enc = |s: &str| s.replace('/', "%2F");
+    for route in [
+        "/api/history",
+        "/api/history.csv",
+        "/api/trend.svg",
+        "/api/trend.png",
+    ] {
+        let (st, _, _) = http_as(
+            &r.env,
+            "GET",
+            &format!("{route}?tags={}&from=-1h&to=now", enc(&theirs)),
+            &token,
+            None,
+        )
+        .await;
+        assert_eq!(st, 403, "{route}");
+        let (st, _, _) = http_as(
+            &r.env,
+            "GET",
+            &format!("{route}?tags={}&from=-1h&to=now", enc(&mine)),
+            "nope",
+            None,
+        )
+        .await;
+        assert_eq!(st, 401, "{route}");
+        let (st, h, body) = http_as(
+            &r.env,
+            "GET",
+            &format!("{route}?tags={}&from=-1h&to=now", enc(&mine)),
+            &token,
+            None,
+        )
+        .await;
+        assert_eq!(st, 200, "{route}: {body}");
+        let ty = crate::support::header(&h, "content-type")
+            .unwrap_or_default()
+            .to_string();
+        match route {
+            "/api/history" => {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                assert!(values(v["series"][0]["points"].as_array().unwrap()).contains(&json!(31.0)));
+            }
+            "/api/history.csv" => {
+                assert!(ty.starts_with("text/csv"));
+                let mut lines = body.split("\r\n");
+                assert_eq!(lines.next(), Some(format!("time,{mine}").as_str()));
+                assert!(
+                    body.lines()
+                        .any(|l| l.ends_with(",31.0") && l.contains('T') && l.contains("Z,")),
+                    "{body}"
+                );
+            }
+            "/api/trend.svg" => {
+                assert_eq!(ty, "image/svg+xml");
+                assert!(
+                    body.contains("<svg") && body.contains(&mine),
+                    "legend names the tag"
+                );
+            }
+            _ => assert_eq!(ty, "image/png"),
+        }
+    }
+    let (st, _, body) = http_as(
+        &r.env,
+        "GET",
+        &format!("/api/history?tags={}&max_points=0", enc(&mine)),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("\"error\":\"invalid\""));
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trend_png_decodes_with_the_right_size_and_drawn_pixels() {
+    let r = rig(
+        json!({}),
+        json!({"alpha/SP_Power_Limit_kW": {"unit": "kW"}}),
+    )
+    .await;
+    for v in [10.0f32, 50.0, 20.0, 70.0] {
+        r.set_f32(0, TAG, v).await;
+    }
+    r.flush().await;
+    let token = r.env.login("op", Role::Operator, &["alpha"]).await;
+    let path = format!(
+        "/api/trend.png?tags=alpha%2F{TAG},alpha%2FMeteo%2FAmbient_Temp_C&from=-5m&to=now&width=640&height=300"
+    );
+    let bytes = raw_get(r.env.addr, &path, &token).await;
+    let dec = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = dec.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (640, 300));
+    // The first pen's colour appears inside the plot area (right of the axis labels).
+    let px = |x: usize, y: usize| {
+        let i = (y * info.width as usize + x) * 3;
+        (buf[i], buf[i + 1], buf[i + 2])
+    };
+    let mut pen = 0;
+    for y in 10..280 {
+        for x in 80..630 {
+            if px(x, y) == (31, 90, 160) {
+                pen += 1;
+            }
+        }
+    }
+    assert!(pen > 50, "{pen} pen pixels");
+    r.stop().await;
+}
+
+/// GET with a bearer token; the body bytes (binary-safe).
+async fn raw_get(addr: std::net::SocketAddr, path: &str, token: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = crate::support::request(
+        addr,
+        "GET",
+        path,
+        &[("Authorization", &crate::support::bearer(token))],
+        None,
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let at = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&buf[..at]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("chunked"), "content-length body expected");
+    buf[at..].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_exports_csv_and_draws_a_trend_from_the_same_file() {
+    let r = rig(json!({}), json!({})).await;
+    for v in [41.0f32, 42.0] {
+        r.set_f32(0, TAG, v).await;
+    }
+    r.flush().await;
+    let dir = r.env._dir.path().to_path_buf();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stator"))
+            .arg("--config")
+            .arg(dir.join("config.json"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let csv = dir.join("out.csv");
+    let tag = format!("alpha/{TAG}");
+    let out = run(&[
+        "history",
+        "export",
+        "--tags",
+        &tag,
+        "--from",
+        "-1h",
+        "--to",
+        "now",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with(&format!("time,{tag}\r\n")), "{text}");
+    assert!(
+        text.contains(",41.0\r\n") && text.contains(",42.0\r\n"),
+        "{text}"
+    );
+    let png = dir.join("trend.png");
+    let out = run(&[
+        "trend",
+        "--tags",
+        &tag,
+        "--from",
+        "-10m",
+        "--to",
+        "now",
+        "--out",
+        png.to_str().unwrap(),
+        "--width",
+        "800",
+        "--height",
+        "300",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dec = png::Decoder::new(std::io::Cursor::new(std::fs::read(&png).unwrap()));
+    let info = dec.read_info().unwrap().info().clone();
+    assert_eq!((info.width, info.height), (800, 300));
+    // Bad input is a usage error (exit 2) with one line.
+    let out = run(&[
+        "history", "export", "--tags", &tag, "--from", "now", "--to", "-1h",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("from is after to"));
+    let out = run(&["history", "export", "--tags", "alpha/Nope", "--from", "-1h"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r.stop().await;
+}
+
+#[test]
+fn bad_history_config_names_file_and_path() {
+    let base = || ConfigBuilder::new().plc("alpha", "opc.tcp://127.0.0.1:4840", "Alpha");
+    let cases = [
+        (
+            json!({"history": {"retention_days": 0}}),
+            "$.history.retention_days",
+        ),
+        (
+            json!({"history": {"flush_seconds": -1}}),
+            "$.history.flush_seconds",
+        ),
+        (json!({"history": {"nope": 1}}), "$.history"),
+        (
+            json!({"tags": {"alpha/P": {"history": {"deadband": -1}}}}),
+            "$.tags[\"alpha/P\"].history.deadband",
+        ),
+        (
+            json!({"tags": {"alpha/P": {"history": "yes"}}}),
+            "$.tags.alpha/P.history",
+        ),
+    ];
+    for (extra, path) in cases {
+        let text = base().merge(extra.clone()).text();
+        let e = Config::parse(std::path::Path::new("cfg.json"), &text).expect_err("refused");
+        let line = e.to_string();
+        assert!(line.starts_with("cfg.json: "), "{line}");
+        assert!(line.contains(path), "{extra}: {line}");
+        assert!(!line.contains('\n'));
+    }
+    let ok = base()
+        .merge(json!({"history": {"enabled": true, "database": "h.db", "retention_days": 90, "max_disk_mb": 2048, "min_interval_seconds": 1, "flush_seconds": 1},
+                      "tags": {"alpha/P": {"history": {"deadband": 0.5, "min_interval_seconds": 0.1}}, "alpha/Q": {"history": false}, "alpha/S": {"history": true}}}))
+        .build();
+    assert_eq!(ok.history.retention_days, 90.0);
+}
