@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::roles::Role;
 
+mod service;
+pub use service::{CalibrationConfig, ServiceConfig, MAX_CALIBRATIONS};
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +46,12 @@ pub struct Config {
     /// Directory of the OPC UA PKI (own/, private/, trusted/, rejected/). Default: `certs`.
     #[serde(default)]
     pub pki_dir: Option<PathBuf>,
+    /// Service mode (what operators may still write while a park is in service).
+    #[serde(default)]
+    pub service: ServiceConfig,
+    /// Two-point sensor calibrations (see `config/service.rs`).
+    #[serde(default)]
+    pub calibration: Vec<CalibrationConfig>,
 }
 
 /// One PLC.
@@ -465,6 +474,7 @@ impl Config {
                 return err(format!("$.auth.idle_timeout_minutes.{role}"), m);
             }
         }
+        service::validate(self, file)?;
         Ok(())
     }
 

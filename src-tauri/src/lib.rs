@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod plc;
 pub mod remote;
 pub mod roles;
+pub mod service;
 pub mod sim;
 pub mod store;

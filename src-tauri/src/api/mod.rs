@@ -9,9 +9,12 @@
 
 pub mod access;
 mod audit;
+mod calibration;
+mod diagnostics;
 mod live;
 pub mod push;
 pub mod request;
+mod service;
 mod session;
 mod users;
 pub mod wire;
@@ -162,6 +165,10 @@ struct Inner {
     refusals: write_audit::AnonymousRefusals,
     pushes: Pushes,
     started: Instant,
+    /// The parks in service (mirrored from the store).
+    service: crate::service::ServiceModes,
+    /// Open calibration runs by calibration id (at most one per configured calibration).
+    runs: parking_lot::Mutex<std::collections::HashMap<String, calibration::Run>>,
 }
 
 /// The dispatcher's shared state: auth, the live cache, the configuration, the PLC writer and
@@ -190,7 +197,11 @@ impl Api {
         metrics: Metrics,
     ) -> Api {
         let rate = cfg.auth.write_rate_per_second;
-        Api {
+        let service = crate::service::ServiceModes::load(auth.store()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the parks in service");
+            Default::default()
+        });
+        let api = Api {
             inner: Arc::new(Inner {
                 auth,
                 cache,
@@ -201,8 +212,19 @@ impl Api {
                 refusals: write_audit::AnonymousRefusals::default(),
                 pushes: Pushes::default(),
                 started: Instant::now(),
+                service,
+                runs: Default::default(),
             }),
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(service::watch_expiry(Arc::downgrade(&api.inner)));
         }
+        api
+    }
+
+    /// The parks in service now (for the alarm journal and other subsystems above `service`).
+    pub fn service_modes(&self) -> &crate::service::ServiceModes {
+        &self.inner.service
     }
 
     /// The auth service (transports use `peek` and `changes` to police open sockets).
@@ -271,7 +293,17 @@ impl Api {
 
     /// The snapshot of the parks `p` may see (`{"type":"snapshot","seq","plcs":[…]}`).
     pub fn snapshot_msg(&self, p: &Principal) -> wire::SnapshotMsg {
-        self.inner.cache.snapshot(|id| p.parks.contains(id)).into()
+        let mut msg: wire::SnapshotMsg =
+            self.inner.cache.snapshot(|id| p.parks.contains(id)).into();
+        msg.service = self
+            .inner
+            .service
+            .all()
+            .iter()
+            .filter(|s| p.parks.contains(&s.park))
+            .map(wire::ServiceBanner::of)
+            .collect();
+        msg
     }
 
     /// THE access check: resolves who is asking and whether they may, for what `access` says.
@@ -281,6 +313,14 @@ impl Api {
             Access::Anonymous => return Ok(None),
             Access::Session(perm) => (perm, None),
             Access::Park(perm, park) => (perm, Some(park)),
+            Access::Calibration(perm, id) => match self.inner.cfg.calibration(id) {
+                Some(c) => (perm, Some(c.park())),
+                None => {
+                    let token = ctx.token.as_deref().unwrap_or("");
+                    self.inner.auth.check(token, perm, None).await?;
+                    return Err(ApiError::not_found(format!("no calibration {id:?}")));
+                }
+            },
             Access::Credentials(perm) => return self.signed(ctx, req, perm).await.map(Some),
         };
         let token = ctx
@@ -360,6 +400,15 @@ async fn run(
         Request::Snapshot(_) => v(&live::snapshot(api, &p()?)),
         Request::AuditPage(r) => v(&audit::page(api, &p()?, r).await?),
         Request::Write(_) => Err(ApiError::internal("write is dispatched on its own")),
+        Request::ServiceStart(r) => v(&service::start(api, ctx, &p()?, r).await?),
+        Request::ServiceEnd(r) => v(&service::end(api, ctx, &p()?, r).await?),
+        Request::CalibrationStart(r) => v(&calibration::start(api, ctx, &p()?, r).await?),
+        Request::CalibrationPoint(r) => v(&calibration::point(api, ctx, &p()?, r).await?),
+        Request::CalibrationApply(r) => v(&calibration::apply(api, ctx, &p()?, r).await?),
+        Request::CalibrationCancel(r) => v(&calibration::cancel(api, ctx, &p()?, r).await?),
+        Request::CalibrationRecords(r) => v(&calibration::records(api, &p()?, r).await?),
+        Request::Diagnostics(_) => v(&diagnostics::report(api, &p()?).await),
+        Request::DiagnosticsPing(r) => v(&diagnostics::ping(api, r).await?),
         req => users::run(api, &p()?, req).await,
     }
 }

@@ -137,6 +137,10 @@ pub struct SnapshotMsg {
     pub kind: &'static str,
     pub seq: u64,
     pub plcs: Vec<PlcSnapshot>,
+    /// The visible parks in service (absent when none): a client that missed the `service`
+    /// push still shows the banner.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service: Vec<ServiceBanner>,
 }
 
 impl From<Snapshot> for SnapshotMsg {
@@ -145,6 +149,7 @@ impl From<Snapshot> for SnapshotMsg {
             kind: "snapshot",
             seq: s.seq,
             plcs: s.plcs,
+            service: Vec::new(),
         }
     }
 }
@@ -357,6 +362,9 @@ pub struct SessionEnded {
     pub code: u16,
     pub reason: String,
 }
+
+mod service;
+pub use service::*;
 
 #[cfg(test)]
 mod samples;

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod bound;
 pub mod login_failures;
+pub mod service;
 pub mod sessions;
 pub mod users;
 
@@ -40,6 +41,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_audit_key",
         include_str!("migrations/0005_audit_key.sql"),
     ),
+    ("0007_service", include_str!("migrations/0007_service.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.
