@@ -427,3 +427,75 @@ pub(super) async fn records(
         .collect();
     Ok(CalibrationRecords { records })
 }
+
+/// Escapes text for HTML.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A printable certificate of one record (as returned by `calibration_records`): plain HTML
+/// with print styles, no scripts, nothing loaded from elsewhere (the CSP stays strict).
+pub fn certificate_html(r: &Value) -> String {
+    let s = |k: &str| {
+        esc(&r[k]
+            .as_str()
+            .map_or_else(|| r[k].to_string(), str::to_string))
+    };
+    let num = |v: &Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.6}"));
+    let unit = s("unit");
+    let mut rows = String::new();
+    if let Some(points) = r["points"].as_array() {
+        for (i, p) in points.iter().enumerate() {
+            rows.push_str(&format!(
+                "<tr><td>{}</td><td>{} {unit}</td><td>{}</td><td>{}</td></tr>",
+                i + 1,
+                num(&p["reference"]),
+                num(&p["raw"]),
+                num(&p["spread"])
+            ));
+        }
+    }
+    let verdict = if r["pass"] == Value::Bool(true) {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Calibration certificate {n}</title><style>\
+body{{font:11pt sans-serif;margin:2cm;color:#000;background:#fff}}\
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #000;padding:4px 8px;text-align:left}}\
+h1{{font-size:16pt}}@media print{{body{{margin:1cm}}}}</style></head><body>\
+<h1>Calibration certificate no. {n}</h1>\
+<table><tr><th>Calibration</th><td>{cal}</td></tr><tr><th>Park</th><td>{park}</td></tr>\
+<tr><th>Tag</th><td>{tag}</td></tr><tr><th>Range</th><td>{lo} – {hi} {unit}</td></tr>\
+<tr><th>Tolerance</th><td>± {tol} {unit}</td></tr><tr><th>Calibrated by</th><td>{by}</td></tr>\
+<tr><th>Date (UTC)</th><td>{at}</td></tr><tr><th>Next due (UTC)</th><td>{due}</td></tr></table>\
+<h2>Points</h2><table><tr><th>#</th><th>Reference</th><th>Raw (mean)</th><th>Raw spread</th></tr>{rows}</table>\
+<h2>Result</h2><table><tr><th></th><th>Gain</th><th>Offset</th></tr>\
+<tr><th>As found</th><td>{og}</td><td>{oo}</td></tr><tr><th>As left</th><td>{ng}</td><td>{no}</td></tr></table>\
+<table><tr><th>As-found error</th><td>{afe} {unit}</td></tr><tr><th>As-left error</th><td>{ale} {unit}</td></tr>\
+<tr><th>Verdict</th><td><strong>{verdict}</strong> ({result})</td></tr></table>\
+<p>Signature: ______________________________</p></body></html>",
+        n = esc(&r["n"].to_string()),
+        cal = s("calibration"),
+        park = s("park"),
+        tag = s("tag"),
+        lo = num(&r["range"][0]),
+        hi = num(&r["range"][1]),
+        tol = num(&r["tolerance"]),
+        by = s("by"),
+        at = s("at"),
+        due = s("next_due"),
+        og = num(&r["old_gain"]),
+        oo = num(&r["old_offset"]),
+        ng = num(&r["new_gain"]),
+        no = num(&r["new_offset"]),
+        afe = num(&r["as_found_error"]),
+        ale = num(&r["as_left_error"]),
+        result = s("result"),
+    )
+}

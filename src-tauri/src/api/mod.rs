@@ -27,6 +27,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use access::Access;
+pub use calibration::certificate_html;
 pub use push::{Audience, Push, Pushes};
 pub use request::*;
 pub use wire::UpdateMsg;

@@ -279,6 +279,11 @@ fn routes(state: AppState) -> Router {
         .route("/api/me", get(http::me))
         .route("/api/snapshot", get(http::snapshot))
         .route("/api/write", post(http::write))
+        .route("/api/calibration/records", get(http::calibration_records))
+        .route(
+            "/api/calibration/records/{file}",
+            get(http::calibration_certificate),
+        )
         .route("/ws", any(ws::upgrade))
         .route("/", get(assets::index))
         .route("/{*path}", get(assets::file))
