@@ -55,6 +55,9 @@ pub enum Command {
     /// OPC UA certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Sensor calibration records.
+    #[command(subcommand)]
+    Calibration(CalibrationCommand),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -179,6 +182,19 @@ pub enum AuditCommand {
         to: Option<String>,
         #[arg(long)]
         csv: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalibrationCommand {
+    /// Every configured calibration with its last record and due state, then the records
+    /// (newest first); `--json` prints the records as JSON lines.
+    List {
+        /// Only this calibration id.
+        #[arg(long)]
+        calibration: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -7,6 +7,7 @@
 
 mod args;
 mod audit;
+mod calibration;
 mod certs;
 mod desktop;
 pub mod discover;
@@ -127,6 +128,7 @@ pub fn run() -> i32 {
         Some(Command::Audit(c)) => audit::run(&cli.global, c),
         Some(Command::Secret(c)) => secret::run(c),
         Some(Command::Certs(c)) => certs::run(&cli.global, c),
+        Some(Command::Calibration(c)) => calibration::run(&cli.global, c),
         None => desktop::run(&cli.global, cli.demo, cli.kiosk),
     };
     match result {

@@ -409,6 +409,24 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     let c = op(api, &sam, cal("calibration_cancel")).await.unwrap();
     assert_eq!(c["state"], "cancelled");
     assert_refused(op(api, &sam, cal("calibration_apply")).await, "invalid");
+    // The CLI lists the record from the database.
+    let cfg_path = s.env._dir.path().join("config.json");
+    std::fs::write(&cfg_path, serde_json::to_string(&*s.env.cfg).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stator"))
+        .args(["calibration", "list", "--config"])
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("alpha_p1") && text.contains("pass") && text.contains(" ok"),
+        "{text}"
+    );
     // Diagnostics: plausible figures for the park.
     let d = op(api, &sam, json!({"op": "diagnostics"})).await.unwrap();
     let park = &d["parks"][0];
