@@ -395,19 +395,17 @@ pub(super) async fn records(
     p: &Principal,
     r: CalibrationRecordsReq,
 ) -> Result<CalibrationRecords, ApiError> {
-    let parse = |s: &Option<String>, f: &str| -> Result<_, ApiError> {
+    // The audit trail's range syntax: RFC 3339 or a date (`to` a date means its end).
+    let parse = |s: &Option<String>, f: &str, end: bool| -> Result<_, ApiError> {
         s.as_deref()
-            .map(|t| {
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .map(|d| d.with_timezone(&Utc))
-                    .map_err(|_| ApiError::invalid(format!("{f} must be an RFC 3339 time")))
-            })
+            .map(|t| crate::store::bound::parse_bound(t, end))
             .transpose()
+            .map_err(|e| ApiError::invalid(format!("{f}: {e}")))
     };
     let filter = RecordFilter {
         calibration: r.calibration,
-        from: parse(&r.from, "from")?,
-        to: parse(&r.to, "to")?,
+        from: parse(&r.from, "from", false)?,
+        to: parse(&r.to, "to", true)?,
         limit: MAX_RECORDS,
     };
     let rows = api

@@ -553,6 +553,15 @@ async fn bad_calibration_input_is_refused_and_audited() {
         .await
         .unwrap();
     assert_eq!(recs["records"], json!([]));
+    assert_refused(
+        op(
+            api,
+            &sam,
+            json!({"op": "calibration_records", "from": "yesterday"}),
+        )
+        .await,
+        "invalid",
+    );
     let applies = rows_of(&env, "calibration_apply").await;
     assert_eq!(applies.len(), 1);
     assert!(
