@@ -38,6 +38,8 @@ export interface SnapshotMsg {
   type?: 'snapshot'
   seq: number
   plcs: PlcSnapshot[]
+  /** Visible parks in service (absent when none). */
+  service?: ServiceBanner[]
 }
 
 export interface Change {
@@ -292,4 +294,15 @@ export function decodeServerMsg(text: string): ServerMsg | null {
     /* ignore malformed frames */
   }
   return null
+}
+
+// --- Service mode, calibration, diagnostics ---
+
+/** A park's service state (`service_start`/`service_end` reply, `service` push, snapshot). */
+export interface ServiceBanner {
+  park: string
+  active: boolean
+  by?: string
+  since?: string
+  reason?: string
 }

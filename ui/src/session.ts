@@ -1,5 +1,7 @@
 // Who is logged in, the idle countdown, and the screen the UI shows. One instance per page.
 
+import { applyServiceList } from './service'
+import type { ServiceBanner } from './protocol'
 import { reactive } from 'vue'
 import type { LoginResult, Permission, Role, RoleInfo, UserSummary } from './protocol'
 import { toApiError } from './protocol'
@@ -130,14 +132,20 @@ export function touch(): void {
 
 function startLive(token: string) {
   transport.startLive(token, {
-    snapshot: (m) => applySnapshot(live, m),
+    snapshot: (m) => {
+      applySnapshot(live, m)
+      applyServiceList(m.service)
+    },
     update: (m) => {
       applyUpdate(live, m)
       if (live.needsSnapshot) {
         live.needsSnapshot = false
         transport
           .request<typeof m & { plcs: never }>({ op: 'snapshot' })
-          .then((s) => applySnapshot(live, s as never))
+          .then((s) => {
+            applySnapshot(live, s as never)
+            applyServiceList((s as { service?: ServiceBanner[] }).service)
+          })
           .catch(() => undefined)
       }
     },
