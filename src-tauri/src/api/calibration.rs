@@ -497,3 +497,32 @@ h1{{font-size:16pt}}@media print{{body{{margin:1cm}}}}</style></head><body>\
         result = s("result"),
     )
 }
+
+/// The calibration id of a calibration run op (these leave an audit row even when the access
+/// check refuses them: a refused calibration attempt is part of the record).
+pub(super) fn audited_target(req: &super::Request) -> Option<&str> {
+    use super::Request as R;
+    match req {
+        R::CalibrationStart(r) | R::CalibrationApply(r) | R::CalibrationCancel(r) => {
+            Some(&r.calibration)
+        }
+        R::CalibrationPoint(r) => Some(&r.calibration),
+        _ => None,
+    }
+}
+
+/// Audits a calibration op refused by the access check, naming the caller when the session is
+/// valid (callers without one are not recorded: they could grow the trail at network speed).
+pub(super) async fn audit_refusal(api: &Api, ctx: &Ctx, op: &str, target: &str, e: &ApiError) {
+    let Some(token) = ctx.token.as_deref() else {
+        return;
+    };
+    let Ok(p) = api.auth().peek(token).await else {
+        return;
+    };
+    let mut entry = p.audit_entry(op, Some(target), &format!("{}: {}", e.code, e.message));
+    entry.source = ctx.source.to_string();
+    if let Err(err) = api.auth().audit(entry).await {
+        tracing::error!(error = %err, "cannot audit a refused calibration op");
+    }
+}

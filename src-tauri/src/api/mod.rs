@@ -361,6 +361,9 @@ impl Api {
 /// [`access::required`] says), then performs it with the checked principal.
 pub async fn dispatch(api: &Api, ctx: &Ctx, req: Request) -> Result<serde_json::Value, ApiError> {
     let checked = api.authorize(ctx, &req).await;
+    if let (Err(e), Some(target)) = (&checked, calibration::audited_target(&req)) {
+        calibration::audit_refusal(api, ctx, req.op(), target, e).await;
+    }
     match req {
         // The documented exception: a write refused by the access check is still one audit
         // row, so the write handler receives the refusal and records it.

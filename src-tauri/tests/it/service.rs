@@ -569,6 +569,13 @@ async fn bad_calibration_input_is_refused_and_audited() {
         "{:?}",
         applies[0]
     );
+    let starts = rows_of(&env, "calibration_start").await;
+    assert!(
+        starts
+            .iter()
+            .any(|r| r.actor.as_deref() == Some("olga") && r.result.starts_with("forbidden")),
+        "{starts:?}"
+    );
     let points = rows_of(&env, "calibration_point").await;
     assert_eq!(
         points
