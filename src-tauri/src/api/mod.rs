@@ -223,6 +223,11 @@ impl Api {
         api
     }
 
+    /// The `diagnostics` figures of the parks `p` sees (also `stator diag`).
+    pub async fn diagnostics(&self, p: &Principal) -> wire::Diagnostics {
+        diagnostics::report(self, p).await
+    }
+
     /// The parks in service now (for the alarm journal and other subsystems above `service`).
     pub fn service_modes(&self) -> &crate::service::ServiceModes {
         &self.inner.service

@@ -55,6 +55,8 @@ pub enum Command {
     /// OPC UA certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Diagnostics of every park (connects to the PLCs itself) and of the database.
+    Diag(DiagArgs),
     /// Sensor calibration records.
     #[command(subcommand)]
     Calibration(CalibrationCommand),
@@ -183,6 +185,16 @@ pub enum AuditCommand {
         #[arg(long)]
         csv: bool,
     },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DiagArgs {
+    /// Print the figures as one JSON object (the `diagnostics` reply).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the PLCs to connect.
+    #[arg(long, default_value_t = 10.0)]
+    pub wait: f64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ mod audit;
 mod calibration;
 mod certs;
 mod desktop;
+mod diag;
 pub mod discover;
 mod secret;
 mod serve;
@@ -129,6 +130,7 @@ pub fn run() -> i32 {
         Some(Command::Secret(c)) => secret::run(c),
         Some(Command::Certs(c)) => certs::run(&cli.global, c),
         Some(Command::Calibration(c)) => calibration::run(&cli.global, c),
+        Some(Command::Diag(a)) => diag::run(&cli.global, a),
         None => desktop::run(&cli.global, cli.demo, cli.kiosk),
     };
     match result {

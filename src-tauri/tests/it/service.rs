@@ -427,6 +427,34 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
         text.contains("alpha_p1") && text.contains("pass") && text.contains(" ok"),
         "{text}"
     );
+    // `stator diag --json` connects on its own to the same simulator.
+    let mut direct: Value = serde_json::to_value(&*s.env.cfg).unwrap();
+    for (i, url) in s.sim.endpoints().iter().enumerate() {
+        direct["plc_config"][i]["url"] = json!(url);
+    }
+    direct["database"] = json!(s.env._dir.path().join("diag.db"));
+    direct["pki_dir"] = json!(s.env._dir.path().join("pki-diag"));
+    let diag_cfg = s.env._dir.path().join("diag.json");
+    std::fs::write(&diag_cfg, direct.to_string()).unwrap();
+    // Off the test's runtime thread: the simulator must keep answering meanwhile.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stator"))
+            .args(["diag", "--json", "--wait", "15", "--config"])
+            .arg(&diag_cfg)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let diag: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(diag["parks"][0]["state"], "CONNECTED", "{diag}");
+    assert_eq!(diag["parks"][0]["server_status"]["state"], "Running");
     // Diagnostics: plausible figures for the park.
     let d = op(api, &sam, json!({"op": "diagnostics"})).await.unwrap();
     let park = &d["parks"][0];
