@@ -20,6 +20,8 @@ pub use alarms::{
 };
 mod history;
 pub use history::{HistoryConfig, HistoryFilter, TagHistory};
+mod service;
+pub use service::{CalibrationConfig, ServiceConfig, MAX_CALIBRATIONS};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -60,6 +62,12 @@ pub struct Config {
     /// The embedded historian (see `config/history.rs`).
     #[serde(default)]
     pub history: HistoryConfig,
+    /// Service mode (what operators may still write while a park is in service).
+    #[serde(default)]
+    pub service: ServiceConfig,
+    /// Two-point sensor calibrations (see `config/service.rs`).
+    #[serde(default)]
+    pub calibration: Vec<CalibrationConfig>,
 }
 
 /// One PLC.
@@ -490,6 +498,7 @@ impl Config {
             }
         }
         self.validate_alarms(file)?;
+        service::validate(self, file)?;
         Ok(())
     }
 

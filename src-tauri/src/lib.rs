@@ -18,5 +18,6 @@ pub mod metrics;
 pub mod plc;
 pub mod remote;
 pub mod roles;
+pub mod service;
 pub mod sim;
 pub mod store;

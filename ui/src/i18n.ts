@@ -4,6 +4,7 @@
 import { ref } from 'vue'
 import alarmStrings from './locales/alarms'
 import history from './locales/history'
+import service from './locales/service'
 
 const baseEn = {
   'app.name': 'Stator',
@@ -481,11 +482,11 @@ const basePl: BaseDict = {
 // Each area of the UI (alarms, trends, service, messages, …) keeps its strings in
 // `./locales/<area>.ts` as `export default { en: {…}, de: {…}, pl: {…} }` and is spread in here,
 // one line per language, so areas do not edit each other's tables.
-const en = { ...baseEn, ...alarmStrings.en, ...history.en }
+const en = { ...baseEn, ...alarmStrings.en, ...history.en, ...service.en }
 export type MessageKey = keyof typeof en
 type Dict = Record<MessageKey, string>
-const de: Dict = { ...baseDe, ...alarmStrings.de, ...history.de }
-const pl: Dict = { ...basePl, ...alarmStrings.pl, ...history.pl }
+const de: Dict = { ...baseDe, ...alarmStrings.de, ...history.de, ...service.de }
+const pl: Dict = { ...basePl, ...alarmStrings.pl, ...history.pl, ...service.pl }
 
 export const messages = { en, de, pl } as const
 export type Lang = keyof typeof messages

@@ -40,6 +40,8 @@ export interface SnapshotMsg {
   plcs: PlcSnapshot[]
   /** The alarm list of the same parks (absent from servers without alarms). */
   alarms?: AlarmView[]
+  /** Visible parks in service (absent when none). */
+  service?: ServiceBanner[]
 }
 
 export interface Change {
@@ -442,4 +444,73 @@ export interface HistoryTagView {
 
 export interface HistoryTagsReply {
   tags: HistoryTagView[]
+}
+
+// --- Service mode, calibration, diagnostics ---
+
+/** A park's service state (`service_start`/`service_end` reply, `service` push, snapshot). */
+export interface ServiceBanner {
+  park: string
+  active: boolean
+  by?: string
+  since?: string
+  reason?: string
+}
+
+/** The `service` push. */
+export interface ServicePush extends ServiceBanner {
+  type: 'service'
+}
+
+/** One captured calibration point. */
+export interface CalibrationPoint {
+  reference: number
+  raw: number
+  spread: number
+}
+
+/** Reply of every calibration op: the run's state, fields present once known. */
+export interface CalibrationRun {
+  id: string
+  points: CalibrationPoint[]
+  gain?: number
+  offset?: number
+  as_found_error?: number
+  as_left_error?: number
+  pass?: boolean
+  old_gain: number
+  old_offset: number
+  unit: string
+  range: [number, number]
+  tolerance: number
+  state: 'open' | 'applied' | 'cancelled'
+  record?: number
+}
+
+/** One stored calibration record. */
+export interface CalibrationRecord {
+  n: number
+  calibration: string
+  park: string
+  tag: string
+  unit: string
+  range: [number, number]
+  tolerance: number
+  by: string
+  at: string
+  points: CalibrationPoint[]
+  old_gain: number
+  old_offset: number
+  new_gain: number
+  new_offset: number
+  as_found_error: number
+  as_left_error: number | null
+  pass: boolean
+  next_due: string
+  result: string
+}
+
+/** Reply of `calibration_records`. */
+export interface CalibrationRecords {
+  records: CalibrationRecord[]
 }

@@ -1,5 +1,7 @@
 // Who is logged in, the idle countdown, and the screen the UI shows. One instance per page.
 
+import { applyServiceList } from './service'
+import type { ServiceBanner } from './protocol'
 import { reactive } from 'vue'
 import type { LoginResult, Permission, Role, RoleInfo, UserSummary } from './protocol'
 import { toApiError } from './protocol'
@@ -149,6 +151,7 @@ function startLive(token: string) {
     snapshot: (m) => {
       applySnapshot(live, m)
       setAlarms(m.alarms)
+      applyServiceList(m.service)
     },
     update: (m) => {
       applyUpdate(live, m)
@@ -159,6 +162,7 @@ function startLive(token: string) {
           .then((s) => {
             applySnapshot(live, s as never)
             setAlarms((s as { alarms?: never }).alarms)
+            applyServiceList((s as { service?: ServiceBanner[] }).service)
           })
           .catch(() => undefined)
       }

@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, AuditPage, AuthResult, Done, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, AuditPage, AuthResult, CalibrationRecords, CalibrationRun, Done, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LoginResult, MeReply, Pong, ReplyMsg, ServiceBanner, ServicePush, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -316,6 +316,86 @@ export const reply_err: ReplyMsg = {
   }
 }
 
+export const service_start: ServiceBanner = {
+  "park": "alpha",
+  "active": true,
+  "by": "sam",
+  "since": "2026-09-21T14:13:20Z",
+  "reason": "pump swap"
+}
+
+export const service_push: ServicePush = {
+  "type": "service",
+  "park": "alpha",
+  "active": false
+}
+
+export const calibration_run: CalibrationRun = {
+  "id": "alpha_p1",
+  "points": [
+    {
+      "reference": 2.0,
+      "raw": 5916.5,
+      "spread": 1.0
+    },
+    {
+      "reference": 2.0,
+      "raw": 5916.5,
+      "spread": 1.0
+    }
+  ],
+  "gain": 0.000354,
+  "offset": -0.095,
+  "as_found_error": 0.26,
+  "as_left_error": 0.001,
+  "pass": true,
+  "old_gain": 0.0003617,
+  "old_offset": 0.0,
+  "unit": "bar",
+  "range": [
+    0.0,
+    10.0
+  ],
+  "tolerance": 0.05,
+  "state": "applied",
+  "record": 1
+}
+
+export const calibration_records: CalibrationRecords = {
+  "records": [
+    {
+      "n": 1,
+      "calibration": "alpha_p1",
+      "park": "alpha",
+      "tag": "alpha/Pressure_P1_bar",
+      "unit": "bar",
+      "range": [
+        0.0,
+        10.0
+      ],
+      "tolerance": 0.05,
+      "by": "sam",
+      "at": "2026-09-21T14:14:20Z",
+      "points": [
+        {
+          "reference": 2.0,
+          "raw": 5916.5,
+          "spread": 1.0
+        }
+      ],
+      "old_gain": 0.0003617,
+      "old_offset": 0.0,
+      "new_gain": 0.000354,
+      "new_offset": -0.095,
+      "as_found_error": 0.26,
+      "as_left_error": 0.001,
+      "pass": true,
+      "next_due": "2027-09-21T14:13:20Z",
+      "result": "ok"
+    }
+  ]
+}
+
 export const session_ended: SessionEnded = {
   "code": 4001,
   "reason": "session revoked"
@@ -552,4 +632,4 @@ export const alarm_stats: AlarmStats = {
   "truncated": false
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended, history, history_tags, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, service_start, service_push, calibration_run, calibration_records, session_ended, history, history_tags, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }

@@ -20,6 +20,9 @@ pub enum Access<'a> {
     /// The username and password carried in the request itself, of a role with the permission
     /// (no session is opened: the proof is used once).
     Credentials(Permission),
+    /// A live session whose role has the permission, granted the park of this configured
+    /// calibration (the dispatcher resolves the park from the configuration).
+    Calibration(Permission, &'a str),
 }
 
 /// The access `req` needs.
@@ -66,5 +69,15 @@ pub fn required(req: &Request) -> Access<'_> {
             Some(park) => Park(ViewLive, park),
             None => Session(ViewLive),
         },
+        // Service mode, calibration, diagnostics.
+        Request::ServiceStart(r) => Park(ServiceMode, &r.park),
+        Request::ServiceEnd(r) => Park(ServiceMode, &r.park),
+        Request::CalibrationStart(r)
+        | Request::CalibrationApply(r)
+        | Request::CalibrationCancel(r) => Calibration(ServiceMode, &r.calibration),
+        Request::CalibrationPoint(r) => Calibration(ServiceMode, &r.calibration),
+        Request::CalibrationRecords(_) => Session(ServiceMode),
+        Request::Diagnostics(_) => Session(Diagnostics),
+        Request::DiagnosticsPing(r) => Park(Diagnostics, &r.park),
     }
 }

@@ -11,9 +11,12 @@ pub mod access;
 mod alarms;
 mod audit;
 pub mod history;
+mod calibration;
+mod diagnostics;
 mod live;
 pub mod push;
 pub mod request;
+mod service;
 mod session;
 mod users;
 pub mod wire;
@@ -26,6 +29,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use access::Access;
+pub use calibration::certificate_html;
 pub use push::{Audience, Push, Pushes};
 pub use request::*;
 pub use wire::UpdateMsg;
@@ -167,6 +171,10 @@ struct Inner {
     started: Instant,
     /// The historian, when it runs (attached once by `app`).
     history: std::sync::OnceLock<crate::history::Historian>,
+    /// The parks in service (mirrored from the store).
+    service: crate::service::ServiceModes,
+    /// Open calibration runs by calibration id (at most one per configured calibration).
+    runs: parking_lot::Mutex<std::collections::HashMap<String, calibration::Run>>,
 }
 
 /// The dispatcher's shared state: auth, the live cache, the configuration, the PLC writer and
@@ -196,7 +204,11 @@ impl Api {
     ) -> Api {
         let rate = cfg.auth.write_rate_per_second;
         let alarms = crate::alarms::Alarms::new(&cfg, auth.store().clone());
-        Api {
+        let service = crate::service::ServiceModes::load(auth.store()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the parks in service");
+            Default::default()
+        });
+        let api = Api {
             inner: Arc::new(Inner {
                 auth,
                 cache,
@@ -209,8 +221,24 @@ impl Api {
                 alarms,
                 started: Instant::now(),
                 history: std::sync::OnceLock::new(),
+                service,
+                runs: Default::default(),
             }),
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(service::watch_expiry(Arc::downgrade(&api.inner)));
         }
+        api
+    }
+
+    /// The `diagnostics` figures of the parks `p` sees (also `stator diag`).
+    pub async fn diagnostics(&self, p: &Principal) -> wire::Diagnostics {
+        diagnostics::report(self, p).await
+    }
+
+    /// The parks in service now (for the alarm journal and other subsystems above `service`).
+    pub fn service_modes(&self) -> &crate::service::ServiceModes {
+        &self.inner.service
     }
 
     /// The auth service (transports use `peek` and `changes` to police open sockets).
@@ -314,9 +342,18 @@ impl Api {
 
     /// The snapshot of the parks `p` may see (`{"type":"snapshot","seq","plcs":[…]}`).
     pub fn snapshot_msg(&self, p: &Principal) -> wire::SnapshotMsg {
-        let mut s: wire::SnapshotMsg = self.inner.cache.snapshot(|id| p.parks.contains(id)).into();
-        s.alarms = alarms::list(self, p).alarms;
-        s
+        let mut msg: wire::SnapshotMsg =
+            self.inner.cache.snapshot(|id| p.parks.contains(id)).into();
+        msg.service = self
+            .inner
+            .service
+            .all()
+            .iter()
+            .filter(|s| p.parks.contains(&s.park))
+            .map(wire::ServiceBanner::of)
+            .collect();
+        msg.alarms = alarms::list(self, p).alarms;
+        msg
     }
 
     /// THE access check: resolves who is asking and whether they may, for what `access` says.
@@ -326,6 +363,14 @@ impl Api {
             Access::Anonymous => return Ok(None),
             Access::Session(perm) => (perm, None),
             Access::Park(perm, park) => (perm, Some(park)),
+            Access::Calibration(perm, id) => match self.inner.cfg.calibration(id) {
+                Some(c) => (perm, Some(c.park())),
+                None => {
+                    let token = ctx.token.as_deref().unwrap_or("");
+                    self.inner.auth.check(token, perm, None).await?;
+                    return Err(ApiError::not_found(format!("no calibration {id:?}")));
+                }
+            },
             Access::Credentials(perm) => return self.signed(ctx, req, perm).await.map(Some),
         };
         let token = ctx
@@ -365,6 +410,9 @@ impl Api {
 /// [`access::required`] says), then performs it with the checked principal.
 pub async fn dispatch(api: &Api, ctx: &Ctx, req: Request) -> Result<serde_json::Value, ApiError> {
     let checked = api.authorize(ctx, &req).await;
+    if let (Err(e), Some(target)) = (&checked, calibration::audited_target(&req)) {
+        calibration::audit_refusal(api, ctx, req.op(), target, e).await;
+    }
     match req {
         // The documented exception: a write refused by the access check is still one audit
         // row, so the write handler receives the refusal and records it.
@@ -423,6 +471,15 @@ async fn run(
         Request::Write(_) => Err(ApiError::internal("write is dispatched on its own")),
         Request::History(r) => v(&history::history(api, &p()?, r).await?),
         Request::HistoryTags(r) => v(&history::tags(api, &p()?, r).await?),
+        Request::ServiceStart(r) => v(&service::start(api, ctx, &p()?, r).await?),
+        Request::ServiceEnd(r) => v(&service::end(api, ctx, &p()?, r).await?),
+        Request::CalibrationStart(r) => v(&calibration::start(api, ctx, &p()?, r).await?),
+        Request::CalibrationPoint(r) => v(&calibration::point(api, ctx, &p()?, r).await?),
+        Request::CalibrationApply(r) => v(&calibration::apply(api, ctx, &p()?, r).await?),
+        Request::CalibrationCancel(r) => v(&calibration::cancel(api, ctx, &p()?, r).await?),
+        Request::CalibrationRecords(r) => v(&calibration::records(api, &p()?, r).await?),
+        Request::Diagnostics(_) => v(&diagnostics::report(api, &p()?).await),
+        Request::DiagnosticsPing(r) => v(&diagnostics::ping(api, r).await?),
         req => users::run(api, &p()?, req).await,
     }
 }

@@ -9,6 +9,8 @@ mod alarms;
 pub use alarms::*;
 mod history;
 pub use history::*;
+mod service;
+pub use service::*;
 
 /// Declares [`Request`] (internally tagged by `op`) and [`Request::op`] from one table.
 macro_rules! requests {
@@ -109,6 +111,25 @@ requests! {
     "history" => History(HistoryReq),
     /// The recorded tags of the caller's parks (or of one park) with first/last sample time.
     "history_tags" => HistoryTags(HistoryTagsReq),
+    // Service mode, calibration, diagnostics.
+    /// Puts a park in service (serviceman, superuser).
+    "service_start" => ServiceStart(ServiceStartReq),
+    /// Ends a park's service mode.
+    "service_end" => ServiceEnd(ParkReq),
+    /// Opens a calibration run.
+    "calibration_start" => CalibrationStart(CalibrationReq),
+    /// Captures one point of a calibration run.
+    "calibration_point" => CalibrationPoint(CalibrationPointReq),
+    /// Writes the new gain and offset and verifies the live value.
+    "calibration_apply" => CalibrationApply(CalibrationReq),
+    /// Drops a calibration run without writing.
+    "calibration_cancel" => CalibrationCancel(CalibrationReq),
+    /// Stored calibration records of the caller's parks.
+    "calibration_records" => CalibrationRecords(CalibrationRecordsReq),
+    /// Diagnostics of the caller's parks and the panel.
+    "diagnostics" => Diagnostics(Empty),
+    /// One read round trip to a park's PLC.
+    "diagnostics_ping" => DiagnosticsPing(ParkReq),
 }
 
 /// The body of an operation without fields.

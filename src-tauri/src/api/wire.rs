@@ -148,6 +148,10 @@ pub struct SnapshotMsg {
     pub plcs: Vec<PlcSnapshot>,
     /// The alarm list of the same parks (what the `alarms` op answers).
     pub alarms: Vec<alarms::AlarmView>,
+    /// The visible parks in service (absent when none): a client that missed the `service`
+    /// push still shows the banner.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service: Vec<ServiceBanner>,
 }
 
 impl From<Snapshot> for SnapshotMsg {
@@ -157,6 +161,7 @@ impl From<Snapshot> for SnapshotMsg {
             seq: s.seq,
             plcs: s.plcs,
             alarms: Vec::new(),
+            service: Vec::new(),
         }
     }
 }
@@ -372,6 +377,8 @@ pub struct SessionEnded {
 
 mod history;
 pub use history::*;
+mod service;
+pub use service::*;
 
 #[cfg(test)]
 mod samples;

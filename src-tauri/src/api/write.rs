@@ -69,6 +69,22 @@ impl SharedEngine {
     }
 }
 
+impl SharedEngine {
+    /// The engine's counters of `plc` (`None` once stopped or unknown).
+    pub async fn diagnostics(&self, plc: &str) -> Option<crate::plc::DiagReport> {
+        self.inner.read().await.as_ref()?.diagnostics(plc)
+    }
+
+    /// One `ServerStatus` read round trip to `plc`.
+    pub async fn server_status(&self, plc: &str) -> Result<crate::plc::ServerStatus, WriteError> {
+        let guard = self.inner.read().await;
+        let Some(engine) = guard.as_ref() else {
+            return Err(WriteError::NotConnected("the PLC engine is stopped".into()));
+        };
+        engine.server_status(plc).await
+    }
+}
+
 /// Longest a write may take before the api answers `not_connected` ("timeout"); the engine
 /// itself gives up after 5 s, this is the backstop.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(6);
@@ -133,6 +149,40 @@ pub(super) async fn write(
         tracing::error!(error = %e, "a write task failed");
         Err(ApiError::internal("the write failed; see the log"))
     })
+}
+
+/// A write on behalf of an already checked principal (calibration): the same path as `write`
+/// from the policy on (park, service mode, remote switch, rate limit, write policy, coercion,
+/// read-back) with the same audit rows, in its own task.
+pub(super) async fn write_as(
+    api: &Api,
+    ctx: &Ctx,
+    p: &Principal,
+    plc: &str,
+    node: &str,
+    value: Value,
+) -> Result<Value, ApiError> {
+    let checked = api
+        .auth()
+        .check(
+            ctx.token.as_deref().unwrap_or(""),
+            crate::auth::Permission::WriteTags,
+            Some(plc),
+        )
+        .await
+        .map_err(ApiError::from)
+        .and_then(|q| {
+            (q.user_id == p.user_id)
+                .then_some(q)
+                .ok_or_else(|| ApiError::forbidden("the session changed"))
+        });
+    let (api, ctx, plc, node) = (api.clone(), ctx.clone(), plc.to_string(), node.to_string());
+    tokio::spawn(async move { audited(&api, &ctx, checked, &plc, &node, value).await })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a write task failed");
+            Err(ApiError::internal("the write failed; see the log"))
+        })
 }
 
 /// One write attempt with its audit rows: `write_requested` before the send (inside
@@ -246,6 +296,21 @@ async fn attempt(
     let cfg = api.config();
     if cfg.plc(plc).is_none() {
         return Err(ApiError::not_found(format!("no PLC {plc:?}")));
+    }
+    if api.inner.service.in_service(plc)
+        && !crate::auth::role_allows(p.role, crate::auth::Permission::ServiceMode)
+        && !cfg.operator_writable_in_service(plc, split_element(node).0)
+    {
+        let by = api
+            .inner
+            .service
+            .get(plc)
+            .map(|s| s.username)
+            .unwrap_or_default();
+        return Err(ApiError::new(
+            Code::InService,
+            format!("{plc} is in service (by {by}); operator writes are refused"),
+        ));
     }
     if ctx.source.is_remote() && !cfg.remote.allow_remote_writes {
         return Err(ApiError::forbidden(

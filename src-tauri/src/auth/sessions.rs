@@ -111,6 +111,34 @@ impl Auth {
         self.resolve(token, false).await
     }
 
+    /// Until when session `session_id` stays alive without further activity (its idle or
+    /// absolute end, whichever is first); `None` once it ended (logout, idle, expiry, revoked,
+    /// user disabled). Does not slide anything. Service mode ends with the serviceman's session.
+    pub async fn session_alive_until(
+        &self,
+        session_id: i64,
+    ) -> Result<Option<DateTime<Utc>>, AuthError> {
+        let now = self.now();
+        if let Some(s) = self.inner.cache.by_session(session_id) {
+            let end = (s.seen.lock().last + s.idle).min(s.expires_at);
+            return Ok((end > now).then_some(end));
+        }
+        let row = self
+            .inner
+            .store
+            .read(move |c| store::sessions::by_id(c, session_id))
+            .await?;
+        let Some((s, role, active)) = row else {
+            return Ok(None);
+        };
+        if s.revoked || !active {
+            return Ok(None);
+        }
+        let role = Self::role_of(&role)?;
+        let end = (s.last_seen_at + self.inner.idle[&role]).min(s.expires_at);
+        Ok((end > now).then_some(end))
+    }
+
     /// Revokes the session of this token.
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
         let p = self.resolve(token, false).await?;

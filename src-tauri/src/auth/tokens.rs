@@ -90,6 +90,15 @@ impl SessionCache {
         }
     }
 
+    /// The cached session with this id (a scan: the cache holds the live sessions only).
+    pub fn by_session(&self, session_id: i64) -> Option<Arc<CachedSession>> {
+        self.by_hash
+            .read()
+            .values()
+            .find(|s| s.session_id == session_id)
+            .cloned()
+    }
+
     /// Drops one token.
     pub fn remove(&self, h: &TokenHash) {
         self.by_hash.write().remove(h);

@@ -60,6 +60,11 @@ pub enum Command {
     History(HistoryCommand),
     /// Draw a trend chart (PNG, or SVG when --out ends in .svg).
     Trend(TrendArgs),
+    /// Diagnostics of every park (connects to the PLCs itself) and of the database.
+    Diag(DiagArgs),
+    /// Sensor calibration records.
+    #[command(subcommand)]
+    Calibration(CalibrationCommand),
 }
 
 /// Which recorded values: tags and a time range (RFC 3339, YYYY-MM-DD, or -15m, -1h, -7d, now).
@@ -239,6 +244,29 @@ pub enum AuditCommand {
         to: Option<String>,
         #[arg(long)]
         csv: bool,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DiagArgs {
+    /// Print the figures as one JSON object (the `diagnostics` reply).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the PLCs to connect.
+    #[arg(long, default_value_t = 10.0)]
+    pub wait: f64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalibrationCommand {
+    /// Every configured calibration with its last record and due state, then the records
+    /// (newest first); `--json` prints the records as JSON lines.
+    List {
+        /// Only this calibration id.
+        #[arg(long)]
+        calibration: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -7,8 +7,10 @@
 
 mod args;
 mod audit;
+mod calibration;
 mod certs;
 mod desktop;
+mod diag;
 pub mod discover;
 mod history;
 mod secret;
@@ -130,6 +132,8 @@ pub fn run() -> i32 {
         Some(Command::Certs(c)) => certs::run(&cli.global, c),
         Some(Command::History(c)) => history::export(&cli.global, c),
         Some(Command::Trend(a)) => history::trend(&cli.global, a),
+        Some(Command::Calibration(c)) => calibration::run(&cli.global, c),
+        Some(Command::Diag(a)) => diag::run(&cli.global, a),
         None => desktop::run(&cli.global, cli.demo, cli.kiosk),
     };
     match result {

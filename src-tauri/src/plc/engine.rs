@@ -70,6 +70,7 @@ pub(crate) struct Live {
 /// Per-PLC state shared between its task and [`Engine::write`].
 pub(crate) struct PlcShared {
     pub(crate) live: RwLock<Option<Arc<Live>>>,
+    pub(crate) diag: crate::plc::diag::PlcDiag,
 }
 
 /// The running acquisition engine.
@@ -79,7 +80,6 @@ pub struct Engine {
     pub(crate) plcs: HashMap<String, Arc<PlcShared>>,
     tasks: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
-    received: Arc<AtomicU64>,
 }
 
 impl Engine {
@@ -94,11 +94,12 @@ impl Engine {
         let (tx, rx) = watch::channel(false);
         let mut plcs = HashMap::new();
         let mut tasks = Vec::new();
-        let received = Arc::new(AtomicU64::new(0));
         for plc in &cfg.plc_config {
             let shared = Arc::new(PlcShared {
                 live: RwLock::new(None),
+                diag: Default::default(),
             });
+            let received = shared.diag.received.clone();
             plcs.insert(plc.id.clone(), shared.clone());
             let ctx = PlcTask {
                 cfg: cfg.clone(),
@@ -106,7 +107,7 @@ impl Engine {
                 cache: cache.clone(),
                 opts: opts.clone(),
                 shared,
-                received: received.clone(),
+                received,
             };
             tasks.push(tokio::spawn(ctx.run(rx.clone())));
         }
@@ -116,14 +117,16 @@ impl Engine {
             plcs,
             tasks,
             shutdown: tx,
-            received,
         }
     }
 
     /// Value notifications (and polled values) taken from all PLCs since start; for benches and
     /// diagnostics.
     pub fn values_received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
+        self.plcs
+            .values()
+            .map(|s| s.diag.received.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Connection state of one PLC (from the cache).
@@ -191,6 +194,8 @@ impl PlcTask {
                 Outcome::Shutdown => break,
                 Outcome::Failed { error, connected } => {
                     *self.shared.live.write() = None;
+                    self.shared.diag.lost();
+                    self.shared.diag.error(error.message());
                     if connected {
                         backoff.reset();
                         last_error = None;
@@ -348,6 +353,10 @@ impl PlcTask {
             tracing::warn!(plc = %id, "no variables found below {root}");
         }
         tracing::info!(plc = %id, tags = tags.len(), "discovered in {:?}", started.elapsed());
+        self.shared
+            .diag
+            .discovery_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.cache
             .set_tags(id, tags.iter().map(|t| t.meta.clone()).collect());
         let tags = Arc::new(tags);
@@ -389,11 +398,24 @@ impl PlcTask {
                     }
                     Err(e) => {
                         tracing::warn!(plc = %id, "subscriptions refused ({}); polling instead", crate::plc::values::status_name(e.status()));
+                        self.shared
+                            .diag
+                            .polling_fallback
+                            .store(true, Ordering::Relaxed);
                         (0..tags.len()).collect()
                     }
                 }
             }
         };
+        let d = &self.shared.diag;
+        d.polled_items.store(poll.len() as u64, Ordering::Relaxed);
+        d.monitored_items.store(
+            (tags.len() - poll.len().min(tags.len())) as u64,
+            Ordering::Relaxed,
+        );
+        if !poll.is_empty() && poll.len() < tags.len() {
+            d.polling_fallback.store(false, Ordering::Relaxed);
+        }
         Ok((live, poll))
     }
 
@@ -407,6 +429,7 @@ impl PlcTask {
         let id = &self.plc.id;
         *self.shared.live.write() = Some(live.clone());
         self.cache.set_status(id, PlcStatus::Connected, None);
+        self.shared.diag.connected();
         tracing::info!(plc = %id, "connected");
         // Field notes: make sure data flows right away after (re)connecting.
         conn.session.trigger_publish_now();

@@ -13,6 +13,7 @@
 pub mod certs;
 pub mod coerce;
 pub mod connection;
+pub mod diag;
 pub mod discover;
 pub mod discovery;
 pub mod engine;
@@ -22,5 +23,6 @@ pub mod subscribe;
 pub mod values;
 pub mod write;
 
+pub use diag::{DiagReport, ServerStatus};
 pub use engine::{Backoff, Engine, EngineOptions, PasswordFn};
 pub use write::{split_element, writable_by_policy, WriteError};

@@ -535,3 +535,50 @@ pub(super) async fn trend_png(
     let c = ctx(&headers, addr);
     trend(st, c, q, crate::api::history::ChartFormat::Png).await
 }
+/// `GET /api/calibration/records?calibration=&from=&to=` (Bearer): `calibration_records`.
+pub(super) async fn calibration_records(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<crate::api::CalibrationRecordsReq>,
+) -> Response {
+    reply(
+        dispatch(
+            &st.api,
+            &ctx(&headers, addr),
+            Request::CalibrationRecords(q),
+        )
+        .await,
+    )
+}
+
+/// `GET /api/calibration/records/{n}.html` (Bearer): the printable certificate of record `n`.
+pub(super) async fn calibration_certificate(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Response {
+    let Some(n) = file
+        .strip_suffix(".html")
+        .and_then(|n| n.parse::<i64>().ok())
+    else {
+        return error_response(ApiError::not_found("use /api/calibration/records/<n>.html"));
+    };
+    let req = Request::CalibrationRecords(Default::default());
+    let all = match dispatch(&st.api, &ctx(&headers, addr), req).await {
+        Ok(v) => v,
+        Err(e) => return error_response(e),
+    };
+    let found = all["records"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["n"] == n));
+    match found {
+        Some(r) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            crate::api::certificate_html(r),
+        )
+            .into_response(),
+        None => error_response(ApiError::not_found(format!("no calibration record {n}"))),
+    }
+}

@@ -288,6 +288,11 @@ fn routes(state: AppState) -> Router {
         .route("/api/history.csv", get(http::history_csv))
         .route("/api/trend.svg", get(http::trend_svg))
         .route("/api/trend.png", get(http::trend_png))
+        .route("/api/calibration/records", get(http::calibration_records))
+        .route(
+            "/api/calibration/records/{file}",
+            get(http::calibration_certificate),
+        )
         .route("/ws", any(ws::upgrade))
         .route("/", get(assets::index))
         .route("/{*path}", get(assets::file))

@@ -18,7 +18,9 @@ use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 use super::address_space::{self, Links, SimNodeManager};
-use super::tags::{self, SimType, TagInfo, CUTOFF_LEN, INVERTERS, NS};
+use super::tags::{
+    self, SimType, TagInfo, CUTOFF_LEN, INVERTERS, NS, PRESSURE_SENSORS, RAW_FULL_SCALE,
+};
 use opcua::server::SubscriptionCache;
 
 /// Length of one simulated day in real seconds.
@@ -34,6 +36,8 @@ pub(crate) struct Inputs {
     pub limit_kw: f32,
     pub power_factor: f64,
     pub cutoff: [bool; CUTOFF_LEN],
+    /// Per pressure sensor: (gain, offset, applied reference) as the PLC program holds them.
+    pub pressure: [(f32, f32, f32); 3],
 }
 
 impl Default for Inputs {
@@ -44,6 +48,7 @@ impl Default for Inputs {
             limit_kw: 1000.0,
             power_factor: 1.0,
             cutoff: [false; CUTOFF_LEN],
+            pressure: PRESSURE_SENSORS.map(|p| (p.nominal_gain(), 0.0, -1.0)),
         }
     }
 }
@@ -175,6 +180,23 @@ impl Model {
             ("Meteo/Module_Temp_C", Variant::Float(module as f32)),
             ("Meteo/Wind_Speed_m_s", Variant::Float(wind as f32)),
         ];
+        for (p, &(gain, offset, applied)) in PRESSURE_SENSORS.iter().zip(&inp.pressure) {
+            // The process pressure wanders slowly around 40 % of the range unless a reference
+            // pump is connected; the sensor has its error and ±1 count of noise; the program
+            // scales the raw counts with its gain and offset (in Real arithmetic, as an S7 does).
+            let process = p.full_scale * (0.4 + 0.05 * (t / 45.0).sin());
+            let truth = if applied >= 0.0 {
+                f64::from(applied)
+            } else {
+                process
+            };
+            let sensed = truth * p.gain_error + p.offset_error;
+            let counts = (sensed / p.full_scale * RAW_FULL_SCALE).round() + self.noise(1.0).round();
+            let raw = counts.clamp(-32768.0, 32767.0) as i16;
+            let value = f32::from(raw) * gain + offset;
+            out.push((p.raw, Variant::Int16(raw)));
+            out.push((p.value, Variant::Float(value)));
+        }
         if tripped && !self.was_tripped {
             out.push((
                 "Last_Trip_Time",
@@ -215,6 +237,17 @@ fn read_inputs(
     }
     if let Some(Variant::Double(pf)) = get("SP_Power_Factor") {
         inp.power_factor = pf;
+    }
+    for (slot, p) in inp.pressure.iter_mut().zip(PRESSURE_SENSORS.iter()) {
+        for (field, name) in [(0, p.gain), (1, p.offset), (2, p.applied)] {
+            if let Some(Variant::Float(v)) = get(name) {
+                match field {
+                    0 => slot.0 = v,
+                    1 => slot.1 = v,
+                    _ => slot.2 = v,
+                }
+            }
+        }
     }
     if let Some(Variant::Array(a)) = get("CMD_Instant_Cutoff") {
         for (slot, v) in inp.cutoff.iter_mut().zip(a.values.iter()) {
@@ -348,6 +381,23 @@ mod tests {
             value(&out, "Plant_State"),
             &Variant::String("STOPPED".into())
         );
+    }
+
+    #[test]
+    fn pressure_follows_raw_gain_and_offset() {
+        let mut m = Model::new(0, 0);
+        let mut inp = Inputs::default();
+        inp.pressure[0] = (0.001, 1.0, 5.0);
+        let (out, _) = m.step(1.0, 1.0, &inp);
+        let Variant::Int16(raw) = value(&out, "Pressure_P1_raw") else {
+            panic!()
+        };
+        // 5 bar applied, read 2 % high + 0.1 bar: 5.2 bar of 10 → 14376 counts ± 1.
+        assert!((i32::from(*raw) - 14376).abs() <= 1, "{raw}");
+        let Variant::Float(v) = value(&out, "Pressure_P1_bar") else {
+            panic!()
+        };
+        assert!((*v - (f32::from(*raw) * 0.001 + 1.0)).abs() < 1e-4, "{v}");
     }
 
     #[test]

@@ -189,6 +189,22 @@ pub fn standard_tags() -> Vec<TagInfo> {
         tag("SP_Priority", 47, Byte, true),
         tag("SP_Energy_Offset_Wh", 48, Int64, true),
         tag("SP_Maintenance_Due", 49, DateTime, true),
+        // Pressure sensors scaled like an S7 program: value = raw × gain + offset.
+        tag("Pressure_P1_bar", 60, Float, false),
+        tag("Pressure_P1_raw", 61, Int16, false),
+        tag("P1_Cal_Gain", 62, Float, true),
+        tag("P1_Cal_Offset", 63, Float, true),
+        tag("P1_Applied_bar", 64, Float, true),
+        tag("Pressure_P2_bar", 65, Float, false),
+        tag("Pressure_P2_raw", 66, Int16, false),
+        tag("P2_Cal_Gain", 67, Float, true),
+        tag("P2_Cal_Offset", 68, Float, true),
+        tag("P2_Applied_bar", 69, Float, true),
+        tag("Pressure_P3_mbar", 70, Float, false),
+        tag("Pressure_P3_raw", 71, Int16, false),
+        tag("P3_Cal_Gain", 72, Float, true),
+        tag("P3_Cal_Offset", 73, Float, true),
+        tag("P3_Applied_mbar", 74, Float, true),
         // Arrays: element children at id+1 … id+len.
         array("CMD_Instant_Cutoff", 100, Boolean, CUTOFF_LEN, true),
         array("Inverter_Power_kW", 120, Float, INVERTERS, false),
@@ -226,8 +242,76 @@ pub fn all_tags(extra: usize) -> Vec<TagInfo> {
     t
 }
 
+/// Raw counts of an S7 analog input at the top of its range (0 … 27648).
+pub const RAW_FULL_SCALE: f64 = 27648.0;
+
+/// One simulated pressure sensor: its tags and its (deliberate) error, so that a fresh
+/// simulator needs calibrating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PressureSensor {
+    pub value: &'static str,
+    pub raw: &'static str,
+    pub gain: &'static str,
+    pub offset: &'static str,
+    /// Writable: the pressure a reference pump applies (a serviceman's calibrator); a negative
+    /// value means "connected to the process" again.
+    pub applied: &'static str,
+    /// Top of the range in engineering units (the bottom is 0).
+    pub full_scale: f64,
+    /// The sensor reads `true × gain_error + offset_error` (engineering units).
+    pub gain_error: f64,
+    pub offset_error: f64,
+}
+
+/// P1 0–10 bar, P2 0–5 bar, P3 0–1000 mbar.
+pub const PRESSURE_SENSORS: [PressureSensor; 3] = [
+    PressureSensor {
+        value: "Pressure_P1_bar",
+        raw: "Pressure_P1_raw",
+        gain: "P1_Cal_Gain",
+        offset: "P1_Cal_Offset",
+        applied: "P1_Applied_bar",
+        full_scale: 10.0,
+        gain_error: 1.02,
+        offset_error: 0.1,
+    },
+    PressureSensor {
+        value: "Pressure_P2_bar",
+        raw: "Pressure_P2_raw",
+        gain: "P2_Cal_Gain",
+        offset: "P2_Cal_Offset",
+        applied: "P2_Applied_bar",
+        full_scale: 5.0,
+        gain_error: 0.985,
+        offset_error: -0.04,
+    },
+    PressureSensor {
+        value: "Pressure_P3_mbar",
+        raw: "Pressure_P3_raw",
+        gain: "P3_Cal_Gain",
+        offset: "P3_Cal_Offset",
+        applied: "P3_Applied_mbar",
+        full_scale: 1000.0,
+        gain_error: 1.01,
+        offset_error: 6.0,
+    },
+];
+
+impl PressureSensor {
+    /// The nominal gain an uncalibrated program uses: full scale per 27648 counts.
+    pub fn nominal_gain(&self) -> f32 {
+        (self.full_scale / RAW_FULL_SCALE) as f32
+    }
+}
+
 /// The initial value of a standard tag (the process model overwrites the changing ones).
 pub(crate) fn initial_value(t: &TagInfo) -> Variant {
+    if let Some(p) = PRESSURE_SENSORS.iter().find(|p| p.gain == t.name) {
+        return Variant::Float(p.nominal_gain());
+    }
+    if PRESSURE_SENSORS.iter().any(|p| p.applied == t.name) {
+        return Variant::Float(-1.0);
+    }
     let scalar = match t.name.as_str() {
         "Grid_Frequency_Hz" => Variant::Double(50.0),
         "Inverter_Count" => Variant::Int16(INVERTERS as i16),

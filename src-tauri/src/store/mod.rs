@@ -10,6 +10,7 @@ pub mod alarms;
 pub mod audit;
 pub mod bound;
 pub mod login_failures;
+pub mod service;
 pub mod sessions;
 pub mod users;
 
@@ -42,6 +43,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0005_audit_key.sql"),
     ),
     ("0006_alarms", include_str!("migrations/0006_alarms.sql")),
+    ("0007_service", include_str!("migrations/0007_service.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

@@ -54,6 +54,30 @@ pub fn by_token(c: &Connection, token_sha256: &str) -> Result<Option<SessionRow>
     .optional()?)
 }
 
+/// A session by id with its user's role and active flag (for service mode, which ends with the
+/// session that started it): `(row, role, user active)`.
+pub fn by_id(c: &Connection, id: i64) -> Result<Option<(SessionRow, String, bool)>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT s.id, s.user_id, s.source, s.created_at, s.expires_at, s.last_seen_at,          s.revoked_at IS NOT NULL, u.role, u.active          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok((
+            SessionRow {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                source: r.get(2)?,
+                created_at: parse_ts(&r.get::<_, String>(3)?),
+                expires_at: parse_ts(&r.get::<_, String>(4)?),
+                last_seen_at: parse_ts(&r.get::<_, String>(5)?),
+                revoked: r.get(6)?,
+            },
+            r.get(7)?,
+            r.get(8)?,
+        ))
+    })
+    .optional()?)
+}
+
 /// Revokes one session; returns false when it was already revoked or unknown.
 pub fn revoke(
     c: &Connection,

@@ -25,5 +25,6 @@ mod remote_sim;
 mod remote_tls;
 mod remote_write;
 mod remote_ws;
+mod service;
 mod sim;
 mod store;

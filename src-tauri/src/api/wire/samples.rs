@@ -317,6 +317,71 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
     let result = json!({ "pong": true });
     add("reply_ok", &Reply::ok(&id, &result));
     add("reply_err", &Reply::err(&id, &refused));
+    let banner = ServiceBanner {
+        park: "alpha".into(),
+        active: true,
+        by: Some("sam".into()),
+        since: Some(at(0)),
+        reason: Some("pump swap".into()),
+    };
+    add("service_start", &banner);
+    add(
+        "service_push",
+        &ServicePush {
+            kind: "service",
+            banner: ServiceBanner::ended("alpha"),
+        },
+    );
+    let point = crate::service::calibration::Point {
+        reference: 2.0,
+        raw: 5916.5,
+        spread: 1.0,
+    };
+    let run = CalibrationRunView {
+        id: "alpha_p1".into(),
+        points: vec![point, point],
+        gain: Some(0.000354),
+        offset: Some(-0.095),
+        as_found_error: Some(0.26),
+        as_left_error: Some(0.001),
+        pass: Some(true),
+        old_gain: 0.0003617,
+        old_offset: 0.0,
+        unit: "bar".into(),
+        range: [0.0, 10.0],
+        tolerance: 0.05,
+        state: "applied",
+        record: Some(1),
+    };
+    add("calibration_run", &run);
+    add(
+        "calibration_records",
+        &CalibrationRecords {
+            records: vec![CalibrationRecordView {
+                n: 1,
+                record: crate::service::calibration::Record {
+                    calibration: "alpha_p1".into(),
+                    park: "alpha".into(),
+                    tag: "alpha/Pressure_P1_bar".into(),
+                    unit: "bar".into(),
+                    range: [0.0, 10.0],
+                    tolerance: 0.05,
+                    by: "sam".into(),
+                    at: at(60),
+                    points: vec![point],
+                    old_gain: 0.0003617,
+                    old_offset: 0.0,
+                    new_gain: 0.000354,
+                    new_offset: -0.095,
+                    as_found_error: 0.26,
+                    as_left_error: Some(0.001),
+                    pass: true,
+                    next_due: at(86_400 * 365),
+                    result: "ok".into(),
+                },
+            }],
+        },
+    );
     add(
         "session_ended",
         &SessionEnded {
@@ -399,6 +464,10 @@ fn ts_type(name: &str) -> &'static str {
         "alarm_stats" => "AlarmStats",
         "history" => "HistoryReply",
         "history_tags" => "HistoryTagsReply",
+        "service_start" => "ServiceBanner",
+        "service_push" => "ServicePush",
+        "calibration_run" => "CalibrationRun",
+        "calibration_records" => "CalibrationRecords",
         other => panic!("no protocol.ts type named for the sample {other}"),
     }
 }

@@ -1,0 +1,121 @@
+//! `diagnostics` and `diagnostics_ping`: the per-park figures the engine keeps plus one
+//! `ServerStatus` read per park (state, build info, clock drift, round trip), and the panel's own
+//! figures (version, uptime, memory and CPU of the process, database size).
+
+use super::request::ParkReq;
+use super::wire::{Diagnostics, PanelDiagnostics, ParkDiagnostics, PingReply, ServiceBanner};
+use super::{Api, ApiError};
+use crate::auth::Principal;
+use crate::code::ErrorCode;
+use crate::live::Quality;
+
+/// Bad-quality tag names listed per park (the count is complete).
+const BAD_NAMES: usize = 20;
+
+/// `diagnostics` → every visible park and the panel.
+pub(super) async fn report(api: &Api, p: &Principal) -> Diagnostics {
+    let snap = api.cache().snapshot(|id| p.parks.contains(id));
+    let mut parks = Vec::new();
+    for plc in snap.plcs {
+        let cfg = api.config().plc(&plc.id);
+        let bad: Vec<String> = plc
+            .nodes
+            .iter()
+            .filter(|n| n.quality != Quality::Good)
+            .map(|n| n.name.clone())
+            .collect();
+        let (engine, status) = match api.inner.writer.as_ref() {
+            Some(w) => (
+                w.diagnostics(&plc.id).await,
+                Some(w.server_status(&plc.id).await),
+            ),
+            None => (None, None),
+        };
+        let interval = cfg
+            .and_then(|c| c.sampling_interval_seconds)
+            .unwrap_or(api.config().broadcast_interval_seconds);
+        parks.push(ParkDiagnostics {
+            state: plc.status.as_str().to_string(),
+            error: plc.error.clone(),
+            endpoint: plc.url.clone(),
+            security_policy: cfg.map_or("None".into(), |c| format!("{:?}", c.security_policy)),
+            security_mode: cfg.map_or("None".into(), |c| format!("{:?}", c.security_mode)),
+            acquisition: cfg.map_or("subscribe".into(), |c| {
+                format!("{:?}", c.acquisition).to_lowercase()
+            }),
+            publishing_interval_s: interval,
+            tags: plc.nodes.len(),
+            bad_quality: bad.len(),
+            bad_quality_tags: bad.into_iter().take(BAD_NAMES).collect(),
+            engine,
+            server_status_error: match &status {
+                Some(Err(e)) => Some(format!("{}: {}", e.code(), e.message())),
+                _ => None,
+            },
+            server_status: status.and_then(Result::ok),
+            service: api
+                .inner
+                .service
+                .get(&plc.id)
+                .map(|s| ServiceBanner::of(&s)),
+            park: plc.id,
+        });
+    }
+    let db = api.auth().store().path().to_path_buf();
+    let database_bytes = ["", "-wal"]
+        .iter()
+        .filter_map(|sfx| std::fs::metadata(format!("{}{sfx}", db.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    let (memory_rss_bytes, cpu_seconds) = process_figures();
+    Diagnostics {
+        parks,
+        panel: PanelDiagnostics {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_s: api.inner.started.elapsed().as_secs(),
+            memory_rss_bytes,
+            cpu_seconds,
+            database: db.display().to_string(),
+            database_bytes,
+        },
+    }
+}
+
+/// Resident memory and CPU time of this process (Linux `/proc`; `None` elsewhere).
+fn process_figures() -> (Option<u64>, Option<f64>) {
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+                .map(|pages| pages * 4096)
+        });
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may contain spaces) in parentheses.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        });
+    (rss, cpu)
+}
+
+/// `diagnostics_ping {park}` → one read round trip.
+pub(super) async fn ping(api: &Api, r: ParkReq) -> Result<PingReply, ApiError> {
+    let Some(w) = api.inner.writer.as_ref() else {
+        return Err(ApiError::not_connected("no PLC engine is running"));
+    };
+    let s = w.server_status(&r.park).await.map_err(|e| ApiError {
+        code: e.code(),
+        message: e.message().to_string(),
+        retry_after_s: None,
+    })?;
+    Ok(PingReply {
+        park: r.park,
+        rtt_ms: s.rtt_ms,
+        server_status: s,
+    })
+}

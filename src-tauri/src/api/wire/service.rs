@@ -1,0 +1,151 @@
+//! Replies and pushes of service mode, calibration and diagnostics.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::plc::{DiagReport, ServerStatus};
+use crate::service::calibration::{Point, Record};
+use crate::store::service::ServicePeriod;
+
+/// A park's service state: the banner every client of the park shows (`active` false once it
+/// ended). Reply of `service_start`/`service_end`, element of the snapshot's `service`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceBanner {
+    pub park: String,
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ServiceBanner {
+    /// The banner of an open period.
+    pub fn of(p: &ServicePeriod) -> Self {
+        Self {
+            park: p.park.clone(),
+            active: true,
+            by: Some(p.username.clone()),
+            since: Some(p.started_at),
+            reason: Some(p.reason.clone()),
+        }
+    }
+    /// The banner of a park no longer in service.
+    pub fn ended(park: &str) -> Self {
+        Self {
+            park: park.into(),
+            active: false,
+            by: None,
+            since: None,
+            reason: None,
+        }
+    }
+}
+
+/// The push `{"type":"service", …banner}` to every session of the park.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServicePush {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub banner: ServiceBanner,
+}
+
+/// The state of a calibration run (reply of every calibration op); fields appear once known.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationRunView {
+    /// The configured calibration id.
+    pub id: String,
+    pub points: Vec<Point>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gain: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_found_error: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_left_error: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass: Option<bool>,
+    /// Gain and offset the PLC held when the run started.
+    pub old_gain: f64,
+    pub old_offset: f64,
+    pub unit: String,
+    pub range: [f64; 2],
+    pub tolerance: f64,
+    /// `open`, `applied` or `cancelled`.
+    pub state: &'static str,
+    /// The number of the stored record once applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<i64>,
+}
+
+/// One stored record with its number `n`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationRecordView {
+    pub n: i64,
+    #[serde(flatten)]
+    pub record: Record,
+}
+
+/// Reply of `calibration_records`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationRecords {
+    pub records: Vec<CalibrationRecordView>,
+}
+
+/// One park in the `diagnostics` reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParkDiagnostics {
+    pub park: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub endpoint: String,
+    pub security_policy: String,
+    pub security_mode: String,
+    pub acquisition: String,
+    pub publishing_interval_s: f64,
+    pub tags: usize,
+    pub bad_quality: usize,
+    /// The first few tags with bad quality.
+    pub bad_quality_tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<DiagReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_status: Option<ServerStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_status_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceBanner>,
+}
+
+/// The panel part of `diagnostics`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PanelDiagnostics {
+    pub version: &'static str,
+    pub uptime_s: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_rss_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    pub database: String,
+    pub database_bytes: u64,
+}
+
+/// Reply of `diagnostics`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostics {
+    pub parks: Vec<ParkDiagnostics>,
+    pub panel: PanelDiagnostics,
+}
+
+/// Reply of `diagnostics_ping`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PingReply {
+    pub park: String,
+    pub rtt_ms: f64,
+    pub server_status: ServerStatus,
+}
