@@ -4,8 +4,9 @@
 //! requests the WebSocket takes to [`crate::api::dispatch`] with `source = panel`. No permission
 //! logic lives here, so the panel and remote browsers can never disagree. Live values reach the
 //! window as Tauri events carrying the WebSocket's `snapshot`/`update` shapes:
-//! `live-snapshot`, `live-update`, and `session-ended` (`{code: 4001, reason}`) when the panel's
-//! session expires or is revoked.
+//! `live-snapshot`, `live-update`, `push` (the WebSocket's server-initiated messages, e.g.
+//! `{"type":"alarm",…}`, for the panel's session) and `session-ended` (`{code: 4001, reason}`)
+//! when the panel's session expires or is revoked.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -137,6 +138,34 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
     }
 }
 
+/// Forwards server-initiated pushes the panel's current session may see as `push` events; after
+/// falling behind, a fresh `live-snapshot` (which carries what must not be missed).
+async fn push_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut rx = panel.api.pushes().subscribe();
+    loop {
+        let got = match rx.recv().await {
+            Ok(p) => Some(p),
+            Err(RecvError::Lagged(_)) => None,
+            Err(RecvError::Closed) => break,
+        };
+        let token = panel.token.lock().clone();
+        let Some(token) = token else { continue };
+        let Ok(principal) = panel.api.auth().peek(&token).await else {
+            continue;
+        };
+        match got {
+            Some(p) if p.audience.admits(&principal) => {
+                let _ = app.emit("push", &p.body);
+            }
+            Some(_) => {}
+            None => {
+                let _ = app.emit("live-snapshot", panel.api.snapshot_msg(&principal));
+            }
+        }
+    }
+}
+
 /// GTK cannot open a window without a display server; say so instead of panicking in tao.
 /// The command line asks this before it starts anything.
 pub fn display_available() -> Result<(), String> {
@@ -205,6 +234,7 @@ pub fn run(
             if kiosk {
                 cover_monitor(&window);
             }
+            tauri::async_runtime::spawn(push_loop(app.handle().clone(), loop_panel.clone()));
             tauri::async_runtime::spawn(live_loop(app.handle().clone(), loop_panel));
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {

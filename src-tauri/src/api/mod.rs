@@ -10,6 +10,7 @@
 pub mod access;
 mod audit;
 mod live;
+pub mod push;
 pub mod request;
 mod session;
 mod users;
@@ -23,6 +24,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use access::Access;
+pub use push::{Audience, Push, Pushes};
 pub use request::*;
 pub use wire::UpdateMsg;
 
@@ -158,6 +160,7 @@ struct Inner {
     metrics: Metrics,
     limiter: write::RateLimiter,
     refusals: write_audit::AnonymousRefusals,
+    pushes: Pushes,
     started: Instant,
 }
 
@@ -196,6 +199,7 @@ impl Api {
                 metrics,
                 limiter: write::RateLimiter::new(rate),
                 refusals: write_audit::AnonymousRefusals::default(),
+                pushes: Pushes::default(),
                 started: Instant::now(),
             }),
         }
@@ -216,6 +220,15 @@ impl Api {
     /// Counters and gauges exported on `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+    /// Publishes a server-initiated message (a JSON object with a `"type"`) to every live
+    /// session `audience` admits, on every transport (see [`push`]).
+    pub fn push(&self, audience: Audience, body: &impl Serialize) {
+        self.inner.pushes.publish(audience, body)
+    }
+    /// The push channel the transports subscribe to.
+    pub fn pushes(&self) -> &Pushes {
+        &self.inner.pushes
     }
 
     /// The configured park ids `parks` lets a principal see, sorted.

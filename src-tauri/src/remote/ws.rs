@@ -363,6 +363,8 @@ impl Client {
         mut principal: Principal,
         key: &mut ParkKey,
     ) -> End {
+        // Subscribed before the snapshot, so no push after the snapshot can be missed.
+        let mut pushes = self.st.api.pushes().subscribe();
         if let Err(e) = self.send_snapshot(&principal).await {
             return e;
         }
@@ -437,6 +439,22 @@ impl Client {
                         }
                     }
                 }
+                p = pushes.recv() => match p {
+                    Ok(p) => {
+                        if p.audience.admits(&principal) {
+                            if let Err(end) = self.send_text(p.text.clone().into()).await {
+                                return end;
+                            }
+                        }
+                    }
+                    // Missed pushes: the snapshot carries what a client must not miss.
+                    Err(RecvError::Lagged(_)) => {
+                        if let Err(e) = self.send_snapshot(&principal).await {
+                            return e;
+                        }
+                    }
+                    Err(RecvError::Closed) => {}
+                },
                 _ = ping.tick() => {
                     if last_seen.elapsed() > cfg.ping_interval * 2 {
                         return End::Drop;

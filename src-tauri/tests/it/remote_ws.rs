@@ -150,6 +150,29 @@ async fn two_users_see_only_their_parks_in_snapshots_updates_and_replies() {
 }
 
 #[tokio::test]
+async fn pushes_reach_only_the_sessions_their_audience_admits() {
+    use stator::api::Audience;
+    let env = Env::start(json!({})).await;
+    let ta = env.login("ann", Role::Viewer, &["alpha"]).await;
+    let tb = env.login("bob", Role::Viewer, &["beta"]).await;
+    let (mut a, _) = ws_connect(&env, WsAuth::Protocol(&ta), None).await.unwrap();
+    let (mut b, _) = ws_connect(&env, WsAuth::Protocol(&tb), None).await.unwrap();
+    next_of(&mut a, "snapshot").await;
+    next_of(&mut b, "snapshot").await;
+
+    env.api
+        .push(Audience::Park("alpha".into()), &json!({"type": "t", "n": 1}));
+    assert_eq!(next_of(&mut a, "t").await["n"], 1);
+    let bob = env.auth.peek(&tb).await.unwrap().user_id;
+    env.api.push(Audience::Users(vec![bob]), &json!({"type": "t", "n": 2}));
+    env.api.push(Audience::Everyone, &json!({"type": "t", "n": 3}));
+    // bob never got the alpha push: his first is the one addressed to him.
+    assert_eq!(next_of(&mut b, "t").await["n"], 2);
+    assert_eq!(next_of(&mut b, "t").await["n"], 3);
+    assert_eq!(next_of(&mut a, "t").await["n"], 3);
+}
+
+#[tokio::test]
 async fn updates_carry_only_changes_after_the_snapshot_and_are_coalesced() {
     let env = Env::start(json!({"broadcast_interval_seconds": 0.3})).await;
     let t = env.login("ann", Role::Viewer, &["alpha"]).await;
