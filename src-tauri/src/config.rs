@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::roles::Role;
 
+mod messages;
+pub use messages::MessagesConfig;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +46,9 @@ pub struct Config {
     /// Directory of the OPC UA PKI (own/, private/, trusted/, rejected/). Default: `certs`.
     #[serde(default)]
     pub pki_dir: Option<PathBuf>,
+    /// Messages between people and park channels.
+    #[serde(default)]
+    pub messages: MessagesConfig,
 }
 
 /// One PLC.
@@ -407,6 +413,7 @@ impl Config {
             );
         }
         self.remote.validate_limits(file)?;
+        self.messages.validate(file)?;
         for (key, tag) in &self.tags {
             let at = |f: &str| format!("$.tags[{key:?}]{f}");
             let Some((plc, name)) = key.split_once('/') else {

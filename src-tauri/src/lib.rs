@@ -12,6 +12,7 @@ pub mod config;
 pub mod desktop;
 pub mod live;
 pub mod logging;
+pub mod messages;
 pub mod metrics;
 pub mod plc;
 pub mod remote;

@@ -10,6 +10,7 @@
 pub mod access;
 mod audit;
 mod live;
+mod messages;
 pub mod push;
 pub mod request;
 mod session;
@@ -24,6 +25,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use access::Access;
+pub use messages::OnlineGuard;
 pub use push::{Audience, Push, Pushes};
 pub use request::*;
 pub use wire::UpdateMsg;
@@ -161,6 +163,7 @@ struct Inner {
     limiter: write::RateLimiter,
     refusals: write_audit::AnonymousRefusals,
     pushes: Pushes,
+    messages: crate::messages::Messages,
     started: Instant,
 }
 
@@ -190,6 +193,7 @@ impl Api {
         metrics: Metrics,
     ) -> Api {
         let rate = cfg.auth.write_rate_per_second;
+        let messages = crate::messages::Messages::new(auth.store().clone(), cfg.messages.clone());
         Api {
             inner: Arc::new(Inner {
                 auth,
@@ -200,6 +204,7 @@ impl Api {
                 limiter: write::RateLimiter::new(rate),
                 refusals: write_audit::AnonymousRefusals::default(),
                 pushes: Pushes::default(),
+                messages,
                 started: Instant::now(),
             }),
         }
@@ -229,6 +234,10 @@ impl Api {
     /// The push channel the transports subscribe to.
     pub fn pushes(&self) -> &Pushes {
         &self.inner.pushes
+    }
+    /// Messages, presence and the shift log (`app` plugs the handover source in here).
+    pub fn messages(&self) -> &crate::messages::Messages {
+        &self.inner.messages
     }
 
     /// The configured park ids `parks` lets a principal see, sorted.
@@ -360,6 +369,15 @@ async fn run(
         Request::Snapshot(_) => v(&live::snapshot(api, &p()?)),
         Request::AuditPage(r) => v(&audit::page(api, &p()?, r).await?),
         Request::Write(_) => Err(ApiError::internal("write is dispatched on its own")),
+        req @ (Request::MessageSend(_)
+        | Request::Messages(_)
+        | Request::MessageRead(_)
+        | Request::Conversations(_)
+        | Request::Presence(_)
+        | Request::MessagesExport(_)
+        | Request::LogbookAdd(_)
+        | Request::Logbook(_)
+        | Request::LogbookAck(_)) => messages::run(api, ctx, &p()?, req).await,
         req => users::run(api, &p()?, req).await,
     }
 }

@@ -126,7 +126,10 @@ mod tests {
     async fn publish_encodes_once_and_delivers() {
         let pushes = Pushes::default();
         let mut rx = pushes.subscribe();
-        pushes.publish(Audience::Everyone, &serde_json::json!({"type": "x", "n": 1}));
+        pushes.publish(
+            Audience::Everyone,
+            &serde_json::json!({"type": "x", "n": 1}),
+        );
         let p = rx.recv().await.unwrap();
         assert_eq!(p.text, r#"{"n":1,"type":"x"}"#);
         assert_eq!(p.body["n"], 1);

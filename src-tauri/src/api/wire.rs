@@ -358,5 +358,8 @@ pub struct SessionEnded {
     pub reason: String,
 }
 
+mod messages;
+pub use messages::*;
+
 #[cfg(test)]
 mod samples;

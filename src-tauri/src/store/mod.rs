@@ -8,7 +8,9 @@
 
 pub mod audit;
 pub mod bound;
+pub mod logbook;
 pub mod login_failures;
+pub mod messages;
 pub mod sessions;
 pub mod users;
 
@@ -39,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_audit_key",
         include_str!("migrations/0005_audit_key.sql"),
+    ),
+    (
+        "0008_messages",
+        include_str!("migrations/0008_messages.sql"),
     ),
 ];
 

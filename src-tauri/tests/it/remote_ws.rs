@@ -160,12 +160,16 @@ async fn pushes_reach_only_the_sessions_their_audience_admits() {
     next_of(&mut a, "snapshot").await;
     next_of(&mut b, "snapshot").await;
 
-    env.api
-        .push(Audience::Park("alpha".into()), &json!({"type": "t", "n": 1}));
+    env.api.push(
+        Audience::Park("alpha".into()),
+        &json!({"type": "t", "n": 1}),
+    );
     assert_eq!(next_of(&mut a, "t").await["n"], 1);
     let bob = env.auth.peek(&tb).await.unwrap().user_id;
-    env.api.push(Audience::Users(vec![bob]), &json!({"type": "t", "n": 2}));
-    env.api.push(Audience::Everyone, &json!({"type": "t", "n": 3}));
+    env.api
+        .push(Audience::Users(vec![bob]), &json!({"type": "t", "n": 2}));
+    env.api
+        .push(Audience::Everyone, &json!({"type": "t", "n": 3}));
     // bob never got the alpha push: his first is the one addressed to him.
     assert_eq!(next_of(&mut b, "t").await["n"], 2);
     assert_eq!(next_of(&mut b, "t").await["n"], 3);
