@@ -130,12 +130,13 @@ impl Presence {
             .collect()
     }
 
-    /// The online users who may learn about `subject`'s presence: those sharing a park with
-    /// them (superusers: everyone online; everyone sees a superuser).
+    /// The other online users who may learn about `subject`'s presence: those sharing a park
+    /// with them (superusers: everyone online; everyone sees a superuser).
     pub fn audience_of(&self, subject: &Online) -> Vec<i64> {
         let g = self.clients.lock();
         let mut ids: Vec<i64> =
             g.1.values()
+                .filter(|o| o.user_id != subject.user_id)
                 .filter(|o| o.parks.is_none() || share(subject.parks.as_ref(), o.parks.as_ref()))
                 .map(|o| o.user_id)
                 .collect();

@@ -279,6 +279,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/me", get(http::me))
         .route("/api/snapshot", get(http::snapshot))
         .route("/api/write", post(http::write))
+        .route("/api/messages/export", get(http::messages_export))
         .route("/ws", any(ws::upgrade))
         .route("/", get(assets::index))
         .route("/{*path}", get(assets::file))

@@ -213,7 +213,8 @@ pub fn mark_read(
                 out.push(Read {
                     id: *id,
                     sender_id,
-                    read_at: now,
+                    // As stored (microseconds), so the receipt equals what a page shows later.
+                    read_at: parse_ts(&now_s),
                 });
             }
         }

@@ -90,9 +90,6 @@ pub struct ConversationsReply {
     pub phrases: BTreeMap<String, Vec<String>>,
 }
 
-/// One client in `presence`: `{"kind":"panel"|"browser","since"}`.
-pub type ClientEntry = ClientView;
-
 /// `presence` → `{"users":[{"username","clients":[…]}]}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PresenceReply {
