@@ -17,6 +17,7 @@ import {
   type UpdateMsg,
 } from './protocol'
 import { COMPACT_PROTOCOL, expandCompact, tagNames, type TagNames } from './compact'
+import { deliverPush, type PushMsg } from './pushes'
 
 /** Connection of this UI to the core: WebSocket state in a browser, always `online` in Tauri. */
 export type LinkState = 'offline' | 'connecting' | 'online'
@@ -332,6 +333,9 @@ export class BrowserTransport implements Transport {
       clearTimeout(p.timer)
       if (r.ok) p.resolve(r.result)
       else p.reject(toApiError(r.error ?? { code: 'internal', message: 'request failed' }))
+    } else {
+      // Server-initiated pushes (`alarm`, `message`, …): see pushes.ts.
+      deliverPush(msg as unknown as PushMsg)
     }
   }
 }
@@ -401,6 +405,7 @@ export class TauriTransport implements Transport {
       const subs = await Promise.all([
         listen<SnapshotMsg>('live-snapshot', (e) => h.snapshot(e.payload)),
         listen<UpdateMsg>('live-update', (e) => h.update(e.payload)),
+        listen<PushMsg>('push', (e) => deliverPush(e.payload)),
         listen<{ code?: number; reason?: string }>('session-ended', (e) =>
           h.ended(e.payload?.code ?? 4001, e.payload?.reason ?? 'session ended'),
         ),

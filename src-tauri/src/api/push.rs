@@ -131,7 +131,10 @@ mod tests {
             &serde_json::json!({"type": "x", "n": 1}),
         );
         let p = rx.recv().await.unwrap();
-        assert_eq!(p.text, r#"{"n":1,"type":"x"}"#);
+        assert_eq!(
+            serde_json::from_str::<Value>(&p.text).unwrap(),
+            serde_json::json!({"type": "x", "n": 1})
+        );
         assert_eq!(p.body["n"], 1);
     }
 }
