@@ -19,7 +19,11 @@ async fn open(env: &Env, token: &str) -> Ws {
 /// Another session of an existing user.
 async fn session(env: &Env, name: &str) -> String {
     env.auth
-        .login(name, PASSWORD, stator::auth::Source::Remote("127.0.0.1".into()))
+        .login(
+            name,
+            PASSWORD,
+            stator::auth::Source::Remote("127.0.0.1".into()),
+        )
         .await
         .unwrap()
         .token
@@ -75,7 +79,14 @@ async fn a_message_reaches_every_session_of_the_recipient_and_the_receipt_the_se
     let m = &sent["message"];
     assert_eq!(keys(m), MESSAGE_KEYS);
     assert_eq!(
-        (&m["from"], &m["to"], &m["text"], &m["alarm"], &m["ref"], &m["read_at"]),
+        (
+            &m["from"],
+            &m["to"],
+            &m["text"],
+            &m["alarm"],
+            &m["ref"],
+            &m["read_at"]
+        ),
         (
             &json!("ann"),
             &json!("bob"),
@@ -140,7 +151,10 @@ async fn presence_follows_connections_and_shared_parks() {
     // Bob disconnects: ann learns it (and never heard of carl: the next presence is bob's).
     b.close(None).await.unwrap();
     let p = next_of(&mut a, "presence").await;
-    assert_eq!((p["username"].clone(), p["online"].clone()), (json!("bob"), json!(false)));
+    assert_eq!(
+        (p["username"].clone(), p["online"].clone()),
+        (json!("bob"), json!(false))
+    );
     assert_eq!(p["clients"], json!([]));
 
     // Logout of carl's session ends his socket; he leaves the registry.
@@ -200,10 +214,17 @@ async fn park_channels_honour_grants() {
         json!({"op": "message_send", "to": "park:beta", "text": "Beta is fine"}),
     )
     .await;
-    assert_eq!(next_of(&mut c, "message").await["message"]["to"], "park:beta");
+    assert_eq!(
+        next_of(&mut c, "message").await["message"]["to"],
+        "park:beta"
+    );
 
     assert_eq!(
-        refused(&mut a, json!({"op": "message_send", "to": "park:beta", "text": "x"})).await,
+        refused(
+            &mut a,
+            json!({"op": "message_send", "to": "park:beta", "text": "x"})
+        )
+        .await,
         "forbidden"
     );
     assert_eq!(
@@ -214,7 +235,11 @@ async fn park_channels_honour_grants() {
     let page = ok(&mut b, json!({"op": "messages", "channel": "park:alpha"})).await;
     assert_eq!(page["messages"][0]["text"], "Wind picks up");
     assert_eq!(
-        refused(&mut b, json!({"op": "message_send", "to": "park:alpha", "text": "x"})).await,
+        refused(
+            &mut b,
+            json!({"op": "message_send", "to": "park:alpha", "text": "x"})
+        )
+        .await,
         "forbidden"
     );
     let convs = ok(&mut b, json!({"op": "conversations"})).await;
@@ -237,7 +262,10 @@ async fn viewers_may_send_when_configured() {
         json!({"op": "message_send", "to": "park:alpha", "text": "Viewer here"}),
     )
     .await;
-    assert_eq!(ok(&mut b, json!({"op": "conversations"})).await["can_send"], true);
+    assert_eq!(
+        ok(&mut b, json!({"op": "conversations"})).await["can_send"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -256,7 +284,10 @@ async fn an_offline_recipient_finds_the_message_in_conversations() {
     let mut b = open(&env, &tb).await;
     let convs = ok(&mut b, json!({"op": "conversations"})).await;
     let rows = convs["conversations"].as_array().unwrap();
-    let dm = rows.iter().find(|r| r["with"] == "ann").expect("a row for ann");
+    let dm = rows
+        .iter()
+        .find(|r| r["with"] == "ann")
+        .expect("a row for ann");
     assert_eq!(dm["unread"], 1);
     assert_eq!(dm["channel"], Value::Null);
     assert_eq!(dm["last"]["id"], id);
@@ -295,7 +326,11 @@ async fn more_than_ten_messages_in_ten_seconds_are_rate_limited() {
     .await;
     assert_eq!(r["error"]["code"], "rate_limited");
     assert!(r["error"]["retry_after_s"].as_u64().unwrap() >= 1);
-    let page = ok(&mut a, json!({"op": "messages", "with": "bob", "limit": 50})).await;
+    let page = ok(
+        &mut a,
+        json!({"op": "messages", "with": "bob", "limit": 50}),
+    )
+    .await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 10);
     assert_eq!(page["messages"][0]["text"], "n9");
     assert_eq!(rows_of(&env, "message_send").await.len(), 10);
@@ -308,10 +343,7 @@ async fn bad_input_has_a_stable_code_and_stores_nothing() {
     let tb = env.login("bob", Role::Operator, &["alpha"]).await;
     env.user("carl", Role::Operator, &["beta"]).await;
     env.user("dan", Role::Operator, &["alpha"]).await;
-    env.auth
-        .set_active(&system(), "dan", false)
-        .await
-        .unwrap();
+    env.auth.set_active(&system(), "dan", false).await.unwrap();
     let mut a = open(&env, &ta).await;
     let mut b = open(&env, &tb).await;
     let send = |to: &str, text: Value| json!({"op": "message_send", "to": to, "text": text});
@@ -338,9 +370,18 @@ async fn bad_input_has_a_stable_code_and_stores_nothing() {
         ),
         (json!({"op": "message_send", "to": "bob"}), "invalid"),
         (json!({"op": "messages"}), "invalid"),
-        (json!({"op": "messages", "with": "bob", "channel": "park:alpha"}), "invalid"),
-        (json!({"op": "messages", "with": "bob", "limit": 0}), "invalid"),
-        (json!({"op": "messages", "with": "bob", "limit": 201}), "invalid"),
+        (
+            json!({"op": "messages", "with": "bob", "channel": "park:alpha"}),
+            "invalid",
+        ),
+        (
+            json!({"op": "messages", "with": "bob", "limit": 0}),
+            "invalid",
+        ),
+        (
+            json!({"op": "messages", "with": "bob", "limit": 201}),
+            "invalid",
+        ),
         (json!({"op": "message_read", "ids": []}), "invalid"),
         (
             json!({"op": "logbook_add", "park": "beta", "category": "note", "text": "x"}),
@@ -365,8 +406,11 @@ async fn bad_input_has_a_stable_code_and_stores_nothing() {
         assert_eq!(refused(&mut a, r.clone()).await, code, "{r}");
     }
     // A read receipt for a message sent to someone else.
-    let id = ok(&mut b, json!({"op": "message_send", "to": "ann", "text": "ok"})).await["message"]
-        ["id"]
+    let id = ok(
+        &mut b,
+        json!({"op": "message_send", "to": "ann", "text": "ok"}),
+    )
+    .await["message"]["id"]
         .clone();
     assert_eq!(
         refused(&mut b, json!({"op": "message_read", "ids": [id]})).await,
@@ -385,12 +429,10 @@ async fn bad_input_has_a_stable_code_and_stores_nothing() {
 #[tokio::test]
 async fn the_shift_log_records_handovers_and_their_confirmation() {
     let env = Env::start(json!({})).await;
-    env.api
-        .messages()
-        .set_handover_source(Arc::new((
-            |park: &str| vec![json!({"id": format!("{park}/Pump3_Trip"), "state": "active"})],
-            |_park: &str| json!({"active": false}),
-        )));
+    env.api.messages().set_handover_source(Arc::new((
+        |park: &str| vec![json!({"id": format!("{park}/Pump3_Trip"), "state": "active"})],
+        |_park: &str| json!({"active": false}),
+    )));
     let ta = env.login("ann", Role::Operator, &["alpha"]).await;
     let tb = env.login("bob", Role::Operator, &["alpha"]).await;
     let tc = env.login("carl", Role::Operator, &["beta"]).await;
@@ -421,24 +463,41 @@ async fn the_shift_log_records_handovers_and_their_confirmation() {
     assert_eq!(next_of(&mut b, "logbook").await["entry"]["id"], note["id"]);
 
     let hid = h["id"].clone();
-    assert_eq!(refused(&mut a, json!({"op": "logbook_ack", "entry": hid})).await, "invalid");
+    assert_eq!(
+        refused(&mut a, json!({"op": "logbook_ack", "entry": hid})).await,
+        "invalid"
+    );
     assert_eq!(
         refused(&mut b, json!({"op": "logbook_ack", "entry": note["id"]})).await,
         "invalid"
     );
-    assert_eq!(refused(&mut c, json!({"op": "logbook_ack", "entry": hid})).await, "forbidden");
-    assert_eq!(refused(&mut v, json!({"op": "logbook_ack", "entry": hid})).await, "forbidden");
+    assert_eq!(
+        refused(&mut c, json!({"op": "logbook_ack", "entry": hid})).await,
+        "forbidden"
+    );
+    assert_eq!(
+        refused(&mut v, json!({"op": "logbook_ack", "entry": hid})).await,
+        "forbidden"
+    );
     let acked = ok(&mut b, json!({"op": "logbook_ack", "entry": hid})).await["entry"].clone();
     assert_eq!(acked["acks"][0]["by"], "bob");
     let again = ok(&mut b, json!({"op": "logbook_ack", "entry": hid})).await["entry"].clone();
     assert_eq!(again["acks"].as_array().unwrap().len(), 1);
 
     let log = ok(&mut v, json!({"op": "logbook", "park": "alpha"})).await;
-    let ids: Vec<&Value> = log["entries"].as_array().unwrap().iter().map(|e| &e["id"]).collect();
+    let ids: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["id"])
+        .collect();
     assert_eq!(ids, [&hid, &note["id"]]);
     let only = ok(&mut v, json!({"op": "logbook", "category": "note"})).await;
     assert_eq!(only["entries"].as_array().unwrap().len(), 1);
-    assert_eq!(ok(&mut c, json!({"op": "logbook"})).await["entries"], json!([]));
+    assert_eq!(
+        ok(&mut c, json!({"op": "logbook"})).await["entries"],
+        json!([])
+    );
     assert_eq!(
         refused(
             &mut v,
@@ -465,7 +524,11 @@ async fn admins_export_a_channel_or_conversation_as_csv() {
         json!({"op": "message_send", "to": "park:alpha", "text": "=cmd|' /C calc'!A0, \"quoted\""}),
     )
     .await;
-    ok(&mut a, json!({"op": "message_send", "to": "bob", "text": "direct"})).await;
+    ok(
+        &mut a,
+        json!({"op": "message_send", "to": "bob", "text": "direct"}),
+    )
+    .await;
 
     let (st, h, body) = http_as(
         &env,
@@ -485,12 +548,33 @@ async fn admins_export_a_channel_or_conversation_as_csv() {
         "{}",
         lines[1]
     );
-    let (st, _, body) = http_as(&env, "GET", "/api/messages/export?users=ann,bob", &tadm, None).await;
+    let (st, _, body) = http_as(
+        &env,
+        "GET",
+        "/api/messages/export?users=ann,bob",
+        &tadm,
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
     assert!(body.contains(",ann,bob,direct,,"), "{body}");
-    let (st, _, body) = http_as(&env, "GET", "/api/messages/export?channel=park:alpha", &ta, None).await;
+    let (st, _, body) = http_as(
+        &env,
+        "GET",
+        "/api/messages/export?channel=park:alpha",
+        &ta,
+        None,
+    )
+    .await;
     assert_eq!(st, 403, "{body}");
-    let (st, _, _) = http_as(&env, "GET", "/api/messages/export?channel=park:beta", &tadm, None).await;
+    let (st, _, _) = http_as(
+        &env,
+        "GET",
+        "/api/messages/export?channel=park:beta",
+        &tadm,
+        None,
+    )
+    .await;
     assert_eq!(st, 403);
     let (st, _, body) = http_as(&env, "GET", "/api/messages/export", &tadm, None).await;
     assert_eq!(st, 400, "{body}");
