@@ -301,7 +301,7 @@ export interface LogbookEntry {
   author: string
   text: string
   alarm: string | null
-  snapshot: { alarms: Json[]; service: Json } | Json | null
+  snapshot: Json | null
   created_at: string
   acks: { by: string; at: string }[]
 }

@@ -42,6 +42,8 @@ export type Route =
   | { name: 'park'; plc: string }
   | { name: 'tag'; plc: string; tag: string }
   | { name: 'admin'; tab: 'users' | 'audit' }
+  | { name: 'messages'; alarm?: string }
+  | { name: 'logbook' }
 
 export function parseHash(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -60,6 +62,10 @@ export function parseHash(hash: string): Route {
       break
     case 'admin':
       return { name: 'admin', tab: parts[1] === 'audit' ? 'audit' : 'users' }
+    case 'messages':
+      return parts[1] === 'alarm' && parts[2] ? { name: 'messages', alarm: parts.slice(2).join('/') } : { name: 'messages' }
+    case 'logbook':
+      return { name: 'logbook' }
   }
   return { name: 'overview' }
 }
@@ -72,6 +78,10 @@ export function routeHash(r: Route): string {
       return `#/tag/${encodeURIComponent(r.plc)}/${r.tag.split('/').map(encodeURIComponent).join('/')}`
     case 'admin':
       return `#/admin/${r.tab}`
+    case 'messages':
+      return r.alarm ? `#/messages/alarm/${r.alarm.split('/').map(encodeURIComponent).join('/')}` : '#/messages'
+    case 'logbook':
+      return '#/logbook'
     case 'login':
       return '#/login'
     default:
