@@ -102,7 +102,7 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
         let token = panel.token.lock().clone();
         let Some(token) = token else {
             shown = None;
-            online = None;
+            drop(online.take());
             continue;
         };
         let principal = match panel.api.auth().peek(&token).await {
@@ -110,7 +110,7 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
             Err(e) => {
                 *panel.token.lock() = None;
                 shown = None;
-                online = None;
+                drop(online.take());
                 let _ = app.emit(
                     "session-ended",
                     SessionEnded {
@@ -125,7 +125,7 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
             let snap = panel.api.snapshot_msg(&principal);
             seq = snap.seq;
             let _ = app.emit("live-snapshot", snap);
-            online = Some(panel.api.online(&principal));
+            drop(online.replace(panel.api.online(&principal)));
             shown = Some(token);
             continue;
         }
