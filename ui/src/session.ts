@@ -3,6 +3,7 @@
 import { reactive } from 'vue'
 import type { LoginResult, Permission, Role, RoleInfo, UserSummary } from './protocol'
 import { toApiError } from './protocol'
+import { refresh as refreshChat } from './chat'
 import { applySnapshot, applyUpdate, createLiveState } from './store'
 import { transport, type Credentials, type MeResult } from './transport'
 
@@ -140,7 +141,12 @@ export function touch(): void {
 
 function startLive(token: string) {
   transport.startLive(token, {
-    snapshot: (m) => applySnapshot(live, m),
+    snapshot: (m) => {
+      applySnapshot(live, m)
+      // A snapshot also follows a lag (missed pushes) or a grant change: messages are not in it,
+      // so the conversation list (and the unread badge) is read again.
+      if (session.user) refreshChat(session.user.username).catch(() => undefined)
+    },
     update: (m) => {
       applyUpdate(live, m)
       if (live.needsSnapshot) {
