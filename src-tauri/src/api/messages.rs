@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::request::*;
 use super::wire::*;
-use super::{Api, ApiError, Audience, Ctx};
+use super::{Api, ApiError, Audience};
 use crate::auth::{role_allows, Parks, Permission, Principal, Role, Source};
 use crate::messages::{
     conversation_of, ClientKind, EntryQuery, ExportRef, MsgError, Online, Target, CSV_HEADER,
@@ -51,7 +51,6 @@ fn bound(s: Option<String>, end: bool) -> Result<Option<chrono::DateTime<Utc>>, 
 /// Runs one messages/shift-log request for the checked principal.
 pub(super) async fn run(
     api: &Api,
-    _ctx: &Ctx,
     p: &Principal,
     req: Request,
 ) -> Result<serde_json::Value, ApiError> {
@@ -68,14 +67,11 @@ pub(super) async fn run(
                 Target::Channel(park) => Audience::Park(park.clone()),
                 Target::User { id, .. } => Audience::Users(vec![*id, p.user_id]),
             };
-            let mut pushed = MessageView::from(sent.message.clone());
-            // Nobody has read it yet; the sender's own view carries the same.
-            pushed.read_at = None;
             api.push(
                 audience,
                 &MessagePush {
                     kind: "message",
-                    message: pushed,
+                    message: sent.message.clone().into(),
                 },
             );
             v(&MessageSent {
@@ -91,9 +87,8 @@ pub(super) async fn run(
         }
         Request::MessageRead(r) => {
             let receipts = m.mark_read(&c, r.ids).await?;
-            let now = Utc::now();
             let mut ids = Vec::new();
-            let mut read_at = now;
+            let mut read_at = Utc::now();
             for rc in receipts {
                 ids.extend(rc.ids.iter().copied());
                 read_at = rc.read_at;

@@ -377,7 +377,7 @@ async fn run(
         | Request::MessagesExport(_)
         | Request::LogbookAdd(_)
         | Request::Logbook(_)
-        | Request::LogbookAck(_)) => messages::run(api, ctx, &p()?, req).await,
+        | Request::LogbookAck(_)) => messages::run(api, &p()?, req).await,
         req => users::run(api, &p()?, req).await,
     }
 }
