@@ -22,6 +22,8 @@ mod history;
 pub use history::{HistoryConfig, HistoryFilter, TagHistory};
 mod service;
 pub use service::{CalibrationConfig, ServiceConfig, MAX_CALIBRATIONS};
+mod messages;
+pub use messages::MessagesConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -68,6 +70,9 @@ pub struct Config {
     /// Two-point sensor calibrations (see `config/service.rs`).
     #[serde(default)]
     pub calibration: Vec<CalibrationConfig>,
+    /// Messages between people and park channels.
+    #[serde(default)]
+    pub messages: MessagesConfig,
 }
 
 /// One PLC.
@@ -435,6 +440,7 @@ impl Config {
             );
         }
         self.remote.validate_limits(file)?;
+        self.messages.validate(file)?;
         for (key, tag) in &self.tags {
             let at = |f: &str| format!("$.tags[{key:?}]{f}");
             let Some((plc, name)) = key.split_once('/') else {

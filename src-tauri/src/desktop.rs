@@ -87,6 +87,8 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
     let mut changes = panel.api.auth().changes();
     let mut seq = 0u64;
     let mut shown: Option<String> = None;
+    // The panel's session is listed by `presence` while the window shows it.
+    let mut online: Option<api::OnlineGuard> = None;
     loop {
         tokio::select! {
             woke = throttle.wait() => if !woke { break },
@@ -100,6 +102,7 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
         let token = panel.token.lock().clone();
         let Some(token) = token else {
             shown = None;
+            drop(online.take());
             continue;
         };
         let principal = match panel.api.auth().peek(&token).await {
@@ -107,6 +110,7 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
             Err(e) => {
                 *panel.token.lock() = None;
                 shown = None;
+                drop(online.take());
                 let _ = app.emit(
                     "session-ended",
                     SessionEnded {
@@ -121,6 +125,7 @@ async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
             let snap = panel.api.snapshot_msg(&principal);
             seq = snap.seq;
             let _ = app.emit("live-snapshot", snap);
+            drop(online.replace(panel.api.online(&principal)));
             shown = Some(token);
             continue;
         }

@@ -14,6 +14,7 @@ pub mod desktop;
 pub mod history;
 pub mod live;
 pub mod logging;
+pub mod messages;
 pub mod metrics;
 pub mod plc;
 pub mod remote;

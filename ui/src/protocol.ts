@@ -342,6 +342,121 @@ export interface AlarmStats {
   truncated: boolean
 }
 // ---- end alarms ----
+// --- Messages and the shift log ---------------------------------------------------------------
+
+/** A message: `to` is a username or `park:<id>`; `read_at` is the reader's (or the peer's) read time. */
+export interface Message {
+  id: number
+  from: string
+  to: string
+  text: string
+  alarm: string | null
+  ref: string | null
+  sent_at: string
+  read_at: string | null
+}
+
+/** `message_send` reply. */
+export interface MessageSent {
+  message: Message
+}
+
+/** `messages` reply, newest first. */
+export interface MessagesPage {
+  messages: Message[]
+}
+
+/** `message_read` reply: the ids read now. */
+export interface ReadReply {
+  ids: number[]
+  read_at: string
+}
+
+/** One row of `conversations`: a peer (`with`) or a `channel`. */
+export interface ConversationRow {
+  with: string | null
+  channel: string | null
+  unread: number
+  last: Message | null
+}
+
+/** `conversations` reply. */
+export interface ConversationsReply {
+  conversations: ConversationRow[]
+  can_send: boolean
+  phrases: Record<string, string[]>
+}
+
+export interface PresenceClient {
+  kind: 'panel' | 'browser'
+  since: string
+}
+
+export interface UserPresence {
+  username: string
+  clients: PresenceClient[]
+}
+
+/** `presence` reply. */
+export interface PresenceReply {
+  users: UserPresence[]
+}
+
+/** `messages_export` reply (the HTTP route answers text/csv). */
+export interface MessagesCsv {
+  csv: string
+}
+
+/** A shift-log entry; `snapshot` is `{alarms, service}` for a handover. */
+export interface LogbookEntry {
+  id: number
+  park: string
+  category: 'note' | 'handover' | 'maintenance' | 'incident' | string
+  author: string
+  text: string
+  alarm: string | null
+  snapshot: Json | null
+  created_at: string
+  acks: { by: string; at: string }[]
+}
+
+/** `logbook_add` / `logbook_ack` reply. */
+export interface EntryReply {
+  entry: LogbookEntry
+}
+
+/** `logbook` reply, newest first. */
+export interface EntriesReply {
+  entries: LogbookEntry[]
+}
+
+/** Push `{"type":"message","message"}`. */
+export interface MessagePush {
+  type: 'message'
+  message: Message
+}
+
+/** Push `{"type":"receipt","ids","by","read_at"}` to the sender. */
+export interface ReceiptPush {
+  type: 'receipt'
+  ids: number[]
+  by: string
+  read_at: string
+}
+
+/** Push `{"type":"presence","username","online","clients"}`. */
+export interface PresencePush {
+  type: 'presence'
+  username: string
+  online: boolean
+  clients: PresenceClient[]
+}
+
+/** Push `{"type":"logbook","entry"}`. */
+export interface LogbookPush {
+  type: 'logbook'
+  entry: LogbookEntry
+}
 
 /** A request: the same JSON object over WS (plus `id`), HTTP and Tauri `invoke('api', {request})`. */
 export interface Request {

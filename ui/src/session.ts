@@ -5,6 +5,7 @@ import type { ServiceBanner } from './protocol'
 import { reactive } from 'vue'
 import type { LoginResult, Permission, Role, RoleInfo, UserSummary } from './protocol'
 import { toApiError } from './protocol'
+import { refresh as refreshChat } from './chat'
 import { applySnapshot, applyUpdate, createLiveState } from './store'
 import { listenAlarms, setAlarms } from './alarms'
 import { transport, type Credentials, type MeResult } from './transport'
@@ -48,6 +49,8 @@ export type Route =
   | { name: 'alarms' }
   | { name: 'alarm_log' }
   | { name: 'trend'; plc: string }
+  | { name: 'messages'; alarm?: string }
+  | { name: 'logbook' }
 
 export function parseHash(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -71,6 +74,10 @@ export function parseHash(hash: string): Route {
     case 'trend':
       if (parts[1]) return { name: 'trend', plc: parts[1] }
       break
+    case 'messages':
+      return parts[1] === 'alarm' && parts[2] ? { name: 'messages', alarm: parts.slice(2).join('/') } : { name: 'messages' }
+    case 'logbook':
+      return { name: 'logbook' }
   }
   return { name: 'overview' }
 }
@@ -89,6 +96,10 @@ export function routeHash(r: Route): string {
       return '#/alarms/log'
     case 'trend':
       return `#/trend/${encodeURIComponent(r.plc)}`
+    case 'messages':
+      return r.alarm ? `#/messages/alarm/${r.alarm.split('/').map(encodeURIComponent).join('/')}` : '#/messages'
+    case 'logbook':
+      return '#/logbook'
     case 'login':
       return '#/login'
     default:
@@ -152,6 +163,9 @@ function startLive(token: string) {
       applySnapshot(live, m)
       setAlarms(m.alarms)
       applyServiceList(m.service)
+      // A snapshot also follows a lag (missed pushes) or a grant change: messages are not in it,
+      // so the conversation list (and the unread badge) is read again.
+      if (session.user) refreshChat(session.user.username).catch(() => undefined)
     },
     update: (m) => {
       applyUpdate(live, m)

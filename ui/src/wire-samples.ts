@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, AuditPage, AuthResult, CalibrationRecords, CalibrationRun, Done, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LoginResult, MeReply, Pong, ReplyMsg, ServiceBanner, ServicePush, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, AuditPage, AuthResult, CalibrationRecords, CalibrationRun, ConversationsReply, Done, EntriesReply, EntryReply, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LogbookPush, LoginResult, MeReply, MessagePush, MessageSent, MessagesCsv, MessagesPage, Pong, PresencePush, PresenceReply, ReadReply, ReceiptPush, ReplyMsg, ServiceBanner, ServicePush, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -396,6 +396,207 @@ export const calibration_records: CalibrationRecords = {
   ]
 }
 
+export const message_sent: MessageSent = {
+  "message": {
+    "id": 41,
+    "from": "ann",
+    "to": "park:alpha",
+    "text": "Pump 3 trips\nchecking",
+    "alarm": "alpha/Pump3_Trip",
+    "ref": "alpha/Setpoint",
+    "sent_at": "2026-09-21T14:13:30Z",
+    "read_at": "2026-09-21T14:13:40Z"
+  }
+}
+
+export const messages_page: MessagesPage = {
+  "messages": [
+    {
+      "id": 41,
+      "from": "ann",
+      "to": "park:alpha",
+      "text": "Pump 3 trips\nchecking",
+      "alarm": "alpha/Pump3_Trip",
+      "ref": "alpha/Setpoint",
+      "sent_at": "2026-09-21T14:13:30Z",
+      "read_at": "2026-09-21T14:13:40Z"
+    }
+  ]
+}
+
+export const message_read: ReadReply = {
+  "ids": [
+    41
+  ],
+  "read_at": "2026-09-21T14:13:40Z"
+}
+
+export const conversations: ConversationsReply = {
+  "conversations": [
+    {
+      "with": "bob",
+      "channel": null,
+      "unread": 2,
+      "last": {
+        "id": 41,
+        "from": "ann",
+        "to": "park:alpha",
+        "text": "Pump 3 trips\nchecking",
+        "alarm": "alpha/Pump3_Trip",
+        "ref": "alpha/Setpoint",
+        "sent_at": "2026-09-21T14:13:30Z",
+        "read_at": "2026-09-21T14:13:40Z"
+      }
+    },
+    {
+      "with": null,
+      "channel": "park:alpha",
+      "unread": 0,
+      "last": null
+    }
+  ],
+  "can_send": true,
+  "phrases": {
+    "en": [
+      "On my way"
+    ]
+  }
+}
+
+export const presence: PresenceReply = {
+  "users": [
+    {
+      "username": "bob",
+      "clients": [
+        {
+          "kind": "panel",
+          "since": "2026-09-21T14:13:23Z"
+        }
+      ]
+    }
+  ]
+}
+
+export const messages_export: MessagesCsv = {
+  "csv": "id,sent_at,from,to,text,alarm,ref\n"
+}
+
+export const logbook_entry: EntryReply = {
+  "entry": {
+    "id": 5,
+    "park": "alpha",
+    "category": "handover",
+    "author": "ann",
+    "text": "Quiet night",
+    "alarm": null,
+    "snapshot": {
+      "alarms": [
+        {
+          "id": "alpha/Pump3_Trip"
+        }
+      ],
+      "service": null
+    },
+    "created_at": "2026-09-21T14:13:50Z",
+    "acks": [
+      {
+        "by": "bob",
+        "at": "2026-09-21T14:14:00Z"
+      }
+    ]
+  }
+}
+
+export const logbook: EntriesReply = {
+  "entries": [
+    {
+      "id": 5,
+      "park": "alpha",
+      "category": "handover",
+      "author": "ann",
+      "text": "Quiet night",
+      "alarm": null,
+      "snapshot": {
+        "alarms": [
+          {
+            "id": "alpha/Pump3_Trip"
+          }
+        ],
+        "service": null
+      },
+      "created_at": "2026-09-21T14:13:50Z",
+      "acks": [
+        {
+          "by": "bob",
+          "at": "2026-09-21T14:14:00Z"
+        }
+      ]
+    }
+  ]
+}
+
+export const message_push: MessagePush = {
+  "type": "message",
+  "message": {
+    "id": 41,
+    "from": "ann",
+    "to": "park:alpha",
+    "text": "Pump 3 trips\nchecking",
+    "alarm": "alpha/Pump3_Trip",
+    "ref": "alpha/Setpoint",
+    "sent_at": "2026-09-21T14:13:30Z",
+    "read_at": "2026-09-21T14:13:40Z"
+  }
+}
+
+export const receipt_push: ReceiptPush = {
+  "type": "receipt",
+  "ids": [
+    41
+  ],
+  "by": "bob",
+  "read_at": "2026-09-21T14:13:40Z"
+}
+
+export const presence_push: PresencePush = {
+  "type": "presence",
+  "username": "bob",
+  "online": true,
+  "clients": [
+    {
+      "kind": "panel",
+      "since": "2026-09-21T14:13:23Z"
+    }
+  ]
+}
+
+export const logbook_push: LogbookPush = {
+  "type": "logbook",
+  "entry": {
+    "id": 5,
+    "park": "alpha",
+    "category": "handover",
+    "author": "ann",
+    "text": "Quiet night",
+    "alarm": null,
+    "snapshot": {
+      "alarms": [
+        {
+          "id": "alpha/Pump3_Trip"
+        }
+      ],
+      "service": null
+    },
+    "created_at": "2026-09-21T14:13:50Z",
+    "acks": [
+      {
+        "by": "bob",
+        "at": "2026-09-21T14:14:00Z"
+      }
+    ]
+  }
+}
+
 export const session_ended: SessionEnded = {
   "code": 4001,
   "reason": "session revoked"
@@ -632,4 +833,4 @@ export const alarm_stats: AlarmStats = {
   "truncated": false
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, service_start, service_push, calibration_run, calibration_records, session_ended, history, history_tags, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, service_start, service_push, calibration_run, calibration_records, message_sent, messages_page, message_read, conversations, presence, messages_export, logbook_entry, logbook, message_push, receipt_push, presence_push, logbook_push, session_ended, history, history_tags, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }

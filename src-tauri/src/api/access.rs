@@ -79,5 +79,20 @@ pub fn required(req: &Request) -> Access<'_> {
         Request::CalibrationRecords(_) => Session(ServiceMode),
         Request::Diagnostics(_) => Session(Diagnostics),
         Request::DiagnosticsPing(r) => Park(Diagnostics, &r.park),
+        // Messages and the shift log. Sending checks SendMessages in the handler, because
+        // `messages.viewers_may_send` can extend it to viewers; reading is any session's (the
+        // handler limits channels and entries to the caller's parks).
+        Request::MessageSend(_)
+        | Request::Messages(_)
+        | Request::MessageRead(_)
+        | Request::Conversations(_)
+        | Request::Presence(_) => Session(ViewLive),
+        Request::MessagesExport(_) => Session(ExportMessages),
+        Request::LogbookAdd(r) => Park(WriteLogbook, &r.park),
+        Request::Logbook(r) => match r.park.as_deref() {
+            Some(p) => Park(ViewLive, p),
+            None => Session(ViewLive),
+        },
+        Request::LogbookAck(_) => Session(WriteLogbook),
     }
 }

@@ -14,6 +14,7 @@ pub mod history;
 mod calibration;
 mod diagnostics;
 mod live;
+mod messages;
 pub mod push;
 pub mod request;
 mod service;
@@ -30,6 +31,7 @@ use serde::Serialize;
 
 pub use access::Access;
 pub use calibration::certificate_html;
+pub use messages::OnlineGuard;
 pub use push::{Audience, Push, Pushes};
 pub use request::*;
 pub use wire::UpdateMsg;
@@ -168,6 +170,7 @@ struct Inner {
     refusals: write_audit::AnonymousRefusals,
     pushes: Pushes,
     alarms: crate::alarms::Alarms,
+    messages: crate::messages::Messages,
     started: Instant,
     /// The historian, when it runs (attached once by `app`).
     history: std::sync::OnceLock<crate::history::Historian>,
@@ -208,6 +211,7 @@ impl Api {
             tracing::error!(error = %e, "cannot read the parks in service");
             Default::default()
         });
+        let messages = crate::messages::Messages::new(auth.store().clone(), cfg.messages.clone());
         let api = Api {
             inner: Arc::new(Inner {
                 auth,
@@ -219,6 +223,7 @@ impl Api {
                 refusals: write_audit::AnonymousRefusals::default(),
                 pushes: Pushes::default(),
                 alarms,
+                messages,
                 started: Instant::now(),
                 history: std::sync::OnceLock::new(),
                 service,
@@ -297,6 +302,10 @@ impl Api {
     /// The push channel the transports subscribe to.
     pub fn pushes(&self) -> &Pushes {
         &self.inner.pushes
+    }
+    /// Messages, presence and the shift log (`app` plugs the handover source in here).
+    pub fn messages(&self) -> &crate::messages::Messages {
+        &self.inner.messages
     }
 
     /// The configured park ids `parks` lets a principal see, sorted.
@@ -480,6 +489,15 @@ async fn run(
         Request::CalibrationRecords(r) => v(&calibration::records(api, &p()?, r).await?),
         Request::Diagnostics(_) => v(&diagnostics::report(api, &p()?).await),
         Request::DiagnosticsPing(r) => v(&diagnostics::ping(api, r).await?),
+        req @ (Request::MessageSend(_)
+        | Request::Messages(_)
+        | Request::MessageRead(_)
+        | Request::Conversations(_)
+        | Request::Presence(_)
+        | Request::MessagesExport(_)
+        | Request::LogbookAdd(_)
+        | Request::Logbook(_)
+        | Request::LogbookAck(_)) => messages::run(api, &p()?, req).await,
         req => users::run(api, &p()?, req).await,
     }
 }

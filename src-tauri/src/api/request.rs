@@ -11,6 +11,8 @@ mod history;
 pub use history::*;
 mod service;
 pub use service::*;
+mod messages;
+pub use messages::*;
 
 /// Declares [`Request`] (internally tagged by `op`) and [`Request::op`] from one table.
 macro_rules! requests {
@@ -130,6 +132,25 @@ requests! {
     "diagnostics" => Diagnostics(Empty),
     /// One read round trip to a park's PLC.
     "diagnostics_ping" => DiagnosticsPing(ParkReq),
+    // Messages and the shift log.
+    /// Sends a message to a user or a park channel.
+    "message_send" => MessageSend(MessageSendReq),
+    /// A page of a conversation or channel, newest first.
+    "messages" => Messages(MessagesReq),
+    /// Read receipts for messages sent to the caller.
+    "message_read" => MessageRead(MessageReadReq),
+    /// The caller's conversations with unread counts and last messages.
+    "conversations" => Conversations(Empty),
+    /// Who is online (sharing a park with the caller).
+    "presence" => Presence(Empty),
+    /// Export of a conversation or channel as CSV (needs ExportMessages).
+    "messages_export" => MessagesExport(MessagesExportReq),
+    /// Adds a shift-log entry.
+    "logbook_add" => LogbookAdd(LogbookAddReq),
+    /// A page of the shift log, newest first.
+    "logbook" => Logbook(LogbookReq),
+    /// Confirms a handover entry.
+    "logbook_ack" => LogbookAck(LogbookAckReq),
 }
 
 /// The body of an operation without fields.

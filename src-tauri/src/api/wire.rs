@@ -379,6 +379,8 @@ mod history;
 pub use history::*;
 mod service;
 pub use service::*;
+mod messages;
+pub use messages::*;
 
 #[cfg(test)]
 mod samples;

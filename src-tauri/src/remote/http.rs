@@ -582,3 +582,47 @@ pub(super) async fn calibration_certificate(
         None => error_response(ApiError::not_found(format!("no calibration record {n}"))),
     }
 }
+/// `GET /api/messages/export?channel=park:<id>|users=<a>,<b>&from=&to=` (Bearer, ExportMessages):
+/// the conversation or channel in the range as `text/csv` (the `messages_export` op's CSV).
+pub(super) async fn messages_export(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<
+        axum::extract::Query<std::collections::BTreeMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    let req = query
+        .map_err(|e| ApiError::invalid(format!("bad query: {e}")))
+        .and_then(|axum::extract::Query(q)| {
+            let mut v = serde_json::Map::new();
+            v.insert("op".into(), "messages_export".into());
+            for (k, val) in q {
+                v.insert(k, val.into());
+            }
+            Request::from_json(Value::Object(v))
+        });
+    let r = match req {
+        Ok(req) => dispatch(&st.api, &ctx(&headers, addr), req).await,
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(v) => {
+            let csv = v["csv"].as_str().unwrap_or_default().to_string();
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"messages.csv\"",
+                    ),
+                ],
+                csv,
+            )
+                .into_response()
+        }
+        Err(e) => error_response(e),
+    }
+}

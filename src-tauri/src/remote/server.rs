@@ -293,6 +293,7 @@ fn routes(state: AppState) -> Router {
             "/api/calibration/records/{file}",
             get(http::calibration_certificate),
         )
+        .route("/api/messages/export", get(http::messages_export))
         .route("/ws", any(ws::upgrade))
         .route("/", get(assets::index))
         .route("/{*path}", get(assets::file))

@@ -368,6 +368,8 @@ impl Client {
         if let Err(e) = self.send_snapshot(&principal).await {
             return e;
         }
+        // Listed by `presence` while this socket lives (the guard leaves on every way out).
+        let _online = self.st.api.online(&principal);
         let cfg = self.st.cfg.clone();
         let mut changes = self.st.api.auth().changes();
         let mut shutdown = self.st.shutdown.clone();

@@ -9,8 +9,10 @@
 pub mod alarms;
 pub mod audit;
 pub mod bound;
+pub mod logbook;
 pub mod login_failures;
 pub mod service;
+pub mod messages;
 pub mod sessions;
 pub mod users;
 
@@ -44,6 +46,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0006_alarms", include_str!("migrations/0006_alarms.sql")),
     ("0007_service", include_str!("migrations/0007_service.sql")),
+    (
+        "0008_messages",
+        include_str!("migrations/0008_messages.sql"),
+    ),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

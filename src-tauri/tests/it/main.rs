@@ -17,6 +17,7 @@ mod dispatch;
 mod engine;
 mod live;
 mod history;
+mod messages;
 mod remote_compact;
 mod remote_conn;
 mod remote_http;

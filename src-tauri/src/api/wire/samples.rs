@@ -382,6 +382,124 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             }],
         },
     );
+    // Messages and the shift log.
+    let msg = || MessageView {
+        id: 41,
+        from: "ann".into(),
+        to: "park:alpha".into(),
+        text: "Pump 3 trips\nchecking".into(),
+        alarm: Some("alpha/Pump3_Trip".into()),
+        reference: Some("alpha/Setpoint".into()),
+        sent_at: at(10),
+        read_at: Some(at(20)),
+    };
+    let client = crate::messages::ClientView {
+        kind: crate::messages::ClientKind::Panel,
+        since: at(3),
+    };
+    let entry = || EntryView {
+        id: 5,
+        park: "alpha".into(),
+        category: "handover".into(),
+        author: "ann".into(),
+        text: "Quiet night".into(),
+        alarm: None,
+        snapshot: Some(json!({"alarms": [{"id": "alpha/Pump3_Trip"}], "service": null})),
+        created_at: at(30),
+        acks: vec![AckView {
+            by: "bob".into(),
+            at: at(40),
+        }],
+    };
+    add("message_sent", &MessageSent { message: msg() });
+    add(
+        "messages_page",
+        &MessagesPage {
+            messages: vec![msg()],
+        },
+    );
+    add(
+        "message_read",
+        &ReadReply {
+            ids: vec![41],
+            read_at: at(20),
+        },
+    );
+    add(
+        "conversations",
+        &ConversationsReply {
+            conversations: vec![
+                ConversationView {
+                    with: Some("bob".into()),
+                    channel: None,
+                    unread: 2,
+                    last: Some(msg()),
+                },
+                ConversationView {
+                    with: None,
+                    channel: Some("park:alpha".into()),
+                    unread: 0,
+                    last: None,
+                },
+            ],
+            can_send: true,
+            phrases: [("en".to_string(), vec!["On my way".to_string()])].into(),
+        },
+    );
+    add(
+        "presence",
+        &PresenceReply {
+            users: vec![crate::messages::UserPresence {
+                username: "bob".into(),
+                clients: vec![client.clone()],
+            }],
+        },
+    );
+    add(
+        "messages_export",
+        &MessagesCsv {
+            csv: "id,sent_at,from,to,text,alarm,ref\n".into(),
+        },
+    );
+    add("logbook_entry", &EntryReply { entry: entry() });
+    add(
+        "logbook",
+        &EntriesReply {
+            entries: vec![entry()],
+        },
+    );
+    add(
+        "message_push",
+        &MessagePush {
+            kind: "message",
+            message: msg(),
+        },
+    );
+    add(
+        "receipt_push",
+        &ReceiptPush {
+            kind: "receipt",
+            ids: vec![41],
+            by: "bob".into(),
+            read_at: at(20),
+        },
+    );
+    add(
+        "presence_push",
+        &PresencePush {
+            kind: "presence",
+            username: "bob".into(),
+            online: true,
+            clients: vec![client],
+        },
+    );
+    add(
+        "logbook_push",
+        &LogbookPush {
+            kind: "logbook",
+            entry: entry(),
+        },
+    );
     add(
         "session_ended",
         &SessionEnded {
@@ -468,6 +586,18 @@ fn ts_type(name: &str) -> &'static str {
         "service_push" => "ServicePush",
         "calibration_run" => "CalibrationRun",
         "calibration_records" => "CalibrationRecords",
+        "message_sent" => "MessageSent",
+        "messages_page" => "MessagesPage",
+        "message_read" => "ReadReply",
+        "conversations" => "ConversationsReply",
+        "presence" => "PresenceReply",
+        "messages_export" => "MessagesCsv",
+        "logbook_entry" => "EntryReply",
+        "logbook" => "EntriesReply",
+        "message_push" => "MessagePush",
+        "receipt_push" => "ReceiptPush",
+        "presence_push" => "PresencePush",
+        "logbook_push" => "LogbookPush",
         other => panic!("no protocol.ts type named for the sample {other}"),
     }
 }
