@@ -6,7 +6,7 @@
 //! exhaustive, so a new operation cannot be added without deciding its access here.
 
 use super::request::Request;
-use crate::auth::Permission;
+use crate::auth::{Permission, Scope, TokenUse};
 
 /// What a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,5 +52,49 @@ pub fn required(req: &Request) -> Access<'_> {
         | Request::UserBadgeRemove(_) => Session(ManageUsers),
         Request::AuditPage(_) => Session(ReadAudit),
         Request::ExitKiosk(_) => Credentials(ExitKiosk),
+        // API tokens and configuration over the API
+        Request::ApiTokenCreate(_) | Request::ApiTokens(_) | Request::ApiTokenRevoke(_) => {
+            Session(ManageTokens)
+        }
+    }
+}
+
+/// THE scope → operation table: which operations an API token may call, and with which scope
+/// (on top of [`required`], which the token's creator must still pass with their current role
+/// and parks). Exhaustive like [`required`]: a new operation must decide here whether machines
+/// may call it. `history:read`, `alarms:read` and `alarms:ack` are meant for the historian's and
+/// the alarm list's read ops and for acknowledging alarms.
+pub fn token_use(req: &Request) -> TokenUse {
+    use Scope::*;
+    use TokenUse::{Any, Never};
+    let scope = TokenUse::Scope;
+    match req {
+        // Anonymous operations never consult a token.
+        Request::Health(_)
+        | Request::Login(_)
+        | Request::LoginPin(_)
+        | Request::LoginBadge(_)
+        | Request::FirstSuperuser(_)
+        | Request::ExitKiosk(_) => Never,
+        Request::Ping(_) | Request::Auth(_) | Request::Me(_) => Any,
+        Request::Snapshot(_) => scope(LiveRead),
+        Request::Write(_) => scope(Write),
+        Request::AuditPage(_) => scope(AuditRead),
+        // People's business: sessions only.
+        Request::Logout(_)
+        | Request::UserPasswd(_)
+        | Request::UsersList(_)
+        | Request::UserAdd(_)
+        | Request::UserDisable(_)
+        | Request::UserEnable(_)
+        | Request::UserRole(_)
+        | Request::UserGrant(_)
+        | Request::UserRevoke(_)
+        | Request::UserPin(_)
+        | Request::UserBadgeAdd(_)
+        | Request::UserBadgeRemove(_)
+        | Request::ApiTokenCreate(_)
+        | Request::ApiTokens(_)
+        | Request::ApiTokenRevoke(_) => Never,
     }
 }

@@ -12,6 +12,7 @@ mod audit;
 mod live;
 pub mod request;
 mod session;
+mod tokens;
 mod users;
 pub mod wire;
 mod write;
@@ -256,9 +257,29 @@ impl Api {
         }
     }
 
-    /// The snapshot of the parks `p` may see (`{"type":"snapshot","seq","plcs":[…]}`).
+    /// The snapshot of the parks `p` may see live (`{"type":"snapshot","seq","plcs":[…]}`).
     pub fn snapshot_msg(&self, p: &Principal) -> wire::SnapshotMsg {
-        self.inner.cache.snapshot(|id| p.parks.contains(id)).into()
+        let live = Self::sees_live(p);
+        self.inner
+            .cache
+            .snapshot(|id| live && p.parks.contains(id))
+            .into()
+    }
+
+    /// The parks whose live values `p` receives (snapshot and updates): its visible parks, or
+    /// none for an API token without the `live:read` scope.
+    pub fn live_parks(&self, p: &Principal) -> Vec<String> {
+        if Self::sees_live(p) {
+            self.visible_parks(&p.parks)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn sees_live(p: &Principal) -> bool {
+        p.token
+            .as_ref()
+            .is_none_or(|t| t.has(crate::auth::Scope::LiveRead))
     }
 
     /// THE access check: resolves who is asking and whether they may, for what `access` says.
@@ -274,7 +295,13 @@ impl Api {
             .token
             .as_deref()
             .ok_or_else(|| ApiError::unauthorized("no session token"))?;
-        Ok(Some(self.inner.auth.check(token, perm, park).await?))
+        let usage = access::token_use(req);
+        let p = self
+            .inner
+            .auth
+            .check_as(token, perm, park, Some(&ctx.source), req.op(), usage)
+            .await?;
+        Ok(Some(p))
     }
 
     /// The principal proven by the username and password inside `req` (kiosk exit): a login
@@ -347,6 +374,9 @@ async fn run(
         Request::Snapshot(_) => v(&live::snapshot(api, &p()?)),
         Request::AuditPage(r) => v(&audit::page(api, &p()?, r).await?),
         Request::Write(_) => Err(ApiError::internal("write is dispatched on its own")),
+        Request::ApiTokenCreate(r) => v(&tokens::create(api, &p()?, r).await?),
+        Request::ApiTokens(_) => v(&tokens::list(api, &p()?).await?),
+        Request::ApiTokenRevoke(r) => v(&tokens::revoke(api, &p()?, r).await?),
         req => users::run(api, &p()?, req).await,
     }
 }

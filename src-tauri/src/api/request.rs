@@ -5,6 +5,9 @@
 
 use serde::Deserialize;
 
+mod tokens;
+pub use tokens::*;
+
 /// Declares [`Request`] (internally tagged by `op`) and [`Request::op`] from one table.
 macro_rules! requests {
     ($( $(#[$doc:meta])* $op:literal => $variant:ident($ty:ty), )*) => {
@@ -80,6 +83,13 @@ requests! {
     "first_superuser" => FirstSuperuser(FirstSuperuserReq),
     /// Leaves kiosk mode (panel): an admin or superuser signs with their password.
     "exit_kiosk" => ExitKiosk(ExitKioskReq),
+    // API tokens and configuration over the API
+    /// Creates an API token for the caller (shown once); the caller's password re-entered.
+    "api_token_create" => ApiTokenCreate(ApiTokenCreateReq),
+    /// Lists API tokens (a superuser every token, others their own); never the secret.
+    "api_tokens" => ApiTokens(Empty),
+    /// Revokes an API token; its open WebSockets close with 4001.
+    "api_token_revoke" => ApiTokenRevoke(ApiTokenRevokeReq),
 }
 
 /// The body of an operation without fields.

@@ -358,5 +358,8 @@ pub struct SessionEnded {
     pub reason: String,
 }
 
+mod tokens;
+pub use tokens::*;
+
 #[cfg(test)]
 mod samples;

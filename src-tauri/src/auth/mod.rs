@@ -14,6 +14,7 @@
 //! store).
 
 mod admin;
+pub mod api_tokens;
 mod change;
 mod credentials;
 mod directory;
@@ -40,6 +41,7 @@ use tokio::sync::broadcast;
 use crate::config::{AuthConfig, Config};
 use crate::store::{self, AuditEntry, Store};
 
+pub use api_tokens::{Scope, TokenGrant, TokenUse};
 pub use roles::{role_allows, Permission, Role};
 use tokens::SessionCache;
 pub use types::{AuthError, Clock, LoginOk, Parks, Principal, Source, UserInfo};
@@ -73,6 +75,7 @@ struct Inner {
     changes: broadcast::Sender<i64>,
     own_changes: Arc<Mutex<HashSet<i64>>>,
     has_users: AtomicBool,
+    token_refusals: api_tokens::RefusalThrottle,
 }
 
 fn minutes(m: f64) -> Duration {
@@ -126,6 +129,7 @@ impl Auth {
             changes: broadcast::channel(256).0,
             own_changes: Arc::default(),
             has_users: AtomicBool::new(has_users),
+            token_refusals: Default::default(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(watch_changes(Arc::downgrade(&inner), last_change));

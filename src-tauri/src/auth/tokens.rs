@@ -53,6 +53,9 @@ pub struct CachedSession {
     pub idle: chrono::Duration,
     /// Last activity (slides the idle timeout) and the last value written to the database.
     pub seen: Mutex<Seen>,
+    /// Set for an API token (then `session_id` is 0 and `seen.persisted` is the last use
+    /// recorded).
+    pub grant: Option<super::api_tokens::TokenGrant>,
 }
 
 /// Activity bookkeeping of a cached session.
@@ -153,6 +156,7 @@ mod tests {
                     last: now - chrono::Duration::minutes(last),
                     persisted: now,
                 }),
+                grant: None,
             })
         };
         c.insert_if([1; 32], mk(1, 60, 0), c.generation());

@@ -13,6 +13,7 @@ pub mod discover;
 mod secret;
 mod serve;
 mod sim;
+mod token;
 mod user;
 
 use std::future::Future;
@@ -125,6 +126,7 @@ pub fn run() -> i32 {
         Some(Command::Serve(a)) => serve::run(&cli.global, a),
         Some(Command::User(c)) => user::run(&cli.global, c),
         Some(Command::Audit(c)) => audit::run(&cli.global, c),
+        Some(Command::Token(c)) => token::run(&cli.global, c),
         Some(Command::Secret(c)) => secret::run(c),
         Some(Command::Certs(c)) => certs::run(&cli.global, c),
         None => desktop::run(&cli.global, cli.demo, cli.kiosk),

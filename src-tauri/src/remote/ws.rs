@@ -175,7 +175,7 @@ fn encode<T: serde::Serialize>(msg: &T) -> String {
 }
 
 fn key_of(api: &crate::api::Api, p: &Principal) -> ParkKey {
-    let mut v = api.visible_parks(&p.parks);
+    let mut v = api.live_parks(p);
     v.sort();
     Arc::new(v)
 }

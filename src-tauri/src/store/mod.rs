@@ -6,6 +6,7 @@
 //! runtime, and concurrent writers inside the process never see "database is locked". Writers in
 //! other processes (the `stator user` CLI next to a running server) wait on `busy_timeout`.
 
+pub mod api_tokens;
 pub mod audit;
 pub mod bound;
 pub mod login_failures;
@@ -39,6 +40,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_audit_key",
         include_str!("migrations/0005_audit_key.sql"),
+    ),
+    (
+        "0009_api_tokens",
+        include_str!("migrations/0009_api_tokens.sql"),
     ),
 ];
 

@@ -26,6 +26,7 @@ fn principal() -> Principal {
         session_id: 3,
         expires_at: at(43_200),
         idle_expires_at: at(1_800),
+        token: None,
     }
 }
 
@@ -188,6 +189,32 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             reason: "session revoked".into(),
         },
     );
+    let token = || ApiTokenView {
+        id: 7,
+        name: "historian gateway".into(),
+        scopes: vec!["live:read".into(), "history:read".into()],
+        parks: vec!["alpha".into()],
+        created_by: "ann".into(),
+        created_at: at(0),
+        expires_at: at(90 * 86_400),
+        last_used_at: Some(at(60)),
+        last_used_from: Some("192.0.2.20".into()),
+        revoked: false,
+    };
+    add(
+        "api_token_create",
+        &ApiTokenCreated {
+            id: 7,
+            token: format!("stator_7_{}", "s".repeat(43)),
+            info: token(),
+        },
+    );
+    add(
+        "api_tokens",
+        &ApiTokensList {
+            tokens: vec![token()],
+        },
+    );
     m
 }
 
@@ -211,6 +238,8 @@ fn ts_type(name: &str) -> &'static str {
         "http_error" => "HttpErrorBody",
         "reply_ok" | "reply_err" => "ReplyMsg",
         "session_ended" => "SessionEnded",
+        "api_token_create" => "ApiTokenCreated",
+        "api_tokens" => "ApiTokensList",
         other => panic!("no protocol.ts type named for the sample {other}"),
     }
 }
