@@ -228,6 +228,46 @@ export interface SessionEnded {
   reason: string
 }
 
+// --- API tokens and configuration over the API ---
+
+/** The scopes an API token may carry (wire names). */
+export const TOKEN_SCOPES = [
+  'live:read',
+  'history:read',
+  'alarms:read',
+  'alarms:ack',
+  'write',
+  'audit:read',
+  'config:read',
+] as const
+export type TokenScope = (typeof TOKEN_SCOPES)[number]
+
+/** One API token as listed (never the secret). */
+export interface ApiTokenView {
+  id: number
+  name: string
+  scopes: string[]
+  parks: string[]
+  created_by: string
+  created_at: string
+  expires_at: string
+  last_used_at: string | null
+  last_used_from: string | null
+  revoked: boolean
+}
+
+/** Reply of `api_token_create`: the token is shown this once. */
+export interface ApiTokenCreated extends ApiTokenView {
+  token: string
+}
+
+/** Reply of `api_tokens`. */
+export interface ApiTokensList {
+  tokens: ApiTokenView[]
+}
+
+// --- end API tokens and configuration ---
+
 /** A request: the same JSON object over WS (plus `id`), HTTP and Tauri `invoke('api', {request})`. */
 export interface Request {
   op: string

@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { ApiErrorBody, AuditPage, AuthResult, Done, Exiting, Health, HttpErrorBody, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { ApiErrorBody, ApiTokenCreated, ApiTokensList, AuditPage, AuthResult, Done, Exiting, Health, HttpErrorBody, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -290,4 +290,45 @@ export const session_ended: SessionEnded = {
   "reason": "session revoked"
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended }
+export const api_token_create: ApiTokenCreated = {
+  "id": 7,
+  "token": "stator_7_sssssssssssssssssssssssssssssssssssssssssss",
+  "name": "historian gateway",
+  "scopes": [
+    "live:read",
+    "history:read"
+  ],
+  "parks": [
+    "alpha"
+  ],
+  "created_by": "ann",
+  "created_at": "2026-09-21T14:13:20Z",
+  "expires_at": "2026-12-20T14:13:20Z",
+  "last_used_at": "2026-09-21T14:14:20Z",
+  "last_used_from": "192.0.2.20",
+  "revoked": false
+}
+
+export const api_tokens: ApiTokensList = {
+  "tokens": [
+    {
+      "id": 7,
+      "name": "historian gateway",
+      "scopes": [
+        "live:read",
+        "history:read"
+      ],
+      "parks": [
+        "alpha"
+      ],
+      "created_by": "ann",
+      "created_at": "2026-09-21T14:13:20Z",
+      "expires_at": "2026-12-20T14:13:20Z",
+      "last_used_at": "2026-09-21T14:14:20Z",
+      "last_used_from": "192.0.2.20",
+      "revoked": false
+    }
+  ]
+}
+
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended, api_token_create, api_tokens }

@@ -333,7 +333,9 @@ impl Auth {
             .await;
         let row = match res {
             Ok(r) => r,
-            Err(e @ AuthError::Invalid(_)) => return Err(self.refused(actor, action, &name, e).await),
+            Err(e @ AuthError::Invalid(_)) => {
+                return Err(self.refused(actor, action, &name, e).await)
+            }
             Err(e) => return Err(e),
         };
         Ok(IssuedToken {
@@ -364,7 +366,9 @@ impl Auth {
             scopes.insert(s.parse::<Scope>().map_err(AuthError::Invalid)?);
         }
         if scopes.is_empty() {
-            return Err(AuthError::Invalid("scopes must name at least one scope".into()));
+            return Err(AuthError::Invalid(
+                "scopes must name at least one scope".into(),
+            ));
         }
         if let Some(s) = scopes
             .iter()
@@ -417,7 +421,11 @@ impl Auth {
     /// Revokes a token (a superuser any, anyone else their own). Its open WebSockets are closed
     /// with 4001 at once: the creator's sessions are re-checked through `changes()`, and the
     /// revoked token no longer resolves.
-    pub async fn revoke_api_token(&self, actor: &Principal, token_id: i64) -> Result<(), AuthError> {
+    pub async fn revoke_api_token(
+        &self,
+        actor: &Principal,
+        token_id: i64,
+    ) -> Result<(), AuthError> {
         let action = "api_token_revoke";
         let label = format!("token {token_id}");
         let now = self.now();
@@ -436,7 +444,9 @@ impl Auth {
                     ));
                 }
                 if !store::api_tokens::revoke(tx, t.id, now)? {
-                    return Err(AuthError::NotFound(format!("token {token_id} is already revoked")));
+                    return Err(AuthError::NotFound(format!(
+                        "token {token_id} is already revoked"
+                    )));
                 }
                 let e = AuditEntry {
                     target: Some(format!("token {} {}", t.id, t.name)),
@@ -461,7 +471,13 @@ impl Auth {
     }
 
     /// Audits a refused token operation (result: the error's code) and returns the error.
-    async fn refused(&self, actor: &Principal, action: &str, target: &str, e: AuthError) -> AuthError {
+    async fn refused(
+        &self,
+        actor: &Principal,
+        action: &str,
+        target: &str,
+        e: AuthError,
+    ) -> AuthError {
         let entry = AuditEntry {
             new_value: Some(e.to_string()),
             ..actor.audit_entry(action, Some(target), e.code().as_str())
@@ -506,7 +522,10 @@ impl Auth {
             .await?
             .ok_or_else(|| AuthError::NotFound(format!("no user {username:?}")))?;
         if !u.active {
-            return Err(AuthError::Invalid(format!("user {} is disabled", u.username)));
+            return Err(AuthError::Invalid(format!(
+                "user {} is disabled",
+                u.username
+            )));
         }
         let role = Self::role_of(&u.role)?;
         let far = DateTime::<Utc>::MAX_UTC;
@@ -601,7 +620,12 @@ impl Auth {
     }
 
     /// Records a token's use (at most once a minute, in the background).
-    pub(super) fn touch_api_token(&self, s: &CachedSession, now: DateTime<Utc>, from: Option<&Source>) {
+    pub(super) fn touch_api_token(
+        &self,
+        s: &CachedSession,
+        now: DateTime<Utc>,
+        from: Option<&Source>,
+    ) {
         let Some(g) = &s.grant else { return };
         {
             let mut seen = s.seen.lock();

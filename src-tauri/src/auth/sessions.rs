@@ -9,9 +9,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
+use super::api_tokens;
 use super::lockout::Scope;
 use super::login::{login_entry, refusal};
-use super::api_tokens;
 use super::tokens::{self as sessions, CachedSession, Seen, TokenHash};
 use super::{
     role_allows, Auth, AuthError, LoginOk, Permission, Principal, Source, TokenUse,

@@ -24,3 +24,4 @@ mod remote_write;
 mod remote_ws;
 mod sim;
 mod store;
+mod tokens;
