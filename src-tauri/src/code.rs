@@ -34,11 +34,14 @@ pub enum Code {
     /// Stator cannot do it safely right now (e.g. the audit trail cannot be written, so a write
     /// is not sent); retry later.
     Unavailable,
+    /// The thing changed since the caller read it (a stale configuration `version`); read it
+    /// again and retry.
+    Conflict,
 }
 
 impl Code {
     /// Every code, for tests and the wire samples.
-    pub const ALL: [Code; 10] = [
+    pub const ALL: [Code; 11] = [
         Code::Unauthorized,
         Code::InvalidCredentials,
         Code::Forbidden,
@@ -49,6 +52,7 @@ impl Code {
         Code::Locked,
         Code::Internal,
         Code::Unavailable,
+        Code::Conflict,
     ];
 
     /// The wire string.
@@ -64,6 +68,7 @@ impl Code {
             Code::Locked => "locked",
             Code::Internal => "internal",
             Code::Unavailable => "unavailable",
+            Code::Conflict => "conflict",
         }
     }
 
@@ -80,6 +85,7 @@ impl Code {
             Code::Locked => 423,
             Code::Internal => 500,
             Code::Unavailable => 503,
+            Code::Conflict => 409,
         }
     }
 }

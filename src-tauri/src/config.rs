@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::roles::Role;
 
+pub mod change;
+mod running;
+pub use running::Running;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

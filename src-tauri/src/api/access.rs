@@ -56,6 +56,7 @@ pub fn required(req: &Request) -> Access<'_> {
         Request::ApiTokenCreate(_) | Request::ApiTokens(_) | Request::ApiTokenRevoke(_) => {
             Session(ManageTokens)
         }
+        Request::ConfigGet(_) | Request::ConfigSet(_) => Session(EditConfig),
     }
 }
 
@@ -80,6 +81,7 @@ pub fn token_use(req: &Request) -> TokenUse {
         Request::Snapshot(_) => scope(LiveRead),
         Request::Write(_) => scope(Write),
         Request::AuditPage(_) => scope(AuditRead),
+        Request::ConfigGet(_) => scope(ConfigRead),
         // People's business: sessions only.
         Request::Logout(_)
         | Request::UserPasswd(_)
@@ -95,6 +97,7 @@ pub fn token_use(req: &Request) -> TokenUse {
         | Request::UserBadgeRemove(_)
         | Request::ApiTokenCreate(_)
         | Request::ApiTokens(_)
-        | Request::ApiTokenRevoke(_) => Never,
+        | Request::ApiTokenRevoke(_)
+        | Request::ConfigSet(_) => Never,
     }
 }

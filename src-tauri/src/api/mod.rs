@@ -9,6 +9,7 @@
 
 pub mod access;
 mod audit;
+mod config;
 mod live;
 pub mod request;
 mod session;
@@ -154,7 +155,11 @@ impl From<AuthError> for ApiError {
 struct Inner {
     auth: Auth,
     cache: Cache,
-    cfg: Arc<Config>,
+    cfg: crate::config::Running,
+    /// The file the configuration came from (`config_set` and SIGHUP need it).
+    config_file: std::sync::OnceLock<std::path::PathBuf>,
+    /// One configuration change at a time.
+    config_lock: tokio::sync::Mutex<()>,
     writer: Option<SharedEngine>,
     metrics: Metrics,
     limiter: write::RateLimiter,
@@ -192,7 +197,9 @@ impl Api {
             inner: Arc::new(Inner {
                 auth,
                 cache,
-                cfg,
+                cfg: crate::config::Running::new(cfg),
+                config_file: Default::default(),
+                config_lock: Default::default(),
                 writer,
                 metrics,
                 limiter: write::RateLimiter::new(rate),
@@ -210,9 +217,43 @@ impl Api {
     pub fn cache(&self) -> &Cache {
         &self.inner.cache
     }
-    /// The configuration.
-    pub fn config(&self) -> &Arc<Config> {
+    /// The running configuration, as of now (see [`crate::config::Running`]).
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.cfg.get()
+    }
+
+    /// The running configuration's handle (wakes on every change).
+    pub fn running_config(&self) -> &crate::config::Running {
         &self.inner.cfg
+    }
+
+    /// Names the file the configuration was loaded from; `config_set` writes it and SIGHUP
+    /// re-reads it. Without one, the configuration cannot be changed at run time.
+    pub fn set_config_file(&self, path: std::path::PathBuf) {
+        let _ = self.inner.config_file.set(path);
+    }
+
+    /// The configuration file, when known.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.inner.config_file.get().map(|p| p.as_path())
+    }
+
+    /// Makes `new` the running configuration without a restart where possible, in an order no
+    /// client can observe half-done: the cache first (added parks exist, removed ones and their
+    /// values are gone), then auth (parks, settings), the engine (removed PLCs disconnect, added
+    /// ones connect, changed ones reconnect) and last the running value, which wakes every
+    /// WebSocket client to take a fresh snapshot. Returns what needs a restart.
+    pub async fn apply_config(&self, new: Config) -> Vec<String> {
+        let old = self.config();
+        let new = Arc::new(new);
+        let restart = crate::config::change::restart_required(&old, &new);
+        self.inner.cache.reconfigure(&new);
+        self.inner.auth.reconfigure(&new);
+        if let Some(w) = &self.inner.writer {
+            w.reconfigure(new.clone()).await;
+        }
+        self.inner.cfg.replace(new);
+        restart
     }
     /// Counters and gauges exported on `/metrics`.
     pub fn metrics(&self) -> &Metrics {
@@ -222,8 +263,7 @@ impl Api {
     /// The configured park ids `parks` lets a principal see, sorted.
     pub fn visible_parks(&self, parks: &Parks) -> Vec<String> {
         let configured: Vec<String> = self
-            .inner
-            .cfg
+            .config()
             .plc_config
             .iter()
             .map(|p| p.id.clone())
@@ -377,6 +417,8 @@ async fn run(
         Request::ApiTokenCreate(r) => v(&tokens::create(api, &p()?, r).await?),
         Request::ApiTokens(_) => v(&tokens::list(api, &p()?).await?),
         Request::ApiTokenRevoke(r) => v(&tokens::revoke(api, &p()?, r).await?),
+        Request::ConfigGet(_) => v(&config::get(api)?),
+        Request::ConfigSet(r) => v(&config::set(api, &p()?, r).await?),
         req => users::run(api, &p()?, req).await,
     }
 }

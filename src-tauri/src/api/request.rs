@@ -90,6 +90,11 @@ requests! {
     "api_tokens" => ApiTokens(Empty),
     /// Revokes an API token; its open WebSockets close with 4001.
     "api_token_revoke" => ApiTokenRevoke(ApiTokenRevokeReq),
+    /// The running configuration (no secrets) and its version.
+    "config_get" => ConfigGet(Empty),
+    /// Replaces the configuration (superuser, password re-entered), applied without restart
+    /// where possible.
+    "config_set" => ConfigSet(ConfigSetReq),
 }
 
 /// The body of an operation without fields.

@@ -271,17 +271,14 @@ impl Auth {
             Ok(t) => t,
             Err(e) => return Err(self.refused(actor, action, &name, e).await),
         };
-        let _turn = match (actor.is_system(), password) {
-            (true, _) => None,
-            (false, Some(pw)) => Some(
-                self.verify_login(&actor.username, pw, &actor.source, "reauth", false)
-                    .await?,
-            ),
+        match (actor.is_system(), password) {
+            (true, _) => {}
+            (false, Some(pw)) => self.reauthenticate(actor, pw).await?,
             (false, None) => {
                 let e = AuthError::Invalid("password is required".into());
                 return Err(self.refused(actor, action, &name, e).await);
             }
-        };
+        }
         let now = self.now();
         let expires_at = now + Duration::days(days as i64);
         let secret = tokens::new_token();
@@ -342,6 +339,20 @@ impl Auth {
             token: format!("{PREFIX}{}_{secret}", row.id),
             info: row.into(),
         })
+    }
+
+    /// Proves that the person behind a session is still there: `password` is checked like a
+    /// login (audited; a wrong one is `invalid_credentials` and counts towards the lockout).
+    /// For sensitive changes made from an open session (tokens, the configuration).
+    pub async fn reauthenticate(&self, p: &Principal, password: &str) -> Result<(), AuthError> {
+        if p.token.is_some() || p.is_system() {
+            return Err(AuthError::Forbidden(
+                "only a signed-in person can confirm with a password".into(),
+            ));
+        }
+        self.verify_login(&p.username, password, &p.source, "reauth", false)
+            .await
+            .map(|_| ())
     }
 
     /// Checks a token request against its creator: name, known scopes within the creator's
@@ -591,7 +602,7 @@ impl Auth {
         let parks: BTreeSet<String> = t
             .parks
             .iter()
-            .filter(|p| creator.contains(p) && self.inner.parks.contains(p))
+            .filter(|p| creator.contains(p) && self.settings().parks.contains(p))
             .cloned()
             .collect();
         let scopes = t.scopes.iter().filter_map(|s| s.parse().ok()).collect();

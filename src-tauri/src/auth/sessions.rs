@@ -32,9 +32,9 @@ impl Auth {
         let role = Self::role_of(&user.role)?;
         let token = sessions::new_token();
         let h = sessions::token_hash(&token);
-        let expires_at = now + self.inner.lifetime;
+        let expires_at = now + self.settings().lifetime;
         let generation = self.inner.cache.generation();
-        let policy = self.inner.policy;
+        let policy = self.settings().policy;
         let scope = Scope::of(&source);
         let entry = login_entry(&user.username, Some(role.as_str()), &source, method, "ok");
         let uid = user.id;
@@ -68,7 +68,7 @@ impl Auth {
             parks: self.parks_of(role, granted),
             source,
             expires_at,
-            idle: self.inner.idle[&role],
+            idle: self.settings().idle[&role],
             seen: Mutex::new(Seen {
                 last: now,
                 persisted: now,
@@ -117,7 +117,7 @@ impl Auth {
         let refusal = if !role_allows(p.role, perm) {
             Some(format!("role {} may not {}", p.role, perm))
         } else if park.is_some_and(|park| {
-            !self.inner.parks.iter().any(|c| c == park) || !p.parks.contains(park)
+            !self.settings().parks.iter().any(|c| c == park) || !p.parks.contains(park)
         }) {
             Some(format!("no access to park {:?}", park.unwrap_or_default()))
         } else {
@@ -321,7 +321,7 @@ impl Auth {
             parks: self.parks_of(role, granted),
             source: Source::parse(&s.source),
             expires_at: s.expires_at,
-            idle: self.inner.idle[&role],
+            idle: self.settings().idle[&role],
             seen: Mutex::new(Seen {
                 last,
                 persisted: last,

@@ -105,6 +105,14 @@ impl SessionCache {
         map.retain(|_, s| s.user_id != user_id);
     }
 
+    /// Drops every cached session (all are reloaded from the database on next use): the
+    /// configured parks changed.
+    pub fn invalidate_all(&self) {
+        let mut map = self.by_hash.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+    }
+
     /// Drops sessions past their absolute or idle end (they would be refused anyway); keeps the
     /// cache bounded by the sessions actually alive.
     pub fn sweep(&self, now: DateTime<Utc>) {

@@ -142,8 +142,12 @@ pub fn run() -> i32 {
 
 /// Loads the configuration named by `--config` (or the default).
 fn load_config(global: &GlobalArgs) -> Result<Config, CliError> {
-    let path = global.config.clone().unwrap_or_else(Config::default_path);
-    Ok(Config::load(&path)?)
+    Ok(Config::load(&config_path(global))?)
+}
+
+/// The configuration file: `--config`, else the default path.
+fn config_path(global: &GlobalArgs) -> PathBuf {
+    global.config.clone().unwrap_or_else(Config::default_path)
 }
 
 /// The database file: `--db`, else `database` in the config, else the platform data dir.

@@ -21,9 +21,35 @@ pub(super) fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
     super::runtime()?.block_on(async move {
         let shutdown = super::shutdown_signal();
         let core = Core::start(cfg, db, args.demo).await?;
+        core.api.set_config_file(super::config_path(global));
+        #[cfg(unix)]
+        let reload = tokio::spawn(reload_on_sighup(core.api.clone()));
         shutdown.await;
+        #[cfg(unix)]
+        reload.abort();
         tracing::info!("shutting down");
         core.shutdown().await;
         Ok(())
     })
+}
+
+/// `SIGHUP`: re-read `config.json` and apply it like `config_set`; an invalid file keeps the
+/// running configuration and logs the one-line error.
+#[cfg(unix)]
+async fn reload_on_sighup(api: crate::api::Api) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; configuration reload by signal is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match api.reload_config_file().await {
+            Ok(r) if r.is_empty() => tracing::info!("SIGHUP: configuration reloaded"),
+            Ok(r) => tracing::warn!(
+                restart_required = %r.join(", "),
+                "SIGHUP: configuration reloaded; some changes need a restart"
+            ),
+            Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
+        }
+    }
 }

@@ -368,6 +368,9 @@ impl Client {
         }
         let cfg = self.st.cfg.clone();
         let mut changes = self.st.api.auth().changes();
+        // A configuration change (parks added/removed, tag metadata): a fresh snapshot.
+        let mut reconfigured = self.st.api.running_config().subscribe();
+        reconfigured.mark_unchanged();
         let mut shutdown = self.st.shutdown.clone();
         let mut ping =
             tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
@@ -376,6 +379,7 @@ impl Client {
         loop {
             let expiry = expiry_of(&principal);
             let mut repeek = false;
+            let mut resnapshot = false;
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
@@ -388,6 +392,10 @@ impl Client {
                     Err(RecvError::Closed) => {}
                 },
                 _ = tokio::time::sleep_until(expiry) => repeek = true,
+                r = reconfigured.changed(), if !reconfigured.is_closed() => {
+                    repeek = r.is_ok();
+                    resnapshot = r.is_ok();
+                }
                 msg = self.socket.recv() => {
                     last_seen = Instant::now();
                     match msg {
@@ -453,7 +461,8 @@ impl Client {
                     Err(e) => return End::Close(CLOSE_UNAUTHORIZED, e.to_string()),
                     Ok(p) => {
                         let new_key = key_of(&self.st.api, &p);
-                        let changed = new_key != *key || p.role != principal.role;
+                        let changed =
+                            resnapshot || new_key != *key || p.role != principal.role;
                         principal = p;
                         if changed {
                             *key = new_key.clone();

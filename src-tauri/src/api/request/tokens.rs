@@ -20,3 +20,12 @@ pub struct ApiTokenCreateReq {
 pub struct ApiTokenRevokeReq {
     pub token_id: i64,
 }
+
+/// `config_set {config,version,password}`: the whole new configuration, the `version` it was
+/// based on (from `config_get`), and the caller's password re-entered.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfigSetReq {
+    pub config: serde_json::Value,
+    pub version: String,
+    pub password: String,
+}

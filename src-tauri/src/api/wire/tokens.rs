@@ -1,4 +1,4 @@
-//! Replies of API token management.
+//! Replies of API token management and configuration over the API.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -51,4 +51,20 @@ pub struct ApiTokenCreated {
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiTokensList {
     pub tokens: Vec<ApiTokenView>,
+}
+
+/// `config_get`: the running configuration (no secrets: passwords live in the keyring) and the
+/// version `config_set` must name.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigReply {
+    pub config: serde_json::Value,
+    pub version: String,
+}
+
+/// `config_set`: the new version, the changed keys (JSON pointers) and what needs a restart.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigSetReply {
+    pub version: String,
+    pub changed: Vec<String>,
+    pub restart_required: Vec<String>,
 }
