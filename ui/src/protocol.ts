@@ -266,6 +266,21 @@ export interface ApiTokensList {
   tokens: ApiTokenView[]
 }
 
+/** Reply of `config_get`: the running configuration (no secrets) and its version. */
+export interface ConfigReply {
+  config: Record<string, unknown>
+  version: string
+}
+
+/** Reply of `config_set`. */
+export interface ConfigSetReply {
+  version: string
+  /** JSON pointers of the changed values. */
+  changed: string[]
+  /** Configuration keys whose change needs a restart. */
+  restart_required: string[]
+}
+
 // --- end API tokens and configuration ---
 
 /** A request: the same JSON object over WS (plus `id`), HTTP and Tauri `invoke('api', {request})`. */

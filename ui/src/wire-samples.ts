@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { ApiErrorBody, ApiTokenCreated, ApiTokensList, AuditPage, AuthResult, Done, Exiting, Health, HttpErrorBody, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { ApiErrorBody, ApiTokenCreated, ApiTokensList, AuditPage, AuthResult, ConfigReply, ConfigSetReply, Done, Exiting, Health, HttpErrorBody, LoginResult, MeReply, Pong, ReplyMsg, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -331,4 +331,27 @@ export const api_tokens: ApiTokensList = {
   ]
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended, api_token_create, api_tokens }
+export const config_get: ConfigReply = {
+  "config": {
+    "plc_config": [
+      {
+        "id": "alpha",
+        "url": "opc.tcp://192.0.2.1:4840",
+        "name": "Alpha"
+      }
+    ]
+  },
+  "version": "abababababababababababababababababababababababababababababababab"
+}
+
+export const config_set: ConfigSetReply = {
+  "version": "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd",
+  "changed": [
+    "/tags/alpha~1P/range"
+  ],
+  "restart_required": [
+    "remote.listen"
+  ]
+}
+
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, session_ended, api_token_create, api_tokens, config_get, config_set }

@@ -76,7 +76,9 @@ pub(super) async fn set(
     let text = match serde_json::to_string_pretty(&r.config) {
         Ok(t) if t.len() <= MAX_CONFIG_BYTES => t,
         Ok(_) => {
-            let e = ApiError::invalid(format!("the configuration exceeds {MAX_CONFIG_BYTES} bytes"));
+            let e = ApiError::invalid(format!(
+                "the configuration exceeds {MAX_CONFIG_BYTES} bytes"
+            ));
             return Err(refuse(e).await);
         }
         Err(e) => return Err(refuse(ApiError::invalid(e.to_string())).await),
@@ -108,7 +110,10 @@ pub(super) async fn set(
         let (path, text) = (path.clone(), text.clone());
         tokio::task::spawn_blocking(move || change::write_atomic(&path, &text)).await
     };
-    if let Err(e) = write.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+    if let Err(e) = write
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
         let e = ApiError::unavailable(format!("cannot write {}: {e}", path.display()));
         return Err(refuse(e).await);
     }

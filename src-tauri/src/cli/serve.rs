@@ -20,10 +20,13 @@ pub(super) fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
     let db = super::db_path(global, Some(&cfg));
     super::runtime()?.block_on(async move {
         let shutdown = super::shutdown_signal();
+        // Listen before anything starts: an early SIGHUP must not end the process.
+        #[cfg(unix)]
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         let core = Core::start(cfg, db, args.demo).await?;
         core.api.set_config_file(super::config_path(global));
         #[cfg(unix)]
-        let reload = tokio::spawn(reload_on_sighup(core.api.clone()));
+        let reload = tokio::spawn(reload_on_sighup(core.api.clone(), hup));
         shutdown.await;
         #[cfg(unix)]
         reload.abort();
@@ -36,9 +39,8 @@ pub(super) fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
 /// `SIGHUP`: re-read `config.json` and apply it like `config_set`; an invalid file keeps the
 /// running configuration and logs the one-line error.
 #[cfg(unix)]
-async fn reload_on_sighup(api: crate::api::Api) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+async fn reload_on_sighup(api: crate::api::Api, hup: std::io::Result<tokio::signal::unix::Signal>) {
+    let Ok(mut hup) = hup else {
         tracing::warn!("cannot listen for SIGHUP; configuration reload by signal is off");
         return;
     };

@@ -92,8 +92,17 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
                 .iter()
                 .find(|r| d.path == **r || d.path.starts_with(&format!("{r}/")))?;
             // `remote.tls.cert` → `remote.tls`: name the setting, not every leaf.
-            let depth = if *hit == "/remote" { 2 } else { hit.matches('/').count() };
-            let parts: Vec<&str> = d.path.trim_start_matches('/').split('/').take(depth).collect();
+            let depth = if *hit == "/remote" {
+                2
+            } else {
+                hit.matches('/').count()
+            };
+            let parts: Vec<&str> = d
+                .path
+                .trim_start_matches('/')
+                .split('/')
+                .take(depth)
+                .collect();
             Some(parts.join("."))
         })
         .collect();
@@ -148,7 +157,12 @@ pub fn backups(dir: &Path, name: &str) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().strip_prefix(&prefix)?.parse().ok()?;
+            let n = e
+                .file_name()
+                .to_string_lossy()
+                .strip_prefix(&prefix)?
+                .parse()
+                .ok()?;
             Some((n, e.path()))
         })
         .collect();

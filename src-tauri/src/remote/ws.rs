@@ -461,8 +461,7 @@ impl Client {
                     Err(e) => return End::Close(CLOSE_UNAUTHORIZED, e.to_string()),
                     Ok(p) => {
                         let new_key = key_of(&self.st.api, &p);
-                        let changed =
-                            resnapshot || new_key != *key || p.role != principal.role;
+                        let changed = resnapshot || new_key != *key || p.role != principal.role;
                         principal = p;
                         if changed {
                             *key = new_key.clone();

@@ -12,6 +12,7 @@ mod auth;
 mod auth_cli;
 mod auth_secrets;
 mod cli_config;
+mod config_api;
 mod dispatch;
 mod engine;
 mod remote_compact;

@@ -215,6 +215,21 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             tokens: vec![token()],
         },
     );
+    add(
+        "config_get",
+        &ConfigReply {
+            config: json!({"plc_config": [{"id": "alpha", "url": "opc.tcp://192.0.2.1:4840", "name": "Alpha"}]}),
+            version: "ab".repeat(32),
+        },
+    );
+    add(
+        "config_set",
+        &ConfigSetReply {
+            version: "cd".repeat(32),
+            changed: vec!["/tags/alpha~1P/range".into()],
+            restart_required: vec!["remote.listen".into()],
+        },
+    );
     m
 }
 
@@ -240,6 +255,8 @@ fn ts_type(name: &str) -> &'static str {
         "session_ended" => "SessionEnded",
         "api_token_create" => "ApiTokenCreated",
         "api_tokens" => "ApiTokensList",
+        "config_get" => "ConfigReply",
+        "config_set" => "ConfigSetReply",
         other => panic!("no protocol.ts type named for the sample {other}"),
     }
 }
