@@ -134,6 +134,12 @@ export interface Health {
   kiosk?: boolean
   uptime_s: number
   roles: RoleInfo[]
+  parks_connected: number
+  parks_total: number
+  /** Per-park state of the parks the caller may see (none for anonymous remote callers). */
+  parks: { id: string; status: PlcStatus }[]
+  /** Subsystem states by name (history, alarms, …). */
+  subsystems: Record<string, unknown>
 }
 
 export interface UserSummary {

@@ -82,7 +82,20 @@ export const health: Health = {
       ],
       "idle_timeout_s": 7200
     }
-  ]
+  ],
+  "parks_connected": 1,
+  "parks_total": 2,
+  "parks": [
+    {
+      "id": "alpha",
+      "status": "CONNECTED"
+    }
+  ],
+  "subsystems": {
+    "history": {
+      "state": "running"
+    }
+  }
 }
 
 export const ping: Pong = {

@@ -57,6 +57,7 @@ pub fn required(req: &Request) -> Access<'_> {
             Session(ManageTokens)
         }
         Request::ConfigGet(_) | Request::ConfigSet(_) => Session(EditConfig),
+        Request::SessionRefresh(_) => Session(ViewLive),
     }
 }
 
@@ -98,6 +99,7 @@ pub fn token_use(req: &Request) -> TokenUse {
         | Request::ApiTokenCreate(_)
         | Request::ApiTokens(_)
         | Request::ApiTokenRevoke(_)
-        | Request::ConfigSet(_) => Never,
+        | Request::ConfigSet(_)
+        | Request::SessionRefresh(_) => Never,
     }
 }

@@ -278,6 +278,18 @@ impl Api {
         let needs_setup = !self.inner.auth.has_users().await.unwrap_or(true);
         let auth = &self.inner.auth;
         let roles = wire::role_table(|r| auth.idle_timeout(r).num_seconds().max(0) as u64);
+        let configured = self.visible_parks(&Parks::All);
+        let status = |id: &String| self.inner.cache.status(id).unwrap_or_default();
+        let visible: Vec<String> = if ctx.source == Source::Panel {
+            configured.clone()
+        } else if let Some(t) = ctx.token.as_deref() {
+            match auth.peek(t).await {
+                Ok(p) => self.visible_parks(&p.parks),
+                Err(_) => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
         wire::Health {
             status: "ok",
             version: env!("CARGO_PKG_VERSION"),
@@ -285,6 +297,19 @@ impl Api {
             kiosk: (ctx.source == Source::Panel).then_some(ctx.kiosk),
             uptime_s: self.inner.started.elapsed().as_secs(),
             roles,
+            parks_connected: configured
+                .iter()
+                .filter(|id| status(id) == crate::live::PlcStatus::Connected)
+                .count(),
+            parks_total: configured.len(),
+            parks: visible
+                .iter()
+                .map(|id| wire::ParkHealth {
+                    id: id.clone(),
+                    status: status(id),
+                })
+                .collect(),
+            subsystems: Default::default(),
         }
     }
 
@@ -418,6 +443,7 @@ async fn run(
         Request::ApiTokens(_) => v(&tokens::list(api, &p()?).await?),
         Request::ApiTokenRevoke(r) => v(&tokens::revoke(api, &p()?, r).await?),
         Request::ConfigGet(_) => v(&config::get(api)?),
+        Request::SessionRefresh(_) => v(&session::refresh(api, ctx).await?),
         Request::ConfigSet(r) => v(&config::set(api, &p()?, r).await?),
         req => users::run(api, &p()?, req).await,
     }

@@ -95,6 +95,8 @@ requests! {
     /// Replaces the configuration (superuser, password re-entered), applied without restart
     /// where possible.
     "config_set" => ConfigSet(ConfigSetReq),
+    /// Rotates the caller's session token (the old one ends after a short grace).
+    "session_refresh" => SessionRefresh(Empty),
 }
 
 /// The body of an operation without fields.

@@ -149,6 +149,63 @@ impl Auth {
         self.resolve(token, false, None).await
     }
 
+    /// Rotates a session token (`POST /api/session/refresh`): a new token with a fresh absolute
+    /// lifetime for the same user, role and grants; the old token keeps working for
+    /// [`REFRESH_GRACE_S`] seconds (requests already in flight) and then ends. Audited as
+    /// `session_refresh`. API tokens are not refreshed (they are revoked and re-created).
+    pub async fn refresh(&self, token: &str) -> Result<LoginOk, AuthError> {
+        let p = self.resolve(token, true, None).await?;
+        if p.token.is_some() {
+            return Err(AuthError::Invalid(
+                "an API token is not refreshed; create a new one".into(),
+            ));
+        }
+        let now = self.now();
+        let settings = self.settings();
+        let fresh = sessions::new_token();
+        let h = sessions::token_hash(&fresh);
+        let expires_at = now + settings.lifetime;
+        let grace = now + chrono::Duration::seconds(REFRESH_GRACE_S);
+        let (old_sid, uid, src) = (p.session_id, p.user_id, p.source.to_string());
+        let entry = p.audit_entry("session_refresh", None, "ok");
+        let generation = self.inner.cache.generation();
+        let granted = self
+            .inner
+            .store
+            .transaction(move |tx| -> Result<_, AuthError> {
+                let sid = store::sessions::insert(tx, &hex::encode(h), uid, &src, now, expires_at)?;
+                store::sessions::shorten(tx, old_sid, grace)?;
+                store::audit::append(tx, &entry, now)?;
+                Ok((sid, store::users::parks(tx, uid)?))
+            })
+            .await?;
+        let (sid, granted) = granted;
+        // The old token is reloaded from the database (with its short expiry) on next use.
+        self.inner.cache.remove(&sessions::token_hash(token));
+        let cached = Arc::new(CachedSession {
+            session_id: sid,
+            user_id: p.user_id,
+            username: p.username.clone(),
+            role: p.role,
+            parks: self.parks_of(p.role, granted),
+            source: p.source.clone(),
+            expires_at,
+            idle: settings.idle[&p.role],
+            seen: Mutex::new(Seen {
+                last: now,
+                persisted: now,
+            }),
+            grant: None,
+        });
+        let principal = principal_of(&cached);
+        self.inner.cache.insert_if(h, cached, generation);
+        Ok(LoginOk {
+            token: fresh,
+            expires_at,
+            principal,
+        })
+    }
+
     /// Revokes the session of this token.
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
         let p = self.resolve(token, false, None).await?;
@@ -332,6 +389,9 @@ impl Auth {
         Ok(Some(cached))
     }
 }
+
+/// How long a refreshed session's old token keeps working.
+pub const REFRESH_GRACE_S: i64 = 30;
 
 /// The principal of a cached session, as of its last activity.
 pub(super) fn principal_of(s: &CachedSession) -> Principal {

@@ -67,8 +67,9 @@ fn request_from_body(op: &str, body: &Bytes) -> Result<Request, ApiError> {
 pub(super) async fn health(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
-    let c = Ctx::new(None, Source::Remote(addr.ip().to_string()));
+    let c = ctx(&headers, addr);
     reply(dispatch(&st.api, &c, Request::Health(Empty {})).await)
 }
 
@@ -190,6 +191,17 @@ pub(super) async fn logout(
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error_response(e),
     }
+}
+
+/// `POST /api/session/refresh` (Bearer): a new token, answered like `/api/login`; the old one
+/// ends after a short grace.
+pub(super) async fn refresh(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let req = Request::SessionRefresh(Empty {});
+    reply(dispatch(&st.api, &ctx(&headers, addr), req).await)
 }
 
 /// `GET /api/me` (Bearer).

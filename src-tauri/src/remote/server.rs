@@ -268,20 +268,42 @@ pub async fn router(api: Api, cfg: ServerConfig) -> Router {
     routes(state).layer(axum::Extension(Arc::new(shutdown_tx)))
 }
 
+/// Declares the served routes once: [`SERVED`] (method, path) and the router that serves them.
+/// The OpenAPI document (`openapi.rs`) is checked against [`SERVED`] by a test, in both
+/// directions, so neither can gain a route the other lacks.
+macro_rules! served {
+    ($( $method:ident $path:literal => $handler:expr, )*) => {
+        /// Every route served (method, path), in routing order.
+        #[cfg(test)]
+        pub(super) const SERVED: &[(&str, &str)] = &[$( (stringify!($method), $path) ),*];
+
+        fn add_routes(r: Router<AppState>) -> Router<AppState> {
+            r $( .route($path, $method($handler)) )*
+        }
+    };
+}
+
+served! {
+    get "/health" => http::health,
+    get "/metrics" => http::metrics,
+    post "/api/login" => http::login,
+    post "/api/setup" => http::setup,
+    post "/api/logout" => http::logout,
+    post "/api/session/refresh" => http::refresh,
+    get "/api/me" => http::me,
+    get "/api/snapshot" => http::snapshot,
+    post "/api/write" => http::write,
+    get "/api/openapi.json" => super::openapi::json,
+    get "/api/docs" => super::openapi::page,
+    get "/api/docs.js" => super::openapi::script,
+    any "/ws" => ws::upgrade,
+    get "/" => assets::index,
+    get "/{*path}" => assets::file,
+}
+
 fn routes(state: AppState) -> Router {
     let max = state.cfg.max_inbound_bytes;
-    Router::new()
-        .route("/health", get(http::health))
-        .route("/metrics", get(http::metrics))
-        .route("/api/login", post(http::login))
-        .route("/api/setup", post(http::setup))
-        .route("/api/logout", post(http::logout))
-        .route("/api/me", get(http::me))
-        .route("/api/snapshot", get(http::snapshot))
-        .route("/api/write", post(http::write))
-        .route("/ws", any(ws::upgrade))
-        .route("/", get(assets::index))
-        .route("/{*path}", get(assets::file))
+    add_routes(Router::new())
         .layer(DefaultBodyLimit::max(max))
         .layer(axum::middleware::from_fn(assets::security_headers))
         .with_state(state)

@@ -389,3 +389,74 @@ async fn expiry_is_enforced() {
     );
     assert_refused(fresh.peek(&t.token).await, "unauthorized");
 }
+
+#[tokio::test]
+async fn session_refresh_rotates_the_token_with_a_short_grace() {
+    let env = Env::start(json!({})).await;
+    let old = env.login("vic", Role::Viewer, &["alpha"]).await;
+    let (st, _, body) = http_as(&env, "POST", "/api/session/refresh", &old, None).await;
+    assert_eq!(st, 200, "{body}");
+    let r: Value = serde_json::from_str(&body).unwrap();
+    let new = r["token"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(r["user"]["username"], "vic");
+    let (st, _) = http_json(&env, "GET", "/api/me", new).await;
+    assert_eq!(st, 200);
+    // The old token still works within the grace, but no longer than it.
+    let (st, me) = http_json(&env, "GET", "/api/me", &old).await;
+    assert_eq!(st, 200);
+    let idle_end = me["user"]["idle_expires_at"].as_str().unwrap();
+    let end: chrono::DateTime<Utc> = idle_end.parse().unwrap();
+    assert!(
+        end <= Utc::now() + Duration::seconds(31),
+        "old token ends within the grace: {me}"
+    );
+    let rows = rows_of(&env, "session_refresh").await;
+    assert_eq!(rows.len(), 1);
+    // API tokens are not refreshed.
+    env.user("sue", Role::Superuser, &[]).await;
+    let t = env
+        .auth
+        .create_api_token(
+            &system(),
+            Some("sue"),
+            TokenRequest {
+                name: "m".into(),
+                scopes: vec!["live:read".into()],
+                parks: None,
+                expires_days: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let (st, _) = http_json(&env, "POST", "/api/session/refresh", &t.token).await;
+    assert_eq!(st, 403);
+}
+
+#[tokio::test]
+async fn openapi_is_served_and_health_shows_park_states_to_who_may_see_them() {
+    let env = Env::start(json!({})).await;
+    let (st, _, doc) = http(env.addr, "GET", "/api/openapi.json", &[], None).await;
+    assert_eq!(st, 200);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/session/refresh"]["post"].is_object());
+    let (st, _, page) = http(env.addr, "GET", "/api/docs", &[], None).await;
+    assert_eq!(st, 200);
+    assert!(page.contains("/api/docs.js"));
+
+    let (st, _, h) = http(env.addr, "GET", "/health", &[], None).await;
+    assert_eq!(st, 200);
+    let h: Value = serde_json::from_str(&h).unwrap();
+    assert_eq!(
+        (h["parks_total"].clone(), h["parks_connected"].clone()),
+        (json!(2), json!(2))
+    );
+    assert_eq!(h["parks"], json!([]), "no park names for anonymous callers");
+    assert!(h["uptime_s"].is_u64() && h["version"].is_string());
+    assert!(h["subsystems"].is_object());
+    let t = env.login("vic", Role::Viewer, &["beta"]).await;
+    let (_, h) = http_json(&env, "GET", "/health", &t).await;
+    assert_eq!(h["parks"], json!([{"id": "beta", "status": "CONNECTED"}]));
+}

@@ -3,7 +3,8 @@
 //! `npm run build`) fails on a missing, extra or mistyped field, and `wire.test.ts` feeds them to
 //! the UI's decoders. The test below fails when the committed file differs from what the Rust
 //! types produce. Regenerate with `UPDATE_WIRE_SAMPLES=1 cargo test --no-default-features --lib
-//! wire` and commit the file.
+//! wire` and commit the file. The same samples give the OpenAPI document its schemas
+//! ([`reply_schemas`]), so the document cannot drift from the replies either.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -133,6 +134,13 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             kiosk: Some(true),
             uptime_s: 12,
             roles: role_table(|r| r.default_idle_timeout().as_secs()),
+            parks_connected: 1,
+            parks_total: 2,
+            parks: vec![ParkHealth {
+                id: "alpha".into(),
+                status: PlcStatus::Connected,
+            }],
+            subsystems: [("history".to_string(), json!({"state": "running"}))].into(),
         },
     );
     add("ping", &Pong { pong: true });
@@ -233,6 +241,38 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
     m
 }
 
+/// Every reply and push type by its `protocol.ts` name, as a JSON Schema inferred from its
+/// sample (for `GET /api/openapi.json`).
+pub fn reply_schemas() -> Vec<(&'static str, Value)> {
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    for (_, ty, v) in samples() {
+        if !out.iter().any(|(t, _)| *t == ty) {
+            out.push((ty, schema_of(&v)));
+        }
+    }
+    out
+}
+
+/// A JSON Schema (2020-12, as OpenAPI 3.1 uses) describing the shape of one sample value.
+fn schema_of(v: &Value) -> Value {
+    match v {
+        Value::Null => json!({"type": "null"}),
+        Value::Bool(_) => json!({"type": "boolean"}),
+        Value::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "integer"}),
+        Value::Number(_) => json!({"type": "number"}),
+        Value::String(_) => json!({"type": "string"}),
+        Value::Array(a) => match a.first() {
+            Some(x) => json!({"type": "array", "items": schema_of(x)}),
+            None => json!({"type": "array"}),
+        },
+        Value::Object(m) => {
+            let props: serde_json::Map<String, Value> =
+                m.iter().map(|(k, v)| (k.clone(), schema_of(v))).collect();
+            json!({"type": "object", "properties": props, "required": m.keys().collect::<Vec<_>>()})
+        }
+    }
+}
+
 /// The `protocol.ts` type each sample must satisfy.
 fn ts_type(name: &str) -> &'static str {
     match name {
@@ -262,6 +302,7 @@ fn ts_type(name: &str) -> &'static str {
 }
 
 /// The generated TypeScript module.
+#[cfg(test)]
 fn typescript() -> String {
     let all = samples();
     let mut types: Vec<&str> = all.iter().map(|(_, t, _)| *t).collect();
