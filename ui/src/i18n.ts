@@ -2,6 +2,7 @@
 // every language (a unit test checks it). The choice persists in localStorage.
 
 import { ref } from 'vue'
+import tokens from './locales/tokens'
 
 const baseEn = {
   'app.name': 'Stator',
@@ -479,11 +480,11 @@ const basePl: BaseDict = {
 // Each area of the UI (alarms, trends, service, messages, …) keeps its strings in
 // `./locales/<area>.ts` as `export default { en: {…}, de: {…}, pl: {…} }` and is spread in here,
 // one line per language, so areas do not edit each other's tables.
-const en = { ...baseEn }
+const en = { ...baseEn, ...tokens.en }
 export type MessageKey = keyof typeof en
 type Dict = Record<MessageKey, string>
-const de: Dict = { ...baseDe }
-const pl: Dict = { ...basePl }
+const de: Dict = { ...baseDe, ...tokens.de }
+const pl: Dict = { ...basePl, ...tokens.pl }
 
 export const messages = { en, de, pl } as const
 export type Lang = keyof typeof messages
