@@ -37,11 +37,14 @@ pub enum Code {
     /// The park is in service mode: operator writes are refused (except the tags configured in
     /// `service.operator_writable`). HTTP 409: the request conflicts with the park's state.
     InService,
+    /// The thing changed since the caller read it (a stale configuration `version`); read it
+    /// again and retry.
+    Conflict,
 }
 
 impl Code {
     /// Every code, for tests and the wire samples.
-    pub const ALL: [Code; 11] = [
+    pub const ALL: [Code; 12] = [
         Code::Unauthorized,
         Code::InvalidCredentials,
         Code::Forbidden,
@@ -53,6 +56,7 @@ impl Code {
         Code::Internal,
         Code::Unavailable,
         Code::InService,
+        Code::Conflict,
     ];
 
     /// The wire string.
@@ -69,6 +73,7 @@ impl Code {
             Code::Internal => "internal",
             Code::Unavailable => "unavailable",
             Code::InService => "in_service",
+            Code::Conflict => "conflict",
         }
     }
 
@@ -86,6 +91,7 @@ impl Code {
             Code::Internal => 500,
             Code::Unavailable => 503,
             Code::InService => 409,
+            Code::Conflict => 409,
         }
     }
 }

@@ -24,6 +24,9 @@ mod service;
 pub use service::{CalibrationConfig, ServiceConfig, MAX_CALIBRATIONS};
 mod messages;
 pub use messages::MessagesConfig;
+pub mod change;
+mod running;
+pub use running::Running;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

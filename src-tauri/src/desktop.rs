@@ -160,7 +160,7 @@ async fn push_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
             continue;
         };
         match got {
-            Some(p) if p.audience.admits(&principal) => {
+            Some(p) if p.admits(&principal) => {
                 let _ = app.emit("push", &p.body);
             }
             Some(_) => {}

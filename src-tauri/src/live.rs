@@ -354,6 +354,41 @@ impl Cache {
         }))
     }
 
+    /// Follows a changed configuration: PLCs that were added appear (DISCONNECTED, no tags),
+    /// PLCs that were removed vanish with their values, the others keep their values and take
+    /// the new name, URL and tag metadata (unit, range, key, description). Advances the
+    /// sequence; clients need a fresh snapshot to see the metadata (the fan-out sends one).
+    pub fn reconfigure(&self, cfg: &crate::config::Config) {
+        let fresh = Self::from_config(cfg);
+        let fresh = std::mem::take(&mut fresh.state.write().plcs);
+        let seq = {
+            let mut st = self.state.write();
+            let seq = st.seq + 1;
+            let mut old: HashMap<String, PlcEntry> =
+                st.plcs.drain(..).map(|p| (p.id.clone(), p)).collect();
+            st.plcs = fresh
+                .into_iter()
+                .map(|new| match old.remove(&new.id) {
+                    Some(mut p) => {
+                        p.name = new.name;
+                        p.url = new.url;
+                        p.extras = new.extras;
+                        p.tags_seq = seq;
+                        p
+                    }
+                    None => PlcEntry {
+                        status_seq: seq,
+                        tags_seq: seq,
+                        ..new
+                    },
+                })
+                .collect();
+            st.seq = seq;
+            seq
+        };
+        self.bump(seq);
+    }
+
     /// Wakes on every new sequence number; never blocks the writer, coalesces for slow readers.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.notify.subscribe()

@@ -6,6 +6,7 @@ import alarmStrings from './locales/alarms'
 import history from './locales/history'
 import service from './locales/service'
 import messagesStrings from './locales/messages'
+import tokens from './locales/tokens'
 
 const baseEn = {
   'app.name': 'Stator',
@@ -483,11 +484,11 @@ const basePl: BaseDict = {
 // Each area of the UI (alarms, trends, service, messages, …) keeps its strings in
 // `./locales/<area>.ts` as `export default { en: {…}, de: {…}, pl: {…} }` and is spread in here,
 // one line per language, so areas do not edit each other's tables.
-const en = { ...baseEn, ...alarmStrings.en, ...history.en, ...service.en, ...messagesStrings.en }
+const en = { ...baseEn, ...alarmStrings.en, ...history.en, ...service.en, ...messagesStrings.en, ...tokens.en }
 export type MessageKey = keyof typeof en
 type Dict = Record<MessageKey, string>
-const de: Dict = { ...baseDe, ...alarmStrings.de, ...history.de, ...service.de, ...messagesStrings.de }
-const pl: Dict = { ...basePl, ...alarmStrings.pl, ...history.pl, ...service.pl, ...messagesStrings.pl }
+const de: Dict = { ...baseDe, ...alarmStrings.de, ...history.de, ...service.de, ...messagesStrings.de, ...tokens.de }
+const pl: Dict = { ...basePl, ...alarmStrings.pl, ...history.pl, ...service.pl, ...messagesStrings.pl, ...tokens.pl }
 
 export const messages = { en, de, pl } as const
 export type Lang = keyof typeof messages

@@ -144,6 +144,12 @@ export interface Health {
   alarm_sound?: boolean
   /** The historian's counters (absent when history is off). */
   history?: HistoryHealth
+  parks_connected: number
+  parks_total: number
+  /** Per-park state of the parks the caller may see (none for anonymous remote callers). */
+  parks: { id: string; status: PlcStatus }[]
+  /** Subsystem states by name (history, alarms, …). */
+  subsystems: Record<string, unknown>
 }
 
 export interface UserSummary {
@@ -457,6 +463,60 @@ export interface LogbookPush {
   type: 'logbook'
   entry: LogbookEntry
 }
+// --- API tokens and configuration over the API ---
+
+/** The scopes an API token may carry (wire names). */
+export const TOKEN_SCOPES = [
+  'live:read',
+  'history:read',
+  'alarms:read',
+  'alarms:ack',
+  'write',
+  'audit:read',
+  'config:read',
+] as const
+export type TokenScope = (typeof TOKEN_SCOPES)[number]
+
+/** One API token as listed (never the secret). */
+export interface ApiTokenView {
+  id: number
+  name: string
+  scopes: string[]
+  parks: string[]
+  created_by: string
+  created_at: string
+  expires_at: string
+  last_used_at: string | null
+  last_used_from: string | null
+  revoked: boolean
+}
+
+/** Reply of `api_token_create`: the token is shown this once. */
+export interface ApiTokenCreated extends ApiTokenView {
+  token: string
+}
+
+/** Reply of `api_tokens`. */
+export interface ApiTokensList {
+  tokens: ApiTokenView[]
+}
+
+/** Reply of `config_get`: the running configuration (no secrets) and its version. */
+export interface ConfigReply {
+  config: Record<string, unknown>
+  version: string
+}
+
+/** Reply of `config_set`. */
+export interface ConfigSetReply {
+  version: string
+  /** JSON pointers of the changed values. */
+  changed: string[]
+  /** Configuration keys whose change needs a restart. */
+  restart_required: string[]
+}
+
+// --- end API tokens and configuration ---
 
 /** A request: the same JSON object over WS (plus `id`), HTTP and Tauri `invoke('api', {request})`. */
 export interface Request {

@@ -40,12 +40,15 @@ function idleOf(role: Role | undefined): number | null {
   return roleTable.roles.find((r) => r.role === role)?.idle_timeout_s ?? null
 }
 
+export type AdminTab = 'users' | 'audit' | 'tokens' | 'config'
+const ADMIN_TABS: AdminTab[] = ['users', 'audit', 'tokens', 'config']
+
 export type Route =
   | { name: 'login' }
   | { name: 'overview' }
   | { name: 'park'; plc: string }
   | { name: 'tag'; plc: string; tag: string }
-  | { name: 'admin'; tab: 'users' | 'audit' }
+  | { name: 'admin'; tab: AdminTab }
   | { name: 'alarms' }
   | { name: 'alarm_log' }
   | { name: 'trend'; plc: string }
@@ -68,7 +71,7 @@ export function parseHash(hash: string): Route {
       if (parts[1] && parts[2]) return { name: 'tag', plc: parts[1], tag: parts.slice(2).join('/') }
       break
     case 'admin':
-      return { name: 'admin', tab: parts[1] === 'audit' ? 'audit' : 'users' }
+      return { name: 'admin', tab: ADMIN_TABS.find((x) => x === parts[1]) ?? 'users' }
     case 'alarms':
       return parts[1] === 'log' ? { name: 'alarm_log' } : { name: 'alarms' }
     case 'trend':

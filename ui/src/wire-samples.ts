@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, AuditPage, AuthResult, CalibrationRecords, CalibrationRun, ConversationsReply, Done, EntriesReply, EntryReply, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LogbookPush, LoginResult, MeReply, MessagePush, MessageSent, MessagesCsv, MessagesPage, Pong, PresencePush, PresenceReply, ReadReply, ReceiptPush, ReplyMsg, ServiceBanner, ServicePush, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, ApiTokenCreated, ApiTokensList, AuditPage, AuthResult, CalibrationRecords, CalibrationRun, ConfigReply, ConfigSetReply, ConversationsReply, Done, EntriesReply, EntryReply, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LogbookPush, LoginResult, MeReply, MessagePush, MessageSent, MessagesCsv, MessagesPage, Pong, PresencePush, PresenceReply, ReadReply, ReceiptPush, ReplyMsg, ServiceBanner, ServicePush, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -90,6 +90,19 @@ export const health: Health = {
     "dropped": 0,
     "lagged_batches": 0,
     "queued": 3
+  },
+  "parks_connected": 1,
+  "parks_total": 2,
+  "parks": [
+    {
+      "id": "alpha",
+      "status": "CONNECTED"
+    }
+  ],
+  "subsystems": {
+    "history": {
+      "state": "running"
+    }
   }
 }
 
@@ -657,6 +670,70 @@ export const history_tags: HistoryTagsReply = {
   ]
 }
 
+export const api_token_create: ApiTokenCreated = {
+  "id": 7,
+  "token": "stator_7_sssssssssssssssssssssssssssssssssssssssssss",
+  "name": "historian gateway",
+  "scopes": [
+    "live:read",
+    "history:read"
+  ],
+  "parks": [
+    "alpha"
+  ],
+  "created_by": "ann",
+  "created_at": "2026-09-21T14:13:20Z",
+  "expires_at": "2026-12-20T14:13:20Z",
+  "last_used_at": "2026-09-21T14:14:20Z",
+  "last_used_from": "192.0.2.20",
+  "revoked": false
+}
+
+export const api_tokens: ApiTokensList = {
+  "tokens": [
+    {
+      "id": 7,
+      "name": "historian gateway",
+      "scopes": [
+        "live:read",
+        "history:read"
+      ],
+      "parks": [
+        "alpha"
+      ],
+      "created_by": "ann",
+      "created_at": "2026-09-21T14:13:20Z",
+      "expires_at": "2026-12-20T14:13:20Z",
+      "last_used_at": "2026-09-21T14:14:20Z",
+      "last_used_from": "192.0.2.20",
+      "revoked": false
+    }
+  ]
+}
+
+export const config_get: ConfigReply = {
+  "config": {
+    "plc_config": [
+      {
+        "id": "alpha",
+        "url": "opc.tcp://192.0.2.1:4840",
+        "name": "Alpha"
+      }
+    ]
+  },
+  "version": "abababababababababababababababababababababababababababababababab"
+}
+
+export const config_set: ConfigSetReply = {
+  "version": "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd",
+  "changed": [
+    "/tags/alpha~1P/range"
+  ],
+  "restart_required": [
+    "remote.listen"
+  ]
+}
+
 export const alarms: AlarmList = {
   "alarms": [
     {
@@ -833,4 +910,4 @@ export const alarm_stats: AlarmStats = {
   "truncated": false
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, service_start, service_push, calibration_run, calibration_records, message_sent, messages_page, message_read, conversations, presence, messages_export, logbook_entry, logbook, message_push, receipt_push, presence_push, logbook_push, session_ended, history, history_tags, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, service_start, service_push, calibration_run, calibration_records, message_sent, messages_page, message_read, conversations, presence, messages_export, logbook_entry, logbook, message_push, receipt_push, presence_push, logbook_push, session_ended, history, history_tags, api_token_create, api_tokens, config_get, config_set, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }

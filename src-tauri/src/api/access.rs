@@ -6,7 +6,7 @@
 //! exhaustive, so a new operation cannot be added without deciding its access here.
 
 use super::request::Request;
-use crate::auth::Permission;
+use crate::auth::{Permission, Scope, TokenUse};
 
 /// What a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,5 +94,86 @@ pub fn required(req: &Request) -> Access<'_> {
             None => Session(ViewLive),
         },
         Request::LogbookAck(_) => Session(WriteLogbook),
+        // API tokens and configuration over the API
+        Request::ApiTokenCreate(_) | Request::ApiTokens(_) | Request::ApiTokenRevoke(_) => {
+            Session(ManageTokens)
+        }
+        Request::ConfigGet(_) | Request::ConfigSet(_) => Session(EditConfig),
+        Request::SessionRefresh(_) => Session(ViewLive),
+    }
+}
+
+/// THE scope → operation table: which operations an API token may call, and with which scope
+/// (on top of [`required`], which the token's creator must still pass with their current role
+/// and parks). Exhaustive like [`required`]: a new operation must decide here whether machines
+/// may call it. `history:read`, `alarms:read` and `alarms:ack` are meant for the historian's and
+/// the alarm list's read ops and for acknowledging alarms.
+pub fn token_use(req: &Request) -> TokenUse {
+    use Scope::*;
+    use TokenUse::{Any, Never};
+    let scope = TokenUse::Scope;
+    match req {
+        // Anonymous operations never consult a token.
+        Request::Health(_)
+        | Request::Login(_)
+        | Request::LoginPin(_)
+        | Request::LoginBadge(_)
+        | Request::FirstSuperuser(_)
+        | Request::ExitKiosk(_) => Never,
+        Request::Ping(_) | Request::Auth(_) | Request::Me(_) => Any,
+        Request::Snapshot(_) => scope(LiveRead),
+        Request::Write(_) => scope(Write),
+        Request::AuditPage(_) => scope(AuditRead),
+        Request::ConfigGet(_) => scope(ConfigRead),
+        // People's business: sessions only.
+        Request::Logout(_)
+        | Request::UserPasswd(_)
+        | Request::UsersList(_)
+        | Request::UserAdd(_)
+        | Request::UserDisable(_)
+        | Request::UserEnable(_)
+        | Request::UserRole(_)
+        | Request::UserGrant(_)
+        | Request::UserRevoke(_)
+        | Request::UserPin(_)
+        | Request::UserBadgeAdd(_)
+        | Request::UserBadgeRemove(_)
+        | Request::ApiTokenCreate(_)
+        | Request::ApiTokens(_)
+        | Request::ApiTokenRevoke(_)
+        | Request::ConfigSet(_)
+        | Request::SessionRefresh(_) => Never,
+        // Alarms: reading (lists, journal, incidents, figures) and acknowledging; shelving and
+        // taking out of service are a person's decision with a reason.
+        Request::Alarms(_)
+        | Request::AlarmJournal(_)
+        | Request::Incidents(_)
+        | Request::AlarmStats(_) => scope(AlarmsRead),
+        Request::AlarmAck(_) => scope(AlarmsAck),
+        Request::AlarmShelve(_)
+        | Request::AlarmUnshelve(_)
+        | Request::AlarmOutOfService(_)
+        | Request::AlarmInService(_) => Never,
+        Request::History(_) | Request::HistoryTags(_) => scope(HistoryRead),
+        // Service mode, calibration and diagnostics need a serviceman on site.
+        Request::ServiceStart(_)
+        | Request::ServiceEnd(_)
+        | Request::CalibrationStart(_)
+        | Request::CalibrationPoint(_)
+        | Request::CalibrationApply(_)
+        | Request::CalibrationCancel(_)
+        | Request::CalibrationRecords(_)
+        | Request::Diagnostics(_)
+        | Request::DiagnosticsPing(_) => Never,
+        // Messages and the shift log are between people.
+        Request::MessageSend(_)
+        | Request::Messages(_)
+        | Request::MessageRead(_)
+        | Request::Conversations(_)
+        | Request::Presence(_)
+        | Request::MessagesExport(_)
+        | Request::LogbookAdd(_)
+        | Request::Logbook(_)
+        | Request::LogbookAck(_) => Never,
     }
 }

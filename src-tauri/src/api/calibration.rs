@@ -30,9 +30,11 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Most records one `calibration_records` returns.
 const MAX_RECORDS: u32 = 1000;
 
-fn cfg_of<'a>(api: &'a Api, id: &str) -> Result<&'a CalibrationConfig, ApiError> {
+/// The configured calibration (a copy: the running configuration may change meanwhile).
+fn cfg_of(api: &Api, id: &str) -> Result<CalibrationConfig, ApiError> {
     api.config()
         .calibration(id)
+        .cloned()
         .ok_or_else(|| ApiError::not_found(format!("no calibration {id:?}")))
 }
 
@@ -135,7 +137,7 @@ pub(super) async fn start(
 }
 
 async fn start_inner(api: &Api, p: &Principal, id: &str) -> Result<CalibrationRunView, ApiError> {
-    let c = cfg_of(api, id)?;
+    let c = &cfg_of(api, id)?;
     in_service(api, c)?;
     if let Some(run) = api.inner.runs.lock().get(id) {
         if run.user_id != p.user_id {
@@ -206,7 +208,7 @@ async fn point_inner(
     p: &Principal,
     r: &CalibrationPointReq,
 ) -> Result<CalibrationRunView, ApiError> {
-    let c = cfg_of(api, &r.calibration)?;
+    let c = &cfg_of(api, &r.calibration)?;
     in_service(api, c)?;
     let mut run = open_run(api, p, &r.calibration)?;
     if run.view.points.len() >= 2 {
@@ -270,7 +272,7 @@ async fn apply_inner(
     p: &Principal,
     id: &str,
 ) -> Result<CalibrationRunView, ApiError> {
-    let c = cfg_of(api, id)?.clone();
+    let c = &cfg_of(api, id)?;
     in_service(api, &c)?;
     let run = open_run(api, p, id)?;
     let mut v = run.view;

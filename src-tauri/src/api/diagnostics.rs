@@ -17,7 +17,8 @@ pub(super) async fn report(api: &Api, p: &Principal) -> Diagnostics {
     let snap = api.cache().snapshot(|id| p.parks.contains(id));
     let mut parks = Vec::new();
     for plc in snap.plcs {
-        let cfg = api.config().plc(&plc.id);
+        let config = api.config();
+        let cfg = config.plc(&plc.id);
         let bad: Vec<String> = plc
             .nodes
             .iter()

@@ -10,15 +10,17 @@
 pub mod access;
 mod alarms;
 mod audit;
-pub mod history;
 mod calibration;
+mod config;
 mod diagnostics;
+pub mod history;
 mod live;
 mod messages;
 pub mod push;
 pub mod request;
 mod service;
 mod session;
+mod tokens;
 mod users;
 pub mod wire;
 mod write;
@@ -163,7 +165,11 @@ impl From<AuthError> for ApiError {
 struct Inner {
     auth: Auth,
     cache: Cache,
-    cfg: Arc<Config>,
+    cfg: crate::config::Running,
+    /// The file the configuration came from (`config_set` and SIGHUP need it).
+    config_file: std::sync::OnceLock<std::path::PathBuf>,
+    /// One configuration change at a time.
+    config_lock: tokio::sync::Mutex<()>,
     writer: Option<SharedEngine>,
     metrics: Metrics,
     limiter: write::RateLimiter,
@@ -216,7 +222,9 @@ impl Api {
             inner: Arc::new(Inner {
                 auth,
                 cache,
-                cfg,
+                cfg: crate::config::Running::new(cfg),
+                config_file: Default::default(),
+                config_lock: Default::default(),
                 writer,
                 metrics,
                 limiter: write::RateLimiter::new(rate),
@@ -254,8 +262,13 @@ impl Api {
     pub fn cache(&self) -> &Cache {
         &self.inner.cache
     }
-    /// The configuration.
-    pub fn config(&self) -> &Arc<Config> {
+    /// The running configuration, as of now (see [`crate::config::Running`]).
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.cfg.get()
+    }
+
+    /// The running configuration's handle (wakes on every change).
+    pub fn running_config(&self) -> &crate::config::Running {
         &self.inner.cfg
     }
     /// Serves history queries from `h` (once; a second historian is ignored).
@@ -276,6 +289,35 @@ impl Api {
         }
         self.inner.metrics.render(&self.inner.cache)
     }
+
+    /// Names the file the configuration was loaded from; `config_set` writes it and SIGHUP
+    /// re-reads it. Without one, the configuration cannot be changed at run time.
+    pub fn set_config_file(&self, path: std::path::PathBuf) {
+        let _ = self.inner.config_file.set(path);
+    }
+
+    /// The configuration file, when known.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.inner.config_file.get().map(|p| p.as_path())
+    }
+
+    /// Makes `new` the running configuration without a restart where possible, in an order no
+    /// client can observe half-done: the cache first (added parks exist, removed ones and their
+    /// values are gone), then auth (parks, settings), the engine (removed PLCs disconnect, added
+    /// ones connect, changed ones reconnect) and last the running value, which wakes every
+    /// WebSocket client to take a fresh snapshot. Returns what needs a restart.
+    pub async fn apply_config(&self, new: Config) -> Vec<String> {
+        let old = self.config();
+        let new = Arc::new(new);
+        let restart = crate::config::change::restart_required(&old, &new);
+        self.inner.cache.reconfigure(&new);
+        self.inner.auth.reconfigure(&new);
+        if let Some(w) = &self.inner.writer {
+            w.reconfigure(new.clone()).await;
+        }
+        self.inner.cfg.replace(new);
+        restart
+    }
     /// Counters and gauges exported on `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -294,7 +336,7 @@ impl Api {
     /// state first) and pushing their transitions to the clients that may see them.
     pub async fn start_alarms(&self) -> Result<(), crate::store::StoreError> {
         let a = &self.inner.alarms;
-        a.start(&self.inner.cfg, self.inner.cache.clone()).await?;
+        a.start(&self.config(), self.inner.cache.clone()).await?;
         a.own(tokio::spawn(alarms::push_loop(self.clone())));
         Ok(())
     }
@@ -311,8 +353,7 @@ impl Api {
     /// The configured park ids `parks` lets a principal see, sorted.
     pub fn visible_parks(&self, parks: &Parks) -> Vec<String> {
         let configured: Vec<String> = self
-            .inner
-            .cfg
+            .config()
             .plc_config
             .iter()
             .map(|p| p.id.clone())
@@ -327,6 +368,18 @@ impl Api {
         let needs_setup = !self.inner.auth.has_users().await.unwrap_or(true);
         let auth = &self.inner.auth;
         let roles = wire::role_table(|r| auth.idle_timeout(r).num_seconds().max(0) as u64);
+        let configured = self.visible_parks(&Parks::All);
+        let status = |id: &String| self.inner.cache.status(id).unwrap_or_default();
+        let visible: Vec<String> = if ctx.source == Source::Panel {
+            configured.clone()
+        } else if let Some(t) = ctx.token.as_deref() {
+            match auth.peek(t).await {
+                Ok(p) => self.visible_parks(&p.parks),
+                Err(_) => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
         wire::Health {
             status: "ok",
             version: env!("CARGO_PKG_VERSION"),
@@ -335,8 +388,21 @@ impl Api {
             uptime_s: self.inner.started.elapsed().as_secs(),
             roles,
             alarms_tag_missing: self.inner.alarms.tag_missing(),
-            alarm_sound: self.inner.cfg.alarm_settings.sound,
+            alarm_sound: self.config().alarm_settings.sound,
             history: self.history().map(|h| h.stats().into()),
+            parks_connected: configured
+                .iter()
+                .filter(|id| status(id) == crate::live::PlcStatus::Connected)
+                .count(),
+            parks_total: configured.len(),
+            parks: visible
+                .iter()
+                .map(|id| wire::ParkHealth {
+                    id: id.clone(),
+                    status: status(id),
+                })
+                .collect(),
+            subsystems: Default::default(),
         }
     }
 
@@ -349,30 +415,58 @@ impl Api {
         }
     }
 
-    /// The snapshot of the parks `p` may see (`{"type":"snapshot","seq","plcs":[…]}`).
+    /// The snapshot of the parks `p` may see live (`{"type":"snapshot","seq","plcs":[…]}`).
     pub fn snapshot_msg(&self, p: &Principal) -> wire::SnapshotMsg {
-        let mut msg: wire::SnapshotMsg =
-            self.inner.cache.snapshot(|id| p.parks.contains(id)).into();
-        msg.service = self
+        let live = Self::sees_live(p);
+        let mut msg: wire::SnapshotMsg = self
             .inner
-            .service
-            .all()
-            .iter()
-            .filter(|s| p.parks.contains(&s.park))
-            .map(wire::ServiceBanner::of)
-            .collect();
-        msg.alarms = alarms::list(self, p).alarms;
+            .cache
+            .snapshot(|id| live && p.parks.contains(id))
+            .into();
+        if live {
+            msg.service = self
+                .inner
+                .service
+                .all()
+                .iter()
+                .filter(|s| p.parks.contains(&s.park))
+                .map(wire::ServiceBanner::of)
+                .collect();
+        }
+        if p.token
+            .as_ref()
+            .is_none_or(|t| t.has(crate::auth::Scope::AlarmsRead))
+        {
+            msg.alarms = alarms::list(self, p).alarms;
+        }
         msg
+    }
+
+    /// The parks whose live values `p` receives (snapshot and updates): its visible parks, or
+    /// none for an API token without the `live:read` scope.
+    pub fn live_parks(&self, p: &Principal) -> Vec<String> {
+        if Self::sees_live(p) {
+            self.visible_parks(&p.parks)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn sees_live(p: &Principal) -> bool {
+        p.token
+            .as_ref()
+            .is_none_or(|t| t.has(crate::auth::Scope::LiveRead))
     }
 
     /// THE access check: resolves who is asking and whether they may, for what `access` says.
     /// `Ok(None)` for anonymous requests. Every request passes here exactly once.
     async fn authorize(&self, ctx: &Ctx, req: &Request) -> Result<Option<Principal>, ApiError> {
+        let config = self.config();
         let (perm, park) = match access::required(req) {
             Access::Anonymous => return Ok(None),
             Access::Session(perm) => (perm, None),
             Access::Park(perm, park) => (perm, Some(park)),
-            Access::Calibration(perm, id) => match self.inner.cfg.calibration(id) {
+            Access::Calibration(perm, id) => match config.calibration(id) {
                 Some(c) => (perm, Some(c.park())),
                 None => {
                     let token = ctx.token.as_deref().unwrap_or("");
@@ -386,7 +480,13 @@ impl Api {
             .token
             .as_deref()
             .ok_or_else(|| ApiError::unauthorized("no session token"))?;
-        Ok(Some(self.inner.auth.check(token, perm, park).await?))
+        let usage = access::token_use(req);
+        let p = self
+            .inner
+            .auth
+            .check_as(token, perm, park, Some(&ctx.source), req.op(), usage)
+            .await?;
+        Ok(Some(p))
     }
 
     /// The principal proven by the username and password inside `req` (kiosk exit): a login
@@ -498,6 +598,12 @@ async fn run(
         | Request::LogbookAdd(_)
         | Request::Logbook(_)
         | Request::LogbookAck(_)) => messages::run(api, &p()?, req).await,
+        Request::ApiTokenCreate(r) => v(&tokens::create(api, &p()?, r).await?),
+        Request::ApiTokens(_) => v(&tokens::list(api, &p()?).await?),
+        Request::ApiTokenRevoke(r) => v(&tokens::revoke(api, &p()?, r).await?),
+        Request::ConfigGet(_) => v(&config::get(api)?),
+        Request::SessionRefresh(_) => v(&session::refresh(api, ctx).await?),
+        Request::ConfigSet(r) => v(&config::set(api, &p()?, r).await?),
         req => users::run(api, &p()?, req).await,
     }
 }

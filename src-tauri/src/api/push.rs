@@ -50,6 +50,26 @@ pub struct Push {
     pub text: String,
 }
 
+impl Push {
+    /// Whether `p` receives this push: its audience admits `p`, and an API token (a machine,
+    /// which acts for its creator but is not them) has the scope the push's type needs. People's
+    /// traffic (messages, receipts, presence, shift log) never reaches a token.
+    pub fn admits(&self, p: &Principal) -> bool {
+        if !self.audience.admits(p) {
+            return false;
+        }
+        let Some(t) = &p.token else {
+            return true;
+        };
+        use crate::auth::Scope;
+        match self.body.get("type").and_then(Value::as_str) {
+            Some("alarm" | "alarms") => t.has(Scope::AlarmsRead),
+            Some("service") => t.has(Scope::LiveRead),
+            _ => false,
+        }
+    }
+}
+
 /// The broadcast every transport subscribes to.
 #[derive(Clone)]
 pub struct Pushes {
@@ -106,6 +126,7 @@ mod tests {
             session_id: 1,
             expires_at: Utc::now(),
             idle_expires_at: Utc::now(),
+            token: None,
         }
     }
 
@@ -120,6 +141,37 @@ mod tests {
         assert!(!users.admits(&a));
         assert!(users.admits(&b));
         assert!(Audience::Everyone.admits(&a));
+    }
+
+    #[test]
+    fn a_token_receives_only_what_its_scopes_cover() {
+        use crate::auth::{Scope, TokenGrant};
+        let push = |kind: &str| {
+            let body = serde_json::json!({"type": kind});
+            Push {
+                audience: Audience::Everyone,
+                text: body.to_string(),
+                body,
+            }
+        };
+        let person = principal(1, &["north"]);
+        let mut machine = principal(1, &["north"]);
+        machine.token = Some(TokenGrant {
+            id: 3,
+            name: "gw".into(),
+            scopes: vec![Scope::AlarmsRead],
+        });
+        for kind in [
+            "alarm", "alarms", "service", "message", "receipt", "presence", "logbook",
+        ] {
+            assert!(push(kind).admits(&person), "{kind}");
+        }
+        assert!(push("alarm").admits(&machine));
+        assert!(push("alarms").admits(&machine));
+        assert!(!push("service").admits(&machine), "needs live:read");
+        for kind in ["message", "receipt", "presence", "logbook"] {
+            assert!(!push(kind).admits(&machine), "{kind} is people's traffic");
+        }
     }
 
     #[tokio::test]

@@ -13,6 +13,8 @@ mod service;
 pub use service::*;
 mod messages;
 pub use messages::*;
+mod tokens;
+pub use tokens::*;
 
 /// Declares [`Request`] (internally tagged by `op`) and [`Request::op`] from one table.
 macro_rules! requests {
@@ -151,6 +153,20 @@ requests! {
     "logbook" => Logbook(LogbookReq),
     /// Confirms a handover entry.
     "logbook_ack" => LogbookAck(LogbookAckReq),
+    // API tokens and configuration over the API
+    /// Creates an API token for the caller (shown once); the caller's password re-entered.
+    "api_token_create" => ApiTokenCreate(ApiTokenCreateReq),
+    /// Lists API tokens (a superuser every token, others their own); never the secret.
+    "api_tokens" => ApiTokens(Empty),
+    /// Revokes an API token; its open WebSockets close with 4001.
+    "api_token_revoke" => ApiTokenRevoke(ApiTokenRevokeReq),
+    /// The running configuration (no secrets) and its version.
+    "config_get" => ConfigGet(Empty),
+    /// Replaces the configuration (superuser, password re-entered), applied without restart
+    /// where possible.
+    "config_set" => ConfigSet(ConfigSetReq),
+    /// Rotates the caller's session token (the old one ends after a short grace).
+    "session_refresh" => SessionRefresh(Empty),
 }
 
 /// The body of an operation without fields.

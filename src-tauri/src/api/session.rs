@@ -78,6 +78,15 @@ pub(super) async fn logout(api: &Api, ctx: &Ctx) -> Result<Done, ApiError> {
     Ok(Done {})
 }
 
+/// `session_refresh`: a new token (answers like `login`); the old one ends after a short grace.
+pub(super) async fn refresh(api: &Api, ctx: &Ctx) -> Result<LoginReply, ApiError> {
+    let token = ctx
+        .token
+        .as_deref()
+        .ok_or_else(|| ApiError::unauthorized("no session token"))?;
+    Ok(login_reply(api, api.auth().refresh(token).await?))
+}
+
 /// `me`: the caller's user object plus session times.
 pub(super) fn me(api: &Api, p: &Principal) -> MeReply {
     MeReply {

@@ -71,6 +71,22 @@ pub struct Health {
     /// The historian's counters (absent when it is off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryHealth>,
+    /// How many configured parks are connected, of how many (no names: anonymous callers).
+    pub parks_connected: usize,
+    pub parks_total: usize,
+    /// Connection state per park the caller may see: the panel every park, a request with a
+    /// valid session or API token its parks, an anonymous remote caller none.
+    pub parks: Vec<ParkHealth>,
+    /// State of the subsystems by name (`history`, `alarms`, … once they run); empty when
+    /// none reports.
+    pub subsystems: std::collections::BTreeMap<String, Value>,
+}
+
+/// One park in `health`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParkHealth {
+    pub id: String,
+    pub status: crate::live::PlcStatus,
 }
 
 /// `ping` → `{"pong":true}`.
@@ -381,6 +397,8 @@ mod service;
 pub use service::*;
 mod messages;
 pub use messages::*;
+mod tokens;
+pub use tokens::*;
 
-#[cfg(test)]
 mod samples;
+pub use samples::reply_schemas;

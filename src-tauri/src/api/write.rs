@@ -52,6 +52,13 @@ impl SharedEngine {
         }
     }
 
+    /// Follows a changed configuration (see [`Engine::reconfigure`]); nothing once stopped.
+    pub async fn reconfigure(&self, cfg: std::sync::Arc<crate::config::Config>) {
+        if let Some(e) = self.inner.write().await.as_mut() {
+            e.reconfigure(cfg).await;
+        }
+    }
+
     /// Coerces, writes and reads back through the engine (see [`Engine::write`]);
     /// `not_connected` once the engine is stopped.
     async fn write(
@@ -348,7 +355,7 @@ async fn attempt(
             None => return Err(ApiError::invalid(format!("{tag} is not an array"))),
         }
     }
-    writable_by_policy(cfg, plc, node, &meta).map_err(ApiError::forbidden)?;
+    writable_by_policy(&cfg, plc, node, &meta).map_err(ApiError::forbidden)?;
     if status != PlcStatus::Connected {
         return Err(ApiError::not_connected(format!(
             "{plc} is {}",

@@ -23,7 +23,7 @@ impl Auth {
         require(actor, Permission::ManageUsers)?;
         let name = username.trim().to_string();
         password::check_username(&name).map_err(AuthError::Invalid)?;
-        password::check_policy(&name, password, self.inner.cfg.password_min_length)
+        password::check_policy(&name, password, self.settings().cfg.password_min_length)
             .map_err(AuthError::Invalid)?;
         if let Err(e) = may_manage(actor, None, Some(role)) {
             return Err(self.denied(actor, "user_add", &name, e).await);
@@ -171,10 +171,10 @@ impl Auth {
     }
 
     fn check_grantable(&self, actor: &Principal, park: &str) -> Result<(), AuthError> {
-        if !self.inner.parks.iter().any(|p| p == park) {
+        if !self.settings().parks.iter().any(|p| p == park) {
             return Err(AuthError::NotFound(format!(
                 "no park {park:?} in the configuration (parks: {})",
-                self.inner.parks.join(", ")
+                self.settings().parks.join(", ")
             )));
         }
         if !actor.parks.contains(park) {

@@ -30,7 +30,7 @@ impl Auth {
         }
         let name = username.trim().to_string();
         password::check_username(&name).map_err(AuthError::Invalid)?;
-        password::check_policy(&name, password, self.inner.cfg.password_min_length)
+        password::check_policy(&name, password, self.settings().cfg.password_min_length)
             .map_err(AuthError::Invalid)?;
         let hash = self.hash(password.to_string()).await?;
         let now = self.now();
@@ -93,7 +93,7 @@ impl Auth {
         if !own {
             require(actor, Permission::ManageUsers)?;
         }
-        password::check_policy(username, password, self.inner.cfg.password_min_length)
+        password::check_policy(username, password, self.settings().cfg.password_min_length)
             .map_err(AuthError::Invalid)?;
         let _turn = if own {
             let Some(current) = current_password else {

@@ -57,7 +57,7 @@ impl Auth {
             username: u.username,
             role,
             active: u.active,
-            parks: self.parks_of(role, parks).to_list(&self.inner.parks),
+            parks: self.parks_of(role, parks).to_list(&self.settings().parks),
             created_at: u.created_at,
             last_login_at: u.last_login_at,
             locked_until: u.locked_until.filter(|t| *t > self.now()),
@@ -90,7 +90,7 @@ impl Auth {
             super::Parks::All => store::Scope::All,
             super::Parks::Only(granted) => store::Scope::Parks {
                 granted: granted.iter().cloned().collect(),
-                configured: self.inner.parks.to_vec(),
+                configured: self.settings().parks.to_vec(),
             },
         }
     }

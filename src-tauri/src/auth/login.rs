@@ -171,7 +171,7 @@ impl Auth {
     /// The success transaction of a check: a lock set meanwhile (by another process, or a
     /// cancelled attempt's count) wins and is kept; otherwise the count starts again.
     async fn succeeded(&self, uid: i64, scope: Scope) -> Result<(), AuthError> {
-        let (policy, now) = (self.inner.policy, self.now());
+        let (policy, now) = (self.settings().policy, self.now());
         let locked = self
             .inner
             .store
@@ -201,7 +201,7 @@ impl Auth {
         if password::check_username(name).is_err() {
             return Ok((None, Admission::Verify));
         }
-        let policy = self.inner.policy;
+        let policy = self.settings().policy;
         let scope = Scope::of(source).as_str();
         let (n, source) = (name.to_string(), source.clone());
         self.inner
@@ -238,7 +238,7 @@ impl Auth {
         scope: Scope,
         now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
-        let policy = self.inner.policy;
+        let policy = self.settings().policy;
         let result = if u.active {
             "invalid_credentials"
         } else {

@@ -14,6 +14,7 @@
 //! store).
 
 mod admin;
+pub mod api_tokens;
 mod change;
 mod credentials;
 mod directory;
@@ -40,6 +41,7 @@ use tokio::sync::broadcast;
 use crate::config::{AuthConfig, Config};
 use crate::store::{self, AuditEntry, Store};
 
+pub use api_tokens::{Scope, TokenGrant, TokenUse};
 pub use roles::{role_allows, Permission, Role};
 use tokens::SessionCache;
 pub use types::{AuthError, Clock, LoginOk, Parks, Principal, Source, UserInfo};
@@ -61,11 +63,8 @@ pub struct Auth {
 struct Inner {
     store: Store,
     clock: Clock,
-    parks: Vec<String>,
-    cfg: AuthConfig,
-    idle: HashMap<Role, Duration>,
-    lifetime: Duration,
-    policy: lockout::Policy,
+    /// What the configuration decides; replaced as a whole when it changes at run time.
+    settings: parking_lot::RwLock<Arc<Settings>>,
     limiter: lockout::SourceLimiter,
     gate: gate::Gate,
     turns: gate::Turns,
@@ -73,6 +72,45 @@ struct Inner {
     changes: broadcast::Sender<i64>,
     own_changes: Arc<Mutex<HashSet<i64>>>,
     has_users: AtomicBool,
+    token_refusals: api_tokens::RefusalThrottle,
+}
+
+/// The parts of the configuration auth applies: the configured parks and the `auth` section.
+struct Settings {
+    parks: Vec<String>,
+    cfg: AuthConfig,
+    idle: HashMap<Role, Duration>,
+    lifetime: Duration,
+    policy: lockout::Policy,
+}
+
+impl Settings {
+    fn of(cfg: &Config) -> Settings {
+        let a = &cfg.auth;
+        let idle = Role::ALL
+            .into_iter()
+            .map(|r| {
+                let d = a
+                    .idle_timeout_minutes
+                    .get(r.as_str())
+                    .map(|m| minutes(*m))
+                    .unwrap_or_else(|| {
+                        Duration::from_std(r.default_idle_timeout()).unwrap_or(Duration::zero())
+                    });
+                (r, d)
+            })
+            .collect();
+        Settings {
+            parks: cfg.plc_config.iter().map(|p| p.id.clone()).collect(),
+            cfg: a.clone(),
+            idle,
+            lifetime: Duration::milliseconds((a.session_lifetime_hours * 3_600_000.0) as i64),
+            policy: lockout::Policy {
+                attempts: a.lockout_attempts,
+                window: minutes(a.lockout_minutes),
+            },
+        }
+    }
 }
 
 fn minutes(m: f64) -> Duration {
@@ -88,19 +126,6 @@ impl Auth {
     /// Like [`Auth::new`] with an injected clock.
     pub fn with_clock(store: Store, cfg: &Config, clock: Clock) -> Auth {
         let a = &cfg.auth;
-        let idle = Role::ALL
-            .into_iter()
-            .map(|r| {
-                let d = a
-                    .idle_timeout_minutes
-                    .get(r.as_str())
-                    .map(|m| minutes(*m))
-                    .unwrap_or_else(|| {
-                        Duration::from_std(r.default_idle_timeout()).unwrap_or(Duration::zero())
-                    });
-                (r, d)
-            })
-            .collect();
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -111,14 +136,7 @@ impl Auth {
         let inner = Arc::new(Inner {
             store,
             clock,
-            parks: cfg.plc_config.iter().map(|p| p.id.clone()).collect(),
-            cfg: a.clone(),
-            idle,
-            lifetime: Duration::milliseconds((a.session_lifetime_hours * 3_600_000.0) as i64),
-            policy: lockout::Policy {
-                attempts: a.lockout_attempts,
-                window: minutes(a.lockout_minutes),
-            },
+            settings: parking_lot::RwLock::new(Arc::new(Settings::of(cfg))),
             limiter: lockout::SourceLimiter::new(a.source_failures_per_minute),
             gate: gate::Gate::new(workers),
             turns: gate::Turns::default(),
@@ -126,6 +144,7 @@ impl Auth {
             changes: broadcast::channel(256).0,
             own_changes: Arc::default(),
             has_users: AtomicBool::new(has_users),
+            token_refusals: Default::default(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(watch_changes(Arc::downgrade(&inner), last_change));
@@ -144,18 +163,31 @@ impl Auth {
     }
 
     /// The configured park ids.
-    pub fn configured_parks(&self) -> &[String] {
-        &self.inner.parks
+    pub fn configured_parks(&self) -> Vec<String> {
+        self.settings().parks.clone()
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        self.inner.settings.read().clone()
+    }
+
+    /// Applies a changed configuration: the configured parks, idle timeouts, session lifetime,
+    /// lockout policy and password policy (for sessions opened from now on; open sessions keep
+    /// their timeouts). Every cached session is reloaded, so park lists follow at once.
+    /// (`auth.source_failures_per_minute` needs a restart.)
+    pub fn reconfigure(&self, cfg: &Config) {
+        *self.inner.settings.write() = Arc::new(Settings::of(cfg));
+        self.inner.cache.invalidate_all();
     }
 
     /// The concrete list of parks a principal sees (send this to clients, not `Parks`).
     pub fn visible_parks(&self, p: &Principal) -> Vec<String> {
-        p.parks.to_list(&self.inner.parks)
+        p.parks.to_list(&self.settings().parks)
     }
 
     /// The idle timeout of a role (configured or default).
     pub fn idle_timeout(&self, role: Role) -> Duration {
-        self.inner.idle[&role]
+        self.settings().idle[&role]
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -222,7 +254,7 @@ impl Auth {
             Parks::Only(
                 granted
                     .into_iter()
-                    .filter(|p| self.inner.parks.contains(p))
+                    .filter(|p| self.settings().parks.contains(p))
                     .collect(),
             )
         }

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
+use super::api_tokens;
 use super::lockout::Scope;
 use super::login::{login_entry, refusal};
 use super::tokens::{self as sessions, CachedSession, Seen, TokenHash};
 use super::{
-    role_allows, Auth, AuthError, LoginOk, Permission, Principal, Source, PERSIST_SEEN_EVERY,
+    role_allows, Auth, AuthError, LoginOk, Permission, Principal, Source, TokenUse,
+    PERSIST_SEEN_EVERY,
 };
 use crate::store::{self, login_failures, users::UserRow, AuditEntry};
 
@@ -30,9 +32,9 @@ impl Auth {
         let role = Self::role_of(&user.role)?;
         let token = sessions::new_token();
         let h = sessions::token_hash(&token);
-        let expires_at = now + self.inner.lifetime;
+        let expires_at = now + self.settings().lifetime;
         let generation = self.inner.cache.generation();
-        let policy = self.inner.policy;
+        let policy = self.settings().policy;
         let scope = Scope::of(&source);
         let entry = login_entry(&user.username, Some(role.as_str()), &source, method, "ok");
         let uid = user.id;
@@ -66,11 +68,12 @@ impl Auth {
             parks: self.parks_of(role, granted),
             source,
             expires_at,
-            idle: self.inner.idle[&role],
+            idle: self.settings().idle[&role],
             seen: Mutex::new(Seen {
                 last: now,
                 persisted: now,
             }),
+            grant: None,
         });
         let principal = principal_of(&cached);
         self.inner.cache.insert_if(h, cached, generation);
@@ -83,32 +86,124 @@ impl Auth {
     }
 
     /// THE check every operation calls: valid session, permission in the role table, and (when
-    /// given) access to a configured park. Slides the idle timeout.
+    /// given) access to a configured park. Slides the idle timeout. API tokens are refused (see
+    /// [`Auth::check_as`], which the dispatcher uses).
     pub async fn check(
         &self,
         token: &str,
         perm: Permission,
         park: Option<&str>,
     ) -> Result<Principal, AuthError> {
-        let p = self.resolve(token, true).await?;
-        if !role_allows(p.role, perm) {
-            return Err(AuthError::Forbidden(format!(
-                "role {} may not {}",
-                p.role, perm
-            )));
+        self.check_as(token, perm, park, None, "", TokenUse::Never)
+            .await
+    }
+
+    /// [`Auth::check`] for a caller at `from` asking for operation `op`, which an API token may
+    /// call as `usage` says. A token acts with its creator's current role and the parks both
+    /// still share; its refusals are audited (throttled per token).
+    pub async fn check_as(
+        &self,
+        token: &str,
+        perm: Permission,
+        park: Option<&str>,
+        from: Option<&Source>,
+        op: &str,
+        usage: TokenUse,
+    ) -> Result<Principal, AuthError> {
+        let mut p = self.resolve(token, true, from).await?;
+        if let (Some(from), Some(_)) = (from, &p.token) {
+            p.source = from.clone();
         }
-        if let Some(park) = park {
-            if !self.inner.parks.iter().any(|c| c == park) || !p.parks.contains(park) {
-                return Err(AuthError::Forbidden(format!("no access to park {park:?}")));
+        let refusal = if !role_allows(p.role, perm) {
+            Some(format!("role {} may not {}", p.role, perm))
+        } else if park.is_some_and(|park| {
+            !self.settings().parks.iter().any(|c| c == park) || !p.parks.contains(park)
+        }) {
+            Some(format!("no access to park {:?}", park.unwrap_or_default()))
+        } else {
+            match (&p.token, usage) {
+                (None, _) | (Some(_), TokenUse::Any) => None,
+                (Some(_), TokenUse::Never) => Some(format!("an API token may not call {op}")),
+                (Some(g), TokenUse::Scope(s)) if !g.has(s) => {
+                    Some(format!("the API token lacks the scope {s} (for {op})"))
+                }
+                (Some(_), TokenUse::Scope(_)) => None,
+            }
+        };
+        match (refusal, &p.token) {
+            (None, _) => Ok(p),
+            (Some(why), None) => Err(AuthError::Forbidden(why)),
+            (Some(why), Some(g)) => {
+                let who = AuditEntry {
+                    target: Some(format!("token {} {}", g.id, g.name)),
+                    ..p.audit_entry("api_token_use", None, "forbidden")
+                };
+                Err(self.token_refusal(g.id, who, AuthError::Forbidden(why)))
             }
         }
-        Ok(p)
     }
 
     /// Whether a token is still valid, with its current role and grants; does not slide the
     /// idle timeout (used to re-evaluate open connections after a `changes()` event).
     pub async fn peek(&self, token: &str) -> Result<Principal, AuthError> {
-        self.resolve(token, false).await
+        self.resolve(token, false, None).await
+    }
+
+    /// Rotates a session token (`POST /api/session/refresh`): a new token with a fresh absolute
+    /// lifetime for the same user, role and grants; the old token keeps working for
+    /// [`REFRESH_GRACE_S`] seconds (requests already in flight) and then ends. Audited as
+    /// `session_refresh`. API tokens are not refreshed (they are revoked and re-created).
+    pub async fn refresh(&self, token: &str) -> Result<LoginOk, AuthError> {
+        let p = self.resolve(token, true, None).await?;
+        if p.token.is_some() {
+            return Err(AuthError::Invalid(
+                "an API token is not refreshed; create a new one".into(),
+            ));
+        }
+        let now = self.now();
+        let settings = self.settings();
+        let fresh = sessions::new_token();
+        let h = sessions::token_hash(&fresh);
+        let expires_at = now + settings.lifetime;
+        let grace = now + chrono::Duration::seconds(REFRESH_GRACE_S);
+        let (old_sid, uid, src) = (p.session_id, p.user_id, p.source.to_string());
+        let entry = p.audit_entry("session_refresh", None, "ok");
+        let generation = self.inner.cache.generation();
+        let granted = self
+            .inner
+            .store
+            .transaction(move |tx| -> Result<_, AuthError> {
+                let sid = store::sessions::insert(tx, &hex::encode(h), uid, &src, now, expires_at)?;
+                store::sessions::shorten(tx, old_sid, grace)?;
+                store::audit::append(tx, &entry, now)?;
+                Ok((sid, store::users::parks(tx, uid)?))
+            })
+            .await?;
+        let (sid, granted) = granted;
+        // The old token is reloaded from the database (with its short expiry) on next use.
+        self.inner.cache.remove(&sessions::token_hash(token));
+        let cached = Arc::new(CachedSession {
+            session_id: sid,
+            user_id: p.user_id,
+            username: p.username.clone(),
+            role: p.role,
+            parks: self.parks_of(p.role, granted),
+            source: p.source.clone(),
+            expires_at,
+            idle: settings.idle[&p.role],
+            seen: Mutex::new(Seen {
+                last: now,
+                persisted: now,
+            }),
+            grant: None,
+        });
+        let principal = principal_of(&cached);
+        self.inner.cache.insert_if(h, cached, generation);
+        Ok(LoginOk {
+            token: fresh,
+            expires_at,
+            principal,
+        })
     }
 
     /// Until when session `session_id` stays alive without further activity (its idle or
@@ -135,13 +230,18 @@ impl Auth {
             return Ok(None);
         }
         let role = Self::role_of(&role)?;
-        let end = (s.last_seen_at + self.inner.idle[&role]).min(s.expires_at);
+        let end = (s.last_seen_at + self.idle_timeout(role)).min(s.expires_at);
         Ok((end > now).then_some(end))
     }
 
     /// Revokes the session of this token.
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
-        let p = self.resolve(token, false).await?;
+        let p = self.resolve(token, false, None).await?;
+        if p.token.is_some() {
+            return Err(AuthError::Invalid(
+                "an API token is not logged out; revoke it (api_token_revoke)".into(),
+            ));
+        }
         let h = sessions::token_hash(token);
         let now = self.now();
         let (sid, uid) = (p.session_id, p.user_id);
@@ -169,7 +269,15 @@ impl Auth {
         Ok(())
     }
 
-    async fn resolve(&self, token: &str, slide: bool) -> Result<Principal, AuthError> {
+    async fn resolve(
+        &self,
+        token: &str,
+        slide: bool,
+        from: Option<&Source>,
+    ) -> Result<Principal, AuthError> {
+        if api_tokens::plausible(token) {
+            return self.resolve_api_token(token, slide, from).await;
+        }
         let unauthorized = || AuthError::Unauthorized("invalid or expired session".into());
         if !sessions::plausible_token(token) {
             return Err(unauthorized());
@@ -211,6 +319,32 @@ impl Auth {
                     tracing::warn!(error = %e, "could not persist session activity");
                 }
             });
+        }
+        Ok(principal_of(&s))
+    }
+
+    /// An API token: cache first, then the database; expiry is absolute (no idle timeout).
+    async fn resolve_api_token(
+        &self,
+        token: &str,
+        slide: bool,
+        from: Option<&Source>,
+    ) -> Result<Principal, AuthError> {
+        let h = sessions::token_hash(token);
+        let now = self.now();
+        let s = match self.inner.cache.get(&h) {
+            Some(s) => s,
+            None => self
+                .load_api_token(h, now)
+                .await?
+                .ok_or_else(|| AuthError::Unauthorized("invalid API token".into()))?,
+        };
+        if now >= s.expires_at {
+            self.inner.cache.remove(&h);
+            return Err(AuthError::Unauthorized("API token expired".into()));
+        }
+        if slide {
+            self.touch_api_token(&s, now, from);
         }
         Ok(principal_of(&s))
     }
@@ -272,16 +406,20 @@ impl Auth {
             parks: self.parks_of(role, granted),
             source: Source::parse(&s.source),
             expires_at: s.expires_at,
-            idle: self.inner.idle[&role],
+            idle: self.settings().idle[&role],
             seen: Mutex::new(Seen {
                 last,
                 persisted: last,
             }),
+            grant: None,
         });
         self.inner.cache.insert_if(h, cached.clone(), generation);
         Ok(Some(cached))
     }
 }
+
+/// How long a refreshed session's old token keeps working.
+pub const REFRESH_GRACE_S: i64 = 30;
 
 /// The principal of a cached session, as of its last activity.
 pub(super) fn principal_of(s: &CachedSession) -> Principal {
@@ -295,5 +433,6 @@ pub(super) fn principal_of(s: &CachedSession) -> Principal {
         session_id: s.session_id,
         expires_at: s.expires_at,
         idle_expires_at: (last + s.idle).min(s.expires_at),
+        token: s.grant.clone(),
     }
 }

@@ -53,6 +53,9 @@ pub struct CachedSession {
     pub idle: chrono::Duration,
     /// Last activity (slides the idle timeout) and the last value written to the database.
     pub seen: Mutex<Seen>,
+    /// Set for an API token (then `session_id` is 0 and `seen.persisted` is the last use
+    /// recorded).
+    pub grant: Option<super::api_tokens::TokenGrant>,
 }
 
 /// Activity bookkeeping of a cached session.
@@ -111,6 +114,14 @@ impl SessionCache {
         map.retain(|_, s| s.user_id != user_id);
     }
 
+    /// Drops every cached session (all are reloaded from the database on next use): the
+    /// configured parks changed.
+    pub fn invalidate_all(&self) {
+        let mut map = self.by_hash.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+    }
+
     /// Drops sessions past their absolute or idle end (they would be refused anyway); keeps the
     /// cache bounded by the sessions actually alive.
     pub fn sweep(&self, now: DateTime<Utc>) {
@@ -162,6 +173,7 @@ mod tests {
                     last: now - chrono::Duration::minutes(last),
                     persisted: now,
                 }),
+                grant: None,
             })
         };
         c.insert_if([1; 32], mk(1, 60, 0), c.generation());

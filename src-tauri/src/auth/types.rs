@@ -126,6 +126,10 @@ pub struct Principal {
     pub expires_at: DateTime<Utc>,
     /// When the session ends unless used again.
     pub idle_expires_at: DateTime<Utc>,
+    /// Set when the caller presented an API token (then `session_id` is 0 and the scopes limit
+    /// what it may call); `None` for a session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<super::api_tokens::TokenGrant>,
 }
 
 impl Principal {
@@ -142,6 +146,7 @@ impl Principal {
             session_id: 0,
             expires_at: far,
             idle_expires_at: far,
+            token: None,
         }
     }
 
@@ -149,7 +154,7 @@ impl Principal {
     /// modules complete it and pass it to [`Auth::audit`].
     pub fn audit_entry(&self, action: &str, target: Option<&str>, result: &str) -> AuditEntry {
         AuditEntry {
-            actor: Some(self.username.clone()),
+            actor: Some(self.audit_actor()),
             role: Some(self.audit_role()),
             source: self.source.to_string(),
             action: action.into(),
@@ -157,6 +162,15 @@ impl Principal {
             old_value: None,
             new_value: None,
             result: result.into(),
+        }
+    }
+
+    /// The audit trail's actor: the username, plus the token when one was used ("alice (token
+    /// 7)"), so that a machine's actions are told apart from its creator's.
+    pub fn audit_actor(&self) -> String {
+        match &self.token {
+            Some(t) => format!("{} (token {})", self.username, t.id),
+            None => self.username.clone(),
         }
     }
 

@@ -49,6 +49,9 @@ pub enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// API tokens for machine clients.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Secrets in the OS keyring.
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -224,6 +227,32 @@ pub enum UserCommand {
     /// Badge IDs for the panel's quick login.
     #[command(subcommand)]
     Badge(BadgeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user (printed once; only its hash is kept).
+    Create {
+        /// A name saying what uses the token.
+        name: String,
+        /// The user the token acts for (it never does more than this user may).
+        #[arg(long)]
+        user: String,
+        /// Comma-separated scopes: live:read, history:read, alarms:read, alarms:ack, write,
+        /// audit:read, config:read.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Comma-separated parks (default: every park the user sees).
+        #[arg(long, value_delimiter = ',')]
+        parks: Vec<String>,
+        /// Lifetime in days (default 90, at most 365).
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// List API tokens (never the secrets).
+    List,
+    /// Revoke an API token by id.
+    Revoke { token_id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

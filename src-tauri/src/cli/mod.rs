@@ -16,6 +16,7 @@ mod history;
 mod secret;
 mod serve;
 mod sim;
+mod token;
 mod user;
 
 use std::future::Future;
@@ -128,6 +129,7 @@ pub fn run() -> i32 {
         Some(Command::Serve(a)) => serve::run(&cli.global, a),
         Some(Command::User(c)) => user::run(&cli.global, c),
         Some(Command::Audit(c)) => audit::run(&cli.global, c),
+        Some(Command::Token(c)) => token::run(&cli.global, c),
         Some(Command::Secret(c)) => secret::run(c),
         Some(Command::Certs(c)) => certs::run(&cli.global, c),
         Some(Command::History(c)) => history::export(&cli.global, c),
@@ -147,8 +149,12 @@ pub fn run() -> i32 {
 
 /// Loads the configuration named by `--config` (or the default).
 fn load_config(global: &GlobalArgs) -> Result<Config, CliError> {
-    let path = global.config.clone().unwrap_or_else(Config::default_path);
-    Ok(Config::load(&path)?)
+    Ok(Config::load(&config_path(global))?)
+}
+
+/// The configuration file: `--config`, else the default path.
+fn config_path(global: &GlobalArgs) -> PathBuf {
+    global.config.clone().unwrap_or_else(Config::default_path)
 }
 
 /// The database file: `--db`, else `database` in the config, else the platform data dir.

@@ -20,10 +20,38 @@ pub(super) fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
     let db = super::db_path(global, Some(&cfg));
     super::runtime()?.block_on(async move {
         let shutdown = super::shutdown_signal();
+        // Listen before anything starts: an early SIGHUP must not end the process.
+        #[cfg(unix)]
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         let core = Core::start(cfg, db, args.demo).await?;
+        core.api.set_config_file(super::config_path(global));
+        #[cfg(unix)]
+        let reload = tokio::spawn(reload_on_sighup(core.api.clone(), hup));
         shutdown.await;
+        #[cfg(unix)]
+        reload.abort();
         tracing::info!("shutting down");
         core.shutdown().await;
         Ok(())
     })
+}
+
+/// `SIGHUP`: re-read `config.json` and apply it like `config_set`; an invalid file keeps the
+/// running configuration and logs the one-line error.
+#[cfg(unix)]
+async fn reload_on_sighup(api: crate::api::Api, hup: std::io::Result<tokio::signal::unix::Signal>) {
+    let Ok(mut hup) = hup else {
+        tracing::warn!("cannot listen for SIGHUP; configuration reload by signal is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match api.reload_config_file().await {
+            Ok(r) if r.is_empty() => tracing::info!("SIGHUP: configuration reloaded"),
+            Ok(r) => tracing::warn!(
+                restart_required = %r.join(", "),
+                "SIGHUP: configuration reloaded; some changes need a restart"
+            ),
+            Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
+        }
+    }
 }

@@ -85,7 +85,7 @@ pub(super) fn run(global: &GlobalArgs, cmd: UserCommand) -> CliResult {
 }
 
 /// The audit actor of a command-line change: `os:<login name>`.
-fn os_user() -> String {
+pub(super) fn os_user() -> String {
     let name = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());

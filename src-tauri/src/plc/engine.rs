@@ -78,8 +78,15 @@ pub struct Engine {
     pub(crate) cfg: Arc<Config>,
     pub(crate) cache: Cache,
     pub(crate) plcs: HashMap<String, Arc<PlcShared>>,
-    tasks: Vec<JoinHandle<()>>,
-    shutdown: watch::Sender<bool>,
+    runs: HashMap<String, Run>,
+    opts: EngineOptions,
+}
+
+/// One PLC's task and the switch that stops it (per PLC, so that a configuration change can
+/// stop or restart one park without touching the others).
+struct Run {
+    task: JoinHandle<()>,
+    stop: watch::Sender<bool>,
 }
 
 impl Engine {
@@ -91,32 +98,82 @@ impl Engine {
         if !opts.network.watch_os() {
             tracing::debug!("network changes are not watched on this system");
         }
-        let (tx, rx) = watch::channel(false);
-        let mut plcs = HashMap::new();
-        let mut tasks = Vec::new();
-        for plc in &cfg.plc_config {
-            let shared = Arc::new(PlcShared {
-                live: RwLock::new(None),
-                diag: Default::default(),
-            });
-            let received = shared.diag.received.clone();
-            plcs.insert(plc.id.clone(), shared.clone());
-            let ctx = PlcTask {
-                cfg: cfg.clone(),
-                plc: plc.clone(),
-                cache: cache.clone(),
-                opts: opts.clone(),
-                shared,
-                received,
-            };
-            tasks.push(tokio::spawn(ctx.run(rx.clone())));
-        }
-        Engine {
-            cfg,
+        let mut e = Engine {
+            cfg: cfg.clone(),
             cache,
-            plcs,
-            tasks,
-            shutdown: tx,
+            plcs: HashMap::new(),
+            runs: HashMap::new(),
+            opts,
+        };
+        for plc in &cfg.plc_config {
+            e.spawn(plc);
+        }
+        e
+    }
+
+    fn spawn(&mut self, plc: &PlcConfig) {
+        let shared = Arc::new(PlcShared {
+            live: RwLock::new(None),
+            diag: Default::default(),
+        });
+        let received = shared.diag.received.clone();
+        self.plcs.insert(plc.id.clone(), shared.clone());
+        let (stop, rx) = watch::channel(false);
+        let ctx = PlcTask {
+            cfg: self.cfg.clone(),
+            plc: plc.clone(),
+            cache: self.cache.clone(),
+            opts: self.opts.clone(),
+            shared,
+            received,
+        };
+        let task = tokio::spawn(ctx.run(rx));
+        self.runs.insert(plc.id.clone(), Run { task, stop });
+    }
+
+    /// Stops the tasks of these PLCs (bounded by [`SHUTDOWN_LIMIT`]) and forgets them.
+    async fn stop(&mut self, ids: &[String]) {
+        let mut runs: Vec<Run> = ids.iter().filter_map(|id| self.runs.remove(id)).collect();
+        for id in ids {
+            self.plcs.remove(id);
+        }
+        for r in &runs {
+            let _ = r.stop.send(true);
+        }
+        let all = futures::future::join_all(runs.iter_mut().map(|r| &mut r.task));
+        if tokio::time::timeout(SHUTDOWN_LIMIT, all).await.is_err() {
+            for r in &runs {
+                r.task.abort();
+            }
+        }
+    }
+
+    /// Follows a changed configuration: removed PLCs are disconnected, added ones connect, and
+    /// changed ones (their entry, or the settings every PLC uses: root node, sampling interval,
+    /// reconnect delay, PKI directory) reconnect; the others keep their sessions. Tag metadata
+    /// is read from the new configuration from now on. The cache must already know the added
+    /// PLCs ([`Cache::reconfigure`]).
+    pub async fn reconfigure(&mut self, cfg: Arc<Config>) {
+        let shared_changed = self.cfg.common_root_node_id != cfg.common_root_node_id
+            || self.cfg.broadcast_interval_seconds != cfg.broadcast_interval_seconds
+            || self.cfg.plc_reconnect_delay_minutes != cfg.plc_reconnect_delay_minutes
+            || self.cfg.pki_dir != cfg.pki_dir;
+        let stale: Vec<String> = self
+            .runs
+            .keys()
+            .filter(|id| match (self.cfg.plc(id), cfg.plc(id)) {
+                (Some(old), Some(new)) => shared_changed || old != new,
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        self.stop(&stale).await;
+        self.cfg = cfg.clone();
+        for plc in &cfg.plc_config {
+            if !self.runs.contains_key(&plc.id) {
+                tracing::info!(plc = %plc.id, "configuration changed: connecting");
+                self.spawn(plc);
+            }
         }
     }
 
@@ -140,16 +197,10 @@ impl Engine {
     }
 
     /// Stops every PLC task and closes their sessions; bounded by [`SHUTDOWN_LIMIT`], never hangs.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let mut tasks = self.tasks;
-        let all = futures::future::join_all(tasks.iter_mut());
-        if tokio::time::timeout(SHUTDOWN_LIMIT, all).await.is_err() {
-            for t in &tasks {
-                t.abort();
-            }
-        }
-        for id in self.plcs.keys() {
+    pub async fn shutdown(mut self) {
+        let ids: Vec<String> = self.runs.keys().cloned().collect();
+        self.stop(&ids).await;
+        for id in &ids {
             self.cache
                 .set_status(id, PlcStatus::Disconnected, Some("stopped".into()));
         }

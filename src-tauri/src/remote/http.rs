@@ -68,8 +68,9 @@ fn request_from_body(op: &str, body: &Bytes) -> Result<Request, ApiError> {
 pub(super) async fn health(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
-    let c = Ctx::new(None, Source::Remote(addr.ip().to_string()));
+    let c = ctx(&headers, addr);
     reply(dispatch(&st.api, &c, Request::Health(Empty {})).await)
 }
 
@@ -191,6 +192,17 @@ pub(super) async fn logout(
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error_response(e),
     }
+}
+
+/// `POST /api/session/refresh` (Bearer): a new token, answered like `/api/login`; the old one
+/// ends after a short grace.
+pub(super) async fn refresh(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let req = Request::SessionRefresh(Empty {});
+    reply(dispatch(&st.api, &ctx(&headers, addr), req).await)
 }
 
 /// `GET /api/me` (Bearer).
@@ -535,6 +547,7 @@ pub(super) async fn trend_png(
     let c = ctx(&headers, addr);
     trend(st, c, q, crate::api::history::ChartFormat::Png).await
 }
+
 /// `GET /api/calibration/records?calibration=&from=&to=` (Bearer): `calibration_records`.
 pub(super) async fn calibration_records(
     State(st): State<AppState>,
@@ -582,6 +595,7 @@ pub(super) async fn calibration_certificate(
         None => error_response(ApiError::not_found(format!("no calibration record {n}"))),
     }
 }
+
 /// `GET /api/messages/export?channel=park:<id>|users=<a>,<b>&from=&to=` (Bearer, ExportMessages):
 /// the conversation or channel in the range as `text/csv` (the `messages_export` op's CSV).
 pub(super) async fn messages_export(

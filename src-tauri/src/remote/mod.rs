@@ -9,6 +9,7 @@ mod compact;
 mod conn;
 mod fanout;
 mod http;
+mod openapi;
 mod origin;
 mod server;
 mod setup_code;

@@ -268,35 +268,54 @@ pub async fn router(api: Api, cfg: ServerConfig) -> Router {
     routes(state).layer(axum::Extension(Arc::new(shutdown_tx)))
 }
 
+/// Declares the served routes once: [`SERVED`] (method, path) and the router that serves them.
+/// The OpenAPI document (`openapi.rs`) is checked against [`SERVED`] by a test, in both
+/// directions, so neither can gain a route the other lacks.
+macro_rules! served {
+    ($( $method:ident $path:literal => $handler:expr, )*) => {
+        /// Every route served (method, path), in routing order.
+        #[cfg(test)]
+        pub(super) const SERVED: &[(&str, &str)] = &[$( (stringify!($method), $path) ),*];
+
+        fn add_routes(r: Router<AppState>) -> Router<AppState> {
+            r $( .route($path, $method($handler)) )*
+        }
+    };
+}
+
+served! {
+    get "/health" => http::health,
+    get "/metrics" => http::metrics,
+    post "/api/login" => http::login,
+    post "/api/setup" => http::setup,
+    post "/api/logout" => http::logout,
+    post "/api/session/refresh" => http::refresh,
+    get "/api/me" => http::me,
+    get "/api/snapshot" => http::snapshot,
+    post "/api/write" => http::write,
+    get "/api/openapi.json" => super::openapi::json,
+    get "/api/docs" => super::openapi::page,
+    get "/api/docs.js" => super::openapi::script,
+    get "/api/alarms" => http::alarms,
+    post "/api/alarms/ack" => http::alarm_ack,
+    get "/api/alarms/journal" => http::alarm_journal,
+    get "/api/alarms/journal.csv" => http::alarm_journal_csv,
+    get "/api/incidents" => http::incidents,
+    get "/api/history" => http::history,
+    get "/api/history.csv" => http::history_csv,
+    get "/api/trend.svg" => http::trend_svg,
+    get "/api/trend.png" => http::trend_png,
+    get "/api/calibration/records" => http::calibration_records,
+    get "/api/calibration/records/{file}" => http::calibration_certificate,
+    get "/api/messages/export" => http::messages_export,
+    any "/ws" => ws::upgrade,
+    get "/" => assets::index,
+    get "/{*path}" => assets::file,
+}
+
 fn routes(state: AppState) -> Router {
     let max = state.cfg.max_inbound_bytes;
-    Router::new()
-        .route("/health", get(http::health))
-        .route("/metrics", get(http::metrics))
-        .route("/api/login", post(http::login))
-        .route("/api/setup", post(http::setup))
-        .route("/api/logout", post(http::logout))
-        .route("/api/me", get(http::me))
-        .route("/api/snapshot", get(http::snapshot))
-        .route("/api/write", post(http::write))
-        .route("/api/alarms", get(http::alarms))
-        .route("/api/alarms/ack", post(http::alarm_ack))
-        .route("/api/alarms/journal", get(http::alarm_journal))
-        .route("/api/alarms/journal.csv", get(http::alarm_journal_csv))
-        .route("/api/incidents", get(http::incidents))
-        .route("/api/history", get(http::history))
-        .route("/api/history.csv", get(http::history_csv))
-        .route("/api/trend.svg", get(http::trend_svg))
-        .route("/api/trend.png", get(http::trend_png))
-        .route("/api/calibration/records", get(http::calibration_records))
-        .route(
-            "/api/calibration/records/{file}",
-            get(http::calibration_certificate),
-        )
-        .route("/api/messages/export", get(http::messages_export))
-        .route("/ws", any(ws::upgrade))
-        .route("/", get(assets::index))
-        .route("/{*path}", get(assets::file))
+    add_routes(Router::new())
         .layer(DefaultBodyLimit::max(max))
         .layer(axum::middleware::from_fn(assets::security_headers))
         .with_state(state)

@@ -175,7 +175,7 @@ fn encode<T: serde::Serialize>(msg: &T) -> String {
 }
 
 fn key_of(api: &crate::api::Api, p: &Principal) -> ParkKey {
-    let mut v = api.visible_parks(&p.parks);
+    let mut v = api.live_parks(p);
     v.sort();
     Arc::new(v)
 }
@@ -372,6 +372,9 @@ impl Client {
         let _online = self.st.api.online(&principal);
         let cfg = self.st.cfg.clone();
         let mut changes = self.st.api.auth().changes();
+        // A configuration change (parks added/removed, tag metadata): a fresh snapshot.
+        let mut reconfigured = self.st.api.running_config().subscribe();
+        reconfigured.mark_unchanged();
         let mut shutdown = self.st.shutdown.clone();
         let mut ping =
             tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
@@ -380,6 +383,7 @@ impl Client {
         loop {
             let expiry = expiry_of(&principal);
             let mut repeek = false;
+            let mut resnapshot = false;
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
@@ -392,6 +396,10 @@ impl Client {
                     Err(RecvError::Closed) => {}
                 },
                 _ = tokio::time::sleep_until(expiry) => repeek = true,
+                r = reconfigured.changed(), if !reconfigured.is_closed() => {
+                    repeek = r.is_ok();
+                    resnapshot = r.is_ok();
+                }
                 msg = self.socket.recv() => {
                     last_seen = Instant::now();
                     match msg {
@@ -443,7 +451,7 @@ impl Client {
                 }
                 p = pushes.recv() => match p {
                     Ok(p) => {
-                        if p.audience.admits(&principal) {
+                        if p.admits(&principal) {
                             if let Err(end) = self.send_text(p.text.clone().into()).await {
                                 return end;
                             }
@@ -473,7 +481,7 @@ impl Client {
                     Err(e) => return End::Close(CLOSE_UNAUTHORIZED, e.to_string()),
                     Ok(p) => {
                         let new_key = key_of(&self.st.api, &p);
-                        let changed = new_key != *key || p.role != principal.role;
+                        let changed = resnapshot || new_key != *key || p.role != principal.role;
                         principal = p;
                         if changed {
                             *key = new_key.clone();

@@ -7,12 +7,13 @@
 //! other processes (the `stator user` CLI next to a running server) wait on `busy_timeout`.
 
 pub mod alarms;
+pub mod api_tokens;
 pub mod audit;
 pub mod bound;
 pub mod logbook;
 pub mod login_failures;
-pub mod service;
 pub mod messages;
+pub mod service;
 pub mod sessions;
 pub mod users;
 
@@ -49,6 +50,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0008_messages",
         include_str!("migrations/0008_messages.sql"),
+    ),
+    (
+        "0009_api_tokens",
+        include_str!("migrations/0009_api_tokens.sql"),
     ),
 ];
 

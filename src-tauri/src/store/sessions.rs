@@ -104,6 +104,15 @@ pub fn revoke_user(
     )?)
 }
 
+/// Ends a session at `until` at the latest (a refreshed session's grace).
+pub fn shorten(c: &Connection, id: i64, until: DateTime<Utc>) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE sessions SET expires_at = ?2 WHERE id = ?1 AND expires_at > ?2",
+        params![id, ts(until)],
+    )?;
+    Ok(())
+}
+
 /// Persists the last activity of a session (written lazily, not on every check).
 pub fn touch(c: &Connection, id: i64, last_seen: DateTime<Utc>) -> Result<(), StoreError> {
     c.execute(

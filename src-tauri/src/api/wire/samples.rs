@@ -3,7 +3,8 @@
 //! `npm run build`) fails on a missing, extra or mistyped field, and `wire.test.ts` feeds them to
 //! the UI's decoders. The test below fails when the committed file differs from what the Rust
 //! types produce. Regenerate with `UPDATE_WIRE_SAMPLES=1 cargo test --no-default-features --lib
-//! wire` and commit the file.
+//! wire` and commit the file. The same samples give the OpenAPI document its schemas
+//! ([`reply_schemas`]), so the document cannot drift from the replies either.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -26,6 +27,7 @@ fn principal() -> Principal {
         session_id: 3,
         expires_at: at(43_200),
         idle_expires_at: at(1_800),
+        token: None,
     }
 }
 
@@ -268,6 +270,13 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                 lagged_batches: 0,
                 queued: 3,
             }),
+            parks_connected: 1,
+            parks_total: 2,
+            parks: vec![ParkHealth {
+                id: "alpha".into(),
+                status: PlcStatus::Connected,
+            }],
+            subsystems: [("history".to_string(), json!({"state": "running"}))].into(),
         },
     );
     add("ping", &Pong { pong: true });
@@ -546,10 +555,83 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             }],
         },
     );
+    let token = || ApiTokenView {
+        id: 7,
+        name: "historian gateway".into(),
+        scopes: vec!["live:read".into(), "history:read".into()],
+        parks: vec!["alpha".into()],
+        created_by: "ann".into(),
+        created_at: at(0),
+        expires_at: at(90 * 86_400),
+        last_used_at: Some(at(60)),
+        last_used_from: Some("192.0.2.20".into()),
+        revoked: false,
+    };
+    add(
+        "api_token_create",
+        &ApiTokenCreated {
+            id: 7,
+            token: format!("stator_7_{}", "s".repeat(43)),
+            info: token(),
+        },
+    );
+    add(
+        "api_tokens",
+        &ApiTokensList {
+            tokens: vec![token()],
+        },
+    );
+    add(
+        "config_get",
+        &ConfigReply {
+            config: json!({"plc_config": [{"id": "alpha", "url": "opc.tcp://192.0.2.1:4840", "name": "Alpha"}]}),
+            version: "ab".repeat(32),
+        },
+    );
+    add(
+        "config_set",
+        &ConfigSetReply {
+            version: "cd".repeat(32),
+            changed: vec!["/tags/alpha~1P/range".into()],
+            restart_required: vec!["remote.listen".into()],
+        },
+    );
     for (name, v) in alarm_samples() {
         m.push((name, ts_type(name), v));
     }
     m
+}
+
+/// Every reply and push type by its `protocol.ts` name, as a JSON Schema inferred from its
+/// sample (for `GET /api/openapi.json`).
+pub fn reply_schemas() -> Vec<(&'static str, Value)> {
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    for (_, ty, v) in samples() {
+        if !out.iter().any(|(t, _)| *t == ty) {
+            out.push((ty, schema_of(&v)));
+        }
+    }
+    out
+}
+
+/// A JSON Schema (2020-12, as OpenAPI 3.1 uses) describing the shape of one sample value.
+fn schema_of(v: &Value) -> Value {
+    match v {
+        Value::Null => json!({"type": "null"}),
+        Value::Bool(_) => json!({"type": "boolean"}),
+        Value::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "integer"}),
+        Value::Number(_) => json!({"type": "number"}),
+        Value::String(_) => json!({"type": "string"}),
+        Value::Array(a) => match a.first() {
+            Some(x) => json!({"type": "array", "items": schema_of(x)}),
+            None => json!({"type": "array"}),
+        },
+        Value::Object(m) => {
+            let props: serde_json::Map<String, Value> =
+                m.iter().map(|(k, v)| (k.clone(), schema_of(v))).collect();
+            json!({"type": "object", "properties": props, "required": m.keys().collect::<Vec<_>>()})
+        }
+    }
 }
 
 /// The `protocol.ts` type each sample must satisfy.
@@ -598,11 +680,16 @@ fn ts_type(name: &str) -> &'static str {
         "receipt_push" => "ReceiptPush",
         "presence_push" => "PresencePush",
         "logbook_push" => "LogbookPush",
+        "api_token_create" => "ApiTokenCreated",
+        "api_tokens" => "ApiTokensList",
+        "config_get" => "ConfigReply",
+        "config_set" => "ConfigSetReply",
         other => panic!("no protocol.ts type named for the sample {other}"),
     }
 }
 
 /// The generated TypeScript module.
+#[cfg(test)]
 fn typescript() -> String {
     let all = samples();
     let mut types: Vec<&str> = all.iter().map(|(_, t, _)| *t).collect();
