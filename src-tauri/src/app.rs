@@ -36,6 +36,9 @@ pub enum CoreError {
     /// The remote server could not listen.
     #[error("cannot start the remote server: {0}")]
     RemoteStart(#[source] ServerError),
+    /// The MQTT publisher could not start (e.g. its CA file is unreadable).
+    #[error("cannot start the MQTT publisher: {0}")]
+    Mqtt(String),
 }
 
 impl CoreError {
@@ -52,6 +55,7 @@ pub struct Core {
     engine: SharedEngine,
     sim: Option<SimHandle>,
     server: Option<ServerHandle>,
+    mqtt: Option<crate::mqtt::MqttHandle>,
 }
 
 impl Core {
@@ -104,7 +108,17 @@ impl Core {
             engine,
             sim,
             server: None,
+            mqtt: None,
         };
+        if let Some(m) = cfg.mqtt.clone() {
+            match start_mqtt(&core.api, m, cfg.broadcast_interval_seconds).await {
+                Ok(h) => core.mqtt = Some(h),
+                Err(e) => {
+                    core.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
         if !cfg.remote.enabled {
             tracing::warn!("remote.enabled is false: running without the remote server");
             return Ok(core);
@@ -133,6 +147,9 @@ impl Core {
     /// audit chain.
     pub async fn shutdown(self) {
         let store = self.api.auth().store().clone();
+        if let Some(m) = self.mqtt {
+            m.shutdown().await;
+        }
         if let Some(s) = self.server {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
         }
@@ -144,6 +161,26 @@ impl Core {
         }
         let _ = tokio::task::spawn_blocking(move || store.anchor_now()).await;
     }
+}
+
+/// Starts the MQTT publisher with its broker password from the secret store (when a user name
+/// is configured). A broker that is down is no error: the publisher retries.
+async fn start_mqtt(
+    api: &Api,
+    m: crate::config::MqttConfig,
+    interval_s: f64,
+) -> Result<crate::mqtt::MqttHandle, CoreError> {
+    let password = if m.username.is_some() {
+        let name = m.secret_name();
+        tokio::task::spawn_blocking(move || crate::auth::secrets::get(&name))
+            .await
+            .map_err(|e| CoreError::Mqtt(e.to_string()))?
+            .map_err(|e| CoreError::Mqtt(format!("secret {}: {e}", m.secret_name())))?
+    } else {
+        None
+    };
+    let interval = Duration::from_secs_f64(interval_s);
+    crate::mqtt::start(api.clone(), m, password, interval).map_err(|e| CoreError::Mqtt(e.0))
 }
 
 /// The secret-store entry holding the audit chain's HMAC key.

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::roles::Role;
 
+mod mqtt;
+pub use mqtt::{BrokerAddr, MqttConfig, MqttTls};
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +46,9 @@ pub struct Config {
     /// Directory of the OPC UA PKI (own/, private/, trusted/, rejected/). Default: `certs`.
     #[serde(default)]
     pub pki_dir: Option<PathBuf>,
+    /// Publish the plant to an MQTT broker as a Sparkplug B edge node (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttConfig>,
 }
 
 /// One PLC.
@@ -420,6 +426,9 @@ impl Config {
                     return err(at(".range"), "must be [min, max] with min < max".into());
                 }
             }
+        }
+        if let Some(m) = &self.mqtt {
+            m.validate(file)?;
         }
         let a = &self.auth;
         if a.lockout_attempts == 0 {

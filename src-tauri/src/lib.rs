@@ -13,6 +13,7 @@ pub mod desktop;
 pub mod live;
 pub mod logging;
 pub mod metrics;
+pub mod mqtt;
 pub mod plc;
 pub mod remote;
 pub mod roles;

@@ -159,7 +159,12 @@ struct Inner {
     limiter: write::RateLimiter,
     refusals: write_audit::AnonymousRefusals,
     started: Instant,
+    /// Reports the MQTT link for `health`; set once by the MQTT publisher when it starts.
+    mqtt_status: std::sync::OnceLock<MqttStatusFn>,
 }
+
+/// Reads the MQTT link's state when `health` is asked (the publisher lives above `api`).
+pub type MqttStatusFn = Arc<dyn Fn() -> wire::MqttStatus + Send + Sync>;
 
 /// The dispatcher's shared state: auth, the live cache, the configuration, the PLC writer and
 /// the metrics. Cheap to clone (an `Arc` inside); one per process, shared by every transport.
@@ -197,6 +202,7 @@ impl Api {
                 limiter: write::RateLimiter::new(rate),
                 refusals: write_audit::AnonymousRefusals::default(),
                 started: Instant::now(),
+                mqtt_status: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -244,7 +250,30 @@ impl Api {
             kiosk: (ctx.source == Source::Panel).then_some(ctx.kiosk),
             uptime_s: self.inner.started.elapsed().as_secs(),
             roles,
+            mqtt: self.inner.mqtt_status.get().map(|f| f()),
         }
+    }
+
+    /// Lets `health` report the MQTT link (called once by the publisher; later calls are
+    /// ignored).
+    pub fn set_mqtt_status(&self, f: MqttStatusFn) {
+        let _ = self.inner.mqtt_status.set(f);
+    }
+
+    /// A write on behalf of a service that has no session (an MQTT DCMD): `who` names it in the
+    /// audit trail (actor, role `system`), `ctx.source` says where it came from. `allowed` is
+    /// the service's own switch: when it refuses, the refusal is one audited `write` row and
+    /// nothing is sent. Otherwise the same path as every write: bounds, PLC known, rate limit,
+    /// write policy and PLC writability, connection, the `write_requested` row, coercion,
+    /// range, the write and the read-back, the outcome row.
+    pub async fn service_write(
+        &self,
+        ctx: &Ctx,
+        who: Principal,
+        req: WriteReq,
+        allowed: Result<(), ApiError>,
+    ) -> Result<wire::WriteReply, ApiError> {
+        write::service_write(self, ctx, who, req, allowed).await
     }
 
     /// The `user` object of login and `auth` replies.

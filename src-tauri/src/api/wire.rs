@@ -62,6 +62,9 @@ pub struct Health {
     pub uptime_s: u64,
     /// THE role table, so that the UI needs no copy of it.
     pub roles: Vec<RoleView>,
+    /// The MQTT (Sparkplug B) broker link, when `mqtt` is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttStatus>,
 }
 
 /// `ping` → `{"pong":true}`.
@@ -357,6 +360,9 @@ pub struct SessionEnded {
     pub code: u16,
     pub reason: String,
 }
+
+mod mqtt;
+pub use mqtt::MqttStatus;
 
 #[cfg(test)]
 mod samples;

@@ -132,6 +132,15 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             kiosk: Some(true),
             uptime_s: 12,
             roles: role_table(|r| r.default_idle_timeout().as_secs()),
+            mqtt: Some(MqttStatus {
+                state: "online",
+                error: None,
+                published: 120,
+                dropped: 0,
+                rejected: 1,
+                stored: 0,
+                store_dropped: 0,
+            }),
         },
     );
     add("ping", &Pong { pong: true });
