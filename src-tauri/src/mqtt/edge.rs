@@ -33,6 +33,16 @@ struct Born {
     /// Tag name → (alias, Sparkplug datatype).
     by_name: HashMap<String, (u64, u32)>,
     by_alias: HashMap<u64, String>,
+    /// The last value (and quality property) sent per alias: a sample equal to it is no
+    /// change (the PLC reports unchanged values too, e.g. after a reconnect).
+    last: HashMap<
+        u64,
+        (
+            Option<metric::Value>,
+            Option<bool>,
+            Option<super::sparkplug_b::PropertySet>,
+        ),
+    >,
 }
 
 struct Device {
@@ -268,6 +278,7 @@ impl Edge {
             tags_version,
             by_name: HashMap::new(),
             by_alias: HashMap::new(),
+            last: HashMap::new(),
         };
         let mut metrics = Vec::with_capacity(plc.nodes.len());
         for (k, n) in plc.nodes.iter().enumerate() {
@@ -282,6 +293,8 @@ impl Edge {
                 ts: n.ts,
             };
             let mut m = values::metric(ty, &v);
+            born.last
+                .insert(alias, (m.value.clone(), m.is_null, m.properties.clone()));
             m.name = Some(n.name.clone());
             m.alias = Some(alias);
             m.datatype = Some(ty);
@@ -326,7 +339,7 @@ impl Edge {
         let Some(d) = self.devices.iter_mut().find(|d| d.park == batch.plc) else {
             return;
         };
-        let Some(born) = &d.born else { return };
+        let Some(born) = &mut d.born else { return };
         for u in &batch.values {
             let Some(&(alias, ty)) = born.by_name.get(&u.tag) else {
                 continue;
@@ -336,6 +349,11 @@ impl Edge {
                 continue;
             }
             let mut m = values::metric(ty, &u.value);
+            let now = (m.value.clone(), m.is_null, m.properties.clone());
+            if born.last.get(&alias) == Some(&now) {
+                continue;
+            }
+            born.last.insert(alias, now);
             m.alias = Some(alias);
             d.pending.push(m);
         }

@@ -14,6 +14,7 @@ mod auth_secrets;
 mod cli_config;
 mod dispatch;
 mod engine;
+mod mqtt;
 mod remote_compact;
 mod remote_conn;
 mod remote_http;
