@@ -134,6 +134,19 @@ export interface Health {
   kiosk?: boolean
   uptime_s: number
   roles: RoleInfo[]
+  /** The MQTT (Sparkplug B) broker link, when `mqtt` is configured. */
+  mqtt?: MqttStatus
+}
+
+// --- MQTT (Sparkplug B) ---
+export interface MqttStatus {
+  state: 'connecting' | 'waiting_for_host' | 'online' | 'stopped'
+  error?: string
+  published: number
+  dropped: number
+  rejected: number
+  stored: number
+  store_dropped: number
 }
 
 export interface UserSummary {

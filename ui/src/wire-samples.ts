@@ -82,7 +82,15 @@ export const health: Health = {
       ],
       "idle_timeout_s": 7200
     }
-  ]
+  ],
+  "mqtt": {
+    "state": "online",
+    "published": 120,
+    "dropped": 0,
+    "rejected": 1,
+    "stored": 0,
+    "store_dropped": 0
+  }
 }
 
 export const ping: Pong = {

@@ -27,6 +27,13 @@ const MAX_DCMD_METRICS: usize = 64;
 const MAX_WRITES: usize = 8;
 pub const REBIRTH: &str = "Node Control/Rebirth";
 
+/// What was last sent for a metric: value, `is_null`, properties (the `quality`).
+type Sent = (
+    Option<metric::Value>,
+    Option<bool>,
+    Option<super::sparkplug_b::PropertySet>,
+);
+
 /// What a born device knows about its metrics.
 struct Born {
     tags_version: u64,
@@ -35,14 +42,7 @@ struct Born {
     by_alias: HashMap<u64, String>,
     /// The last value (and quality property) sent per alias: a sample equal to it is no
     /// change (the PLC reports unchanged values too, e.g. after a reconnect).
-    last: HashMap<
-        u64,
-        (
-            Option<metric::Value>,
-            Option<bool>,
-            Option<super::sparkplug_b::PropertySet>,
-        ),
-    >,
+    last: HashMap<u64, Sent>,
 }
 
 struct Device {
