@@ -10,7 +10,7 @@ import * as w from './wire-samples'
 /** Every key of T, exactly: the compiler rejects a missing or an unknown one. */
 type Keys<T> = { [K in keyof Required<T>]: true }
 
-const healthKeys: Keys<typeof w.health> = { status: true, version: true, needs_setup: true, kiosk: true, uptime_s: true, roles: true }
+const healthKeys: Keys<typeof w.health> = { status: true, version: true, needs_setup: true, kiosk: true, uptime_s: true, roles: true, mqtt: true }
 const userRowKeys: Keys<(typeof w.users_list.users)[number]> = {
   id: true, username: true, role: true, active: true, parks: true, created_at: true,
   last_login_at: true, locked_until: true, has_pin: true, badges: true,
