@@ -70,6 +70,7 @@ impl Core {
             .and_then(|k| k)
             .and_then(|k| k.ok_or_else(|| "no audit key".to_string()))
             .map_err(CoreError::AuditKey)?;
+        let spool_dir = db.with_extension("mqtt-store");
         let store = crate::store::Store::open_keyed(&db, &key)
             .map_err(|source| CoreError::Database { path: db, source })?;
         tokio::spawn(maintenance(store.clone()));
@@ -111,7 +112,7 @@ impl Core {
             mqtt: None,
         };
         if let Some(m) = cfg.mqtt.clone() {
-            match start_mqtt(&core.api, m, cfg.broadcast_interval_seconds).await {
+            match start_mqtt(&core.api, m, cfg.broadcast_interval_seconds, spool_dir).await {
                 Ok(h) => core.mqtt = Some(h),
                 Err(e) => {
                     core.shutdown().await;
@@ -169,6 +170,7 @@ async fn start_mqtt(
     api: &Api,
     m: crate::config::MqttConfig,
     interval_s: f64,
+    store_dir: PathBuf,
 ) -> Result<crate::mqtt::MqttHandle, CoreError> {
     let password = if m.username.is_some() {
         let name = m.secret_name();
@@ -180,7 +182,13 @@ async fn start_mqtt(
         None
     };
     let interval = Duration::from_secs_f64(interval_s);
-    crate::mqtt::start(api.clone(), m, password, interval).map_err(|e| CoreError::Mqtt(e.0))
+    let api = api.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::mqtt::start(api, m, password, interval, Some(&store_dir))
+    })
+    .await
+    .map_err(|e| CoreError::Mqtt(e.to_string()))?
+    .map_err(|e| CoreError::Mqtt(e.0))
 }
 
 /// The secret-store entry holding the audit chain's HMAC key.

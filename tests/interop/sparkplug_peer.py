@@ -136,6 +136,9 @@ def main():
                           datatype=sp.DataType(cmd["datatype"]), value=cmd["value"])
             payload = sp.DCmd(timestamp=now, metrics=(m,)).encode(include_dtypes=True)
             c.publish(f"{base}/DCMD/{a.edge}/{cmd['device']}", payload, qos=1)
+        elif cmd["cmd"] == "state":
+            body = json.dumps({"online": cmd["online"], "timestamp": now})
+            c.publish(f"spBv1.0/STATE/{cmd['host']}", body, qos=1, retain=True)
         elif cmd["cmd"] == "raw":
             c.publish(cmd["topic"], bytes.fromhex(cmd["hex"]), qos=1)
         out({"type": "sent", "cmd": cmd["cmd"]})

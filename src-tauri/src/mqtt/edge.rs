@@ -2,16 +2,18 @@
 //! PLC drops and DBIRTH after rediscovery, NCMD rebirth, DCMD writes through the api's write
 //! path, and the primary host's STATE.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
 use rumqttc::{AsyncClient, QoS};
+use std::sync::atomic::Ordering;
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 use super::link::{self, LinkEvent};
 use super::sparkplug_b::{metric, property_value, Metric, Payload};
+use super::spool::Spool;
 use super::values::{self, props};
 use super::{Stats, NAMESPACE};
 use crate::api::{Api, ApiError, Ctx, WriteReq};
@@ -65,7 +67,14 @@ pub struct Edge {
     host_online: bool,
     seq: u64,
     writes: Arc<Semaphore>,
+    /// Store and forward (only with a primary host and a store directory).
+    spool: Option<Arc<parking_lot::Mutex<Spool>>>,
+    /// Stored records taken from disk, waiting to be replayed.
+    replay: VecDeque<(String, Vec<u8>)>,
 }
+
+/// Stored DDATA messages replayed per broadcast interval.
+const REPLAY_PER_TICK: usize = 50;
 
 impl Edge {
     pub fn new(
@@ -74,6 +83,7 @@ impl Edge {
         client: AsyncClient,
         stats: Arc<Stats>,
         interval: Duration,
+        spool: Option<Spool>,
     ) -> Self {
         let devices = api
             .cache()
@@ -97,6 +107,8 @@ impl Edge {
             host_online: false,
             seq: 0,
             writes: Arc::new(Semaphore::new(MAX_WRITES)),
+            spool: spool.map(|s| Arc::new(parking_lot::Mutex::new(s))),
+            replay: VecDeque::new(),
         }
     }
 
@@ -121,7 +133,7 @@ impl Edge {
                     Err(broadcast::error::RecvError::Lagged(n)) => Stats::count(&self.stats.dropped, n),
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => self.on_tick().await,
             }
         }
         // Clean shutdown: the death certificate, then DISCONNECT (the broker then discards the
@@ -359,14 +371,114 @@ impl Edge {
         }
     }
 
-    /// Once per broadcast interval: deaths and (re)births of devices, then the batched DDATA.
-    fn on_tick(&mut self) {
+    /// Once per broadcast interval: deaths and (re)births of devices, then the batched DDATA
+    /// (live, or to the on-disk store while the primary host is away), then a slice of the
+    /// replay.
+    async fn on_tick(&mut self) {
         if self.session.is_some() && !self.node_born {
             self.births();
         }
-        if !self.node_born {
+        let live = self.node_born;
+        if live {
+            self.device_lifecycle();
+        }
+        let forward = self.spool.is_some()
+            && (!live || !self.replay.is_empty() || self.stats.stored.load(Ordering::Relaxed) > 0);
+        let mut records = Vec::new();
+        for i in 0..self.devices.len() {
+            if self.devices[i].pending.is_empty() {
+                continue;
+            }
+            let mut metrics = std::mem::take(&mut self.devices[i].pending);
+            let park = self.devices[i].park.clone();
+            let Some(born) = &self.devices[i].born else {
+                continue;
+            };
+            if forward {
+                // Stored by name: aliases belong to a birth that may be gone at replay.
+                for m in &mut metrics {
+                    if let Some(a) = m.alias.take() {
+                        m.name = born.by_alias.get(&a).cloned();
+                        m.datatype = born
+                            .by_name
+                            .get(m.name.as_deref().unwrap_or(""))
+                            .map(|x| x.1);
+                    }
+                }
+                let p = Payload {
+                    timestamp: Some(values::millis(chrono::Utc::now())),
+                    metrics,
+                    ..Default::default()
+                };
+                records.push((park, p.encode_to_vec()));
+            } else if live {
+                let p = self.payload(metrics);
+                self.publish(self.device_topic("DDATA", &park), p);
+            } else {
+                Stats::count(&self.stats.dropped, metrics.len() as u64);
+            }
+        }
+        let Some(spool) = self.spool.clone() else {
+            return;
+        };
+        let want_more = live && self.replay.is_empty();
+        if records.is_empty() && !want_more {
             return;
         }
+        let (popped, stored, dropped) = tokio::task::spawn_blocking(move || {
+            let mut s = spool.lock();
+            for (park, bytes) in &records {
+                if let Err(e) = s.push(park, bytes) {
+                    tracing::warn!(error = %e, "mqtt: cannot store DDATA on disk");
+                    s.dropped += 1;
+                }
+            }
+            let popped = if want_more { s.pop() } else { Vec::new() };
+            (popped, s.records(), s.dropped)
+        })
+        .await
+        .unwrap_or_default();
+        self.replay.extend(popped);
+        self.stats
+            .stored
+            .store(stored + self.replay.len() as u64, Ordering::Relaxed);
+        self.stats.store_dropped.store(dropped, Ordering::Relaxed);
+        if live {
+            self.replay_some();
+        }
+    }
+
+    /// Publishes up to [`REPLAY_PER_TICK`] stored messages as historical DDATA.
+    fn replay_some(&mut self) {
+        for _ in 0..REPLAY_PER_TICK {
+            let Some((park, bytes)) = self.replay.pop_front() else {
+                break;
+            };
+            let Ok(mut p) = Payload::decode(bytes.as_slice()) else {
+                continue;
+            };
+            for m in &mut p.metrics {
+                m.is_historical = Some(true);
+            }
+            p.seq = Some(self.seq);
+            let topic = self.device_topic("DDATA", &park);
+            if self
+                .client
+                .try_publish(topic, QoS::AtMostOnce, false, p.encode_to_vec())
+                .is_err()
+            {
+                self.replay.push_front((park, bytes));
+                break;
+            }
+            self.next_seq();
+            Stats::count(&self.stats.published, 1);
+            self.stats.stored.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// DDEATH for parks whose PLC dropped, DBIRTH for parks that came (back) or were
+    /// rediscovered.
+    fn device_lifecycle(&mut self) {
         for i in 0..self.devices.len() {
             let park = self.devices[i].park.clone();
             let cache = self.api.cache();
@@ -378,24 +490,10 @@ impl Edge {
                     self.devices[i].pending.clear();
                     let p = self.payload(Vec::new());
                     self.publish(self.device_topic("DDEATH", &park), p);
-                    continue;
                 }
-                Some(b) if Some(b.tags_version) != version => {
-                    // Rediscovered while connected: announce the new tag list.
-                    self.device_birth(i);
-                    continue;
-                }
-                None if connected => {
-                    self.device_birth(i);
-                    continue;
-                }
-                None => continue,
-                Some(_) => {}
-            }
-            let metrics = std::mem::take(&mut self.devices[i].pending);
-            if !metrics.is_empty() {
-                let p = self.payload(metrics);
-                self.publish(self.device_topic("DDATA", &park), p);
+                Some(b) if Some(b.tags_version) != version => self.device_birth(i),
+                None if connected => self.device_birth(i),
+                _ => {}
             }
         }
     }

@@ -9,6 +9,7 @@
 mod edge;
 mod link;
 pub mod sparkplug_b;
+mod spool;
 pub mod values;
 
 use std::path::Path;
@@ -37,6 +38,8 @@ pub(crate) struct Stats {
     published: AtomicU64,
     dropped: AtomicU64,
     rejected: AtomicU64,
+    stored: AtomicU64,
+    store_dropped: AtomicU64,
 }
 
 const CONNECTING: u8 = 0;
@@ -67,8 +70,8 @@ impl Stats {
             published: g(&self.published),
             dropped: g(&self.dropped),
             rejected: g(&self.rejected),
-            stored: 0,
-            store_dropped: 0,
+            stored: g(&self.stored),
+            store_dropped: g(&self.store_dropped),
         }
     }
 }
@@ -94,14 +97,24 @@ impl MqttHandle {
 }
 
 /// Starts the edge node for `cfg` over `api` (the live cache, the write path, `health`).
-/// `password` comes from the secret store (`mqtt/<edge_node_id>`). Returns at once: the broker
-/// may well be down; the link retries with backoff and `health` says so.
+/// `password` comes from the secret store (`mqtt/<edge_node_id>`); `store_dir` holds the
+/// store-and-forward segments (used with `primary_host_id`). Returns at once: the broker may
+/// well be down; the link retries with backoff and `health` says so. Opening the store is
+/// blocking file I/O (call from the blocking pool or at start).
 pub fn start(
     api: Api,
     cfg: MqttConfig,
     password: Option<String>,
     interval: Duration,
+    store_dir: Option<&Path>,
 ) -> Result<MqttHandle, MqttError> {
+    let spool = match (&cfg.primary_host_id, store_dir) {
+        (Some(_), Some(dir)) => Some(
+            spool::Spool::open(dir.to_path_buf())
+                .map_err(|e| MqttError(format!("store {}: {e}", dir.display())))?,
+        ),
+        _ => None,
+    };
     let stats = Arc::new(Stats::default());
     let s = stats.clone();
     api.set_mqtt_status(Arc::new(move || s.status()));
@@ -115,7 +128,10 @@ pub fn start(
     };
     let (client, events, link_task) = link::start(&cfg, &broker, password, tls, stats.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let edge = edge::Edge::new(api, cfg, client, stats, interval);
+    stats
+        .stored
+        .store(spool.as_ref().map_or(0, |s| s.records()), Ordering::Relaxed);
+    let edge = edge::Edge::new(api, cfg, client, stats, interval, spool);
     let task = tokio::spawn(edge.run(events, stop_rx, link_task));
     Ok(MqttHandle { stop, task })
 }

@@ -241,7 +241,8 @@ async fn sparkplug_births_data_rebirth_commands_and_death_seen_by_an_independent
     let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
     let api = Api::with_writer(auth.clone(), cache.clone(), cfg.clone(), engine.clone());
     let interval = Duration::from_millis(100);
-    let edge = stator::mqtt::start(api.clone(), mqtt_cfg(port, false), None, interval).unwrap();
+    let edge =
+        stator::mqtt::start(api.clone(), mqtt_cfg(port, false), None, interval, None).unwrap();
 
     // Births: NBIRTH (seq 0, bdSeq, rebirth control, version), then the park as a device with
     // every tag, its Sparkplug datatype, an alias and the configured unit/range.
@@ -359,7 +360,8 @@ async fn sparkplug_births_data_rebirth_commands_and_death_seen_by_an_independent
     // A clean stop sends NDEATH; a publisher that allows writes lands a DCMD at the simulator.
     edge.shutdown().await;
     peer.expect("NDEATH", is("NDEATH")).await;
-    let edge = stator::mqtt::start(api.clone(), mqtt_cfg(port, true), None, interval).unwrap();
+    let edge =
+        stator::mqtt::start(api.clone(), mqtt_cfg(port, true), None, interval, None).unwrap();
     peer.expect("DBIRTH of the new session", |v| v["type"] == "DBIRTH")
         .await;
     peer.send(json!({"cmd": "dcmd", "device": "alpha", "name": "SP_Power_Limit_kW", "datatype": 9, "value": 42.5}));
@@ -410,6 +412,7 @@ async fn a_broker_that_is_down_is_retried_and_reported() {
         mqtt_cfg(port, false),
         None,
         Duration::from_millis(100),
+        None,
     )
     .unwrap();
     let ctx = stator::api::Ctx::new(None, stator::auth::Source::Cli);
@@ -427,4 +430,104 @@ async fn a_broker_that_is_down_is_retried_and_reported() {
     let m = env.api.health(&ctx).await.mqtt.unwrap();
     assert_eq!(m.state, "connecting");
     edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_primary_host_births_wait_for_it_and_data_is_stored_and_replayed_as_historical() {
+    let Some(mosq) = required("mosquitto (Debian package mosquitto)", mosquitto()) else {
+        return;
+    };
+    let Some(py) = required("the test venv with pysparkplug", python()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = broker(&mosq, dir.path()).await;
+    let mut peer = Peer::start(&py, port);
+    peer.expect("the peer's subscription", is("ready")).await;
+    let sim = stator::sim::start(SimOptions::ephemeral()).await.unwrap();
+    let cfg = Arc::new(
+        ConfigBuilder::new()
+            .plc("alpha", "opc.tcp://127.0.0.1:48401", "Alpha")
+            .set(
+                "database",
+                dir.path().join("stator.db").to_string_lossy().as_ref(),
+            )
+            .build(),
+    );
+    let store = stator::store::Store::open(&dir.path().join("stator.db")).unwrap();
+    let auth = Auth::new(store, &cfg);
+    let cache = Cache::from_config(&cfg);
+    let mut opts = EngineOptions::new(dir.path().join("pki"));
+    opts.url_override = Some(HashMap::from([(
+        "alpha".to_string(),
+        sim.endpoints()[0].clone(),
+    )]));
+    let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
+    let api = Api::with_writer(auth, cache.clone(), cfg.clone(), engine.clone());
+    let mut m = mqtt_cfg(port, false);
+    m.primary_host_id = Some("scada1".into());
+    let store_dir = dir.path().join("mqtt-store");
+    let edge = stator::mqtt::start(
+        api.clone(),
+        m,
+        None,
+        Duration::from_millis(100),
+        Some(&store_dir),
+    )
+    .unwrap();
+    let ctx = stator::api::Ctx::new(None, stator::auth::Source::Cli);
+    let health = |api: Api| {
+        let ctx = ctx.clone();
+        async move { api.health(&ctx).await.mqtt.unwrap() }
+    };
+    let waiting = eventually(WAIT, || {
+        let api = api.clone();
+        let h = health.clone();
+        async move { h(api).await.state == "waiting_for_host" }
+    })
+    .await;
+    assert!(waiting, "no births before the host is online");
+    peer.send(json!({"cmd": "state", "host": "scada1", "online": true}));
+    peer.expect("NBIRTH once the host is online", is("NBIRTH"))
+        .await;
+    peer.expect("DBIRTH", |v| v["type"] == "DBIRTH").await;
+    assert!(
+        !peer.seen.iter().any(|v| v["type"] == "NBIRTH"
+            && peer.seen.iter().position(|x| x == v)
+                < peer.seen.iter().position(|x| x["type"] == "sent")),
+        "no NBIRTH before the STATE was sent"
+    );
+    // The host goes away: data goes to disk.
+    peer.send(json!({"cmd": "state", "host": "scada1", "online": false}));
+    let stored = eventually(LONG, || {
+        let api = api.clone();
+        let h = health.clone();
+        async move { h(api).await.stored >= 5 }
+    })
+    .await;
+    assert!(stored, "DDATA stored while the host is offline");
+    assert!(std::fs::read_dir(&store_dir).unwrap().count() > 0);
+    // It returns: births, then the stored data, flagged historical, in order.
+    peer.send(json!({"cmd": "state", "host": "scada1", "online": true}));
+    peer.expect("NBIRTH on the host's return", is("NBIRTH"))
+        .await;
+    let hist = peer
+        .expect("historical DDATA", |v| {
+            v["type"] == "DDATA"
+                && v["metrics"]
+                    .as_array()
+                    .is_some_and(|m| !m.is_empty() && m.iter().all(|x| x["is_historical"] == true))
+        })
+        .await;
+    assert!(metric(&hist, "Heartbeat_ms").is_some(), "{hist}");
+    let drained = eventually(LONG, || {
+        let api = api.clone();
+        let h = health.clone();
+        async move { h(api).await.stored == 0 }
+    })
+    .await;
+    assert!(drained, "the store is replayed completely");
+    edge.shutdown().await;
+    engine.shutdown().await;
+    sim.stop().await;
 }
