@@ -482,7 +482,7 @@ async fn with_a_primary_host_births_wait_for_it_and_data_is_stored_and_replayed_
     };
     let waiting = eventually(WAIT, || {
         let api = api.clone();
-        let h = health.clone();
+        let h = health;
         async move { h(api).await.state == "waiting_for_host" }
     })
     .await;
@@ -501,7 +501,7 @@ async fn with_a_primary_host_births_wait_for_it_and_data_is_stored_and_replayed_
     peer.send(json!({"cmd": "state", "host": "scada1", "online": false}));
     let stored = eventually(LONG, || {
         let api = api.clone();
-        let h = health.clone();
+        let h = health;
         async move { h(api).await.stored >= 5 }
     })
     .await;
@@ -522,7 +522,7 @@ async fn with_a_primary_host_births_wait_for_it_and_data_is_stored_and_replayed_
     assert!(metric(&hist, "Heartbeat_ms").is_some(), "{hist}");
     let drained = eventually(LONG, || {
         let api = api.clone();
-        let h = health.clone();
+        let h = health;
         async move { h(api).await.stored == 0 }
     })
     .await;
