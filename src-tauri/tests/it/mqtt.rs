@@ -371,6 +371,24 @@ async fn sparkplug_births_data_rebirth_commands_and_death_seen_by_an_independent
     })
     .await;
     assert!(landed, "the DCMD write reached the simulator");
+    // A value of the wrong type is refused by the same coercion as every write, and audited.
+    peer.send(json!({"cmd": "dcmd", "device": "alpha", "name": "SP_Mode", "datatype": 12, "value": "abc"}));
+    let refused = eventually(LONG, || {
+        let auth = auth.clone();
+        async move {
+            audit_writes(&auth).await.iter().any(|r| {
+                r.source == "mqtt"
+                    && r.target.as_deref() == Some("alpha/SP_Mode")
+                    && r.result.starts_with("invalid")
+            })
+        }
+    })
+    .await;
+    assert!(
+        refused,
+        "a wrong-type DCMD is refused as invalid: {:?}",
+        audit_writes(&auth).await
+    );
     let rows = audit_writes(&auth).await;
     assert!(
         rows.iter().any(|r| r.result == "ok" && r.source == "mqtt"),
