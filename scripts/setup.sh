@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES=(build-essential pkg-config libwebkit2gtk-4.1-dev webkit2gtk-driver xvfb xauth chromium)
+APT_PACKAGES=(build-essential pkg-config libwebkit2gtk-4.1-dev webkit2gtk-driver xvfb xauth chromium mosquitto)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -42,6 +42,9 @@ pub enum CoreError {
     /// The remote server could not listen.
     #[error("cannot start the remote server: {0}")]
     RemoteStart(#[source] ServerError),
+    /// The MQTT publisher could not start (e.g. its CA file is unreadable).
+    #[error("cannot start the MQTT publisher: {0}")]
+    Mqtt(String),
 }
 
 impl CoreError {
@@ -59,6 +62,7 @@ pub struct Core {
     history: Option<crate::history::Historian>,
     sim: Option<SimHandle>,
     server: Option<ServerHandle>,
+    mqtt: Option<crate::mqtt::MqttHandle>,
 }
 
 impl Core {
@@ -73,6 +77,7 @@ impl Core {
             .and_then(|k| k)
             .and_then(|k| k.ok_or_else(|| "no audit key".to_string()))
             .map_err(CoreError::AuditKey)?;
+        let spool_dir = db.with_extension("mqtt-store");
         let store =
             crate::store::Store::open_keyed(&db, &key).map_err(|source| CoreError::Database {
                 path: db.clone(),
@@ -133,7 +138,17 @@ impl Core {
             history,
             sim,
             server: None,
+            mqtt: None,
         };
+        if let Some(m) = cfg.mqtt.clone() {
+            match start_mqtt(&core.api, m, cfg.broadcast_interval_seconds, spool_dir).await {
+                Ok(h) => core.mqtt = Some(h),
+                Err(e) => {
+                    core.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
         if !cfg.remote.enabled {
             tracing::warn!("remote.enabled is false: running without the remote server");
             return Ok(core);
@@ -162,6 +177,9 @@ impl Core {
     /// audit chain.
     pub async fn shutdown(self) {
         let store = self.api.auth().store().clone();
+        if let Some(m) = self.mqtt {
+            m.shutdown().await;
+        }
         if let Some(s) = self.server {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
         }
@@ -177,6 +195,33 @@ impl Core {
         }
         let _ = tokio::task::spawn_blocking(move || store.anchor_now()).await;
     }
+}
+
+/// Starts the MQTT publisher with its broker password from the secret store (when a user name
+/// is configured). A broker that is down is no error: the publisher retries.
+async fn start_mqtt(
+    api: &Api,
+    m: crate::config::MqttConfig,
+    interval_s: f64,
+    store_dir: PathBuf,
+) -> Result<crate::mqtt::MqttHandle, CoreError> {
+    let password = if m.username.is_some() {
+        let name = m.secret_name();
+        tokio::task::spawn_blocking(move || crate::auth::secrets::get(&name))
+            .await
+            .map_err(|e| CoreError::Mqtt(e.to_string()))?
+            .map_err(|e| CoreError::Mqtt(format!("secret {}: {e}", m.secret_name())))?
+    } else {
+        None
+    };
+    let interval = Duration::from_secs_f64(interval_s);
+    let api = api.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::mqtt::start(api, m, password, interval, Some(&store_dir))
+    })
+    .await
+    .map_err(|e| CoreError::Mqtt(e.to_string()))?
+    .map_err(|e| CoreError::Mqtt(e.0))
 }
 
 /// The secret-store entry holding the audit chain's HMAC key.

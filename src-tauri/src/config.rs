@@ -27,6 +27,8 @@ pub use messages::MessagesConfig;
 pub mod change;
 mod running;
 pub use running::Running;
+mod mqtt;
+pub use mqtt::{BrokerAddr, MqttConfig, MqttTls};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -76,6 +78,9 @@ pub struct Config {
     /// Messages between people and park channels.
     #[serde(default)]
     pub messages: MessagesConfig,
+    /// Publish the plant to an MQTT broker as a Sparkplug B edge node (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttConfig>,
 }
 
 /// One PLC.
@@ -462,6 +467,9 @@ impl Config {
             }
         }
         self.history.validate(file)?;
+        if let Some(m) = &self.mqtt {
+            m.validate(file)?;
+        }
         let a = &self.auth;
         if a.lockout_attempts == 0 {
             return err(
@@ -649,6 +657,53 @@ mod tests {
 
     fn bad(t: &str) -> String {
         parse(t).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_mqtt_section_is_validated_with_its_json_path() {
+        let with = |m: &str| {
+            PLANT.replace(
+                "\"plc_reconnect_delay_minutes\": 10",
+                &format!("\"plc_reconnect_delay_minutes\": 10, \"mqtt\": {m}"),
+            )
+        };
+        let ok = parse(&with(
+            r#"{"url": "mqtt://127.0.0.1:1883", "group_id": "plants", "edge_node_id": "panel1"}"#,
+        ))
+        .unwrap();
+        let m = ok.mqtt.unwrap();
+        assert!(!m.allow_writes, "writes over MQTT are off by default");
+        assert_eq!(m.client_id(), "stator-panel1");
+        assert_eq!(m.secret_name(), "mqtt/panel1");
+        for (m, path) in [
+            (
+                r#"{"url": "tcp://x", "group_id": "g", "edge_node_id": "e"}"#,
+                "$.mqtt.url",
+            ),
+            (
+                r#"{"url": "mqtt://x", "group_id": "g/1", "edge_node_id": "e"}"#,
+                "$.mqtt.group_id",
+            ),
+            (
+                r#"{"url": "mqtt://x", "group_id": "g", "edge_node_id": "e#"}"#,
+                "$.mqtt.edge_node_id",
+            ),
+            (
+                r#"{"url": "mqtt://x", "group_id": "g", "edge_node_id": "e", "primary_host_id": ""}"#,
+                "$.mqtt.primary_host_id",
+            ),
+            (
+                r#"{"url": "mqtt://x", "group_id": "g", "edge_node_id": "e", "tls": {"ca": "ca.pem"}}"#,
+                "$.mqtt.tls",
+            ),
+            (
+                r#"{"url": "mqtt://x", "group_id": "g", "edge_node_id": "e", "password": "p"}"#,
+                "$.mqtt",
+            ),
+        ] {
+            let e = bad(&with(m));
+            assert!(e.starts_with(&format!("config.json: {path}")), "{m}: {e}");
+        }
     }
 
     #[test]

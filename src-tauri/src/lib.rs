@@ -16,6 +16,7 @@ pub mod live;
 pub mod logging;
 pub mod messages;
 pub mod metrics;
+pub mod mqtt;
 pub mod plc;
 pub mod remote;
 pub mod roles;

@@ -566,6 +566,17 @@ impl Cache {
         p.index.get(tag).map(|&i| p.tags[i].value.clone())
     }
 
+    /// The sequence number of a PLC's last (re)discovery: when it changes, the tag list may
+    /// have changed (the MQTT publisher then announces the device again).
+    pub fn tags_version(&self, plc: &str) -> Option<u64> {
+        self.state
+            .read()
+            .plcs
+            .iter()
+            .find(|p| p.id == plc)
+            .map(|p| p.tags_seq)
+    }
+
     /// Connection state of one PLC.
     pub fn status(&self, plc: &str) -> Option<PlcStatus> {
         self.state

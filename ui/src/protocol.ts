@@ -150,6 +150,19 @@ export interface Health {
   parks: { id: string; status: PlcStatus }[]
   /** Subsystem states by name (history, alarms, …). */
   subsystems: Record<string, unknown>
+  /** The MQTT (Sparkplug B) broker link, when `mqtt` is configured. */
+  mqtt?: MqttStatus
+}
+
+// --- MQTT (Sparkplug B) ---
+export interface MqttStatus {
+  state: 'connecting' | 'waiting_for_host' | 'online' | 'stopped'
+  error?: string
+  published: number
+  dropped: number
+  rejected: number
+  stored: number
+  store_dropped: number
 }
 
 export interface UserSummary {

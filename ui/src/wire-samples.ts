@@ -103,6 +103,14 @@ export const health: Health = {
     "history": {
       "state": "running"
     }
+  },
+  "mqtt": {
+    "state": "online",
+    "published": 120,
+    "dropped": 0,
+    "rejected": 1,
+    "stored": 0,
+    "store_dropped": 0
   }
 }
 

@@ -184,7 +184,12 @@ struct Inner {
     service: crate::service::ServiceModes,
     /// Open calibration runs by calibration id (at most one per configured calibration).
     runs: parking_lot::Mutex<std::collections::HashMap<String, calibration::Run>>,
+    /// Reports the MQTT link for `health`; set once by the MQTT publisher when it starts.
+    mqtt_status: std::sync::OnceLock<MqttStatusFn>,
 }
+
+/// Reads the MQTT link's state when `health` is asked (the publisher lives above `api`).
+pub type MqttStatusFn = Arc<dyn Fn() -> wire::MqttStatus + Send + Sync>;
 
 /// The dispatcher's shared state: auth, the live cache, the configuration, the PLC writer and
 /// the metrics. Cheap to clone (an `Arc` inside); one per process, shared by every transport.
@@ -236,6 +241,7 @@ impl Api {
                 history: std::sync::OnceLock::new(),
                 service,
                 runs: Default::default(),
+                mqtt_status: std::sync::OnceLock::new(),
             }),
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -403,7 +409,30 @@ impl Api {
                 })
                 .collect(),
             subsystems: Default::default(),
+            mqtt: self.inner.mqtt_status.get().map(|f| f()),
         }
+    }
+
+    /// Lets `health` report the MQTT link (called once by the publisher; later calls are
+    /// ignored).
+    pub fn set_mqtt_status(&self, f: MqttStatusFn) {
+        let _ = self.inner.mqtt_status.set(f);
+    }
+
+    /// A write on behalf of a service that has no session (an MQTT DCMD): `who` names it in the
+    /// audit trail (actor, role `system`), `ctx.source` says where it came from. `allowed` is
+    /// the service's own switch: when it refuses, the refusal is one audited `write` row and
+    /// nothing is sent. Otherwise the same path as every write: bounds, PLC known, rate limit,
+    /// write policy and PLC writability, connection, the `write_requested` row, coercion,
+    /// range, the write and the read-back, the outcome row.
+    pub async fn service_write(
+        &self,
+        ctx: &Ctx,
+        who: Principal,
+        req: WriteReq,
+        allowed: Result<(), ApiError>,
+    ) -> Result<wire::WriteReply, ApiError> {
+        write::service_write(self, ctx, who, req, allowed).await
     }
 
     /// The `user` object of login and `auth` replies.

@@ -80,6 +80,9 @@ pub struct Health {
     /// State of the subsystems by name (`history`, `alarms`, … once they run); empty when
     /// none reports.
     pub subsystems: std::collections::BTreeMap<String, Value>,
+    /// The MQTT (Sparkplug B) broker link, when `mqtt` is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttStatus>,
 }
 
 /// One park in `health`.
@@ -399,6 +402,9 @@ mod messages;
 pub use messages::*;
 mod tokens;
 pub use tokens::*;
+
+mod mqtt;
+pub use mqtt::MqttStatus;
 
 mod samples;
 pub use samples::reply_schemas;

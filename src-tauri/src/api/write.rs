@@ -192,6 +192,38 @@ pub(super) async fn write_as(
         })
 }
 
+/// See [`Api::service_write`].
+pub(super) async fn service_write(
+    api: &Api,
+    ctx: &Ctx,
+    who: Principal,
+    req: WriteReq,
+    allowed: Result<(), ApiError>,
+) -> Result<WriteReply, ApiError> {
+    if let Err(refusal) = allowed {
+        write_audit::check_bounds(&req.plc, &req.node, &req.value)?;
+        api.metrics().write_result(refusal.code.as_str());
+        let old = current_value(api, &req.plc, &req.node);
+        let entry = AuditEntry {
+            result: format!("{}: {}", refusal.code, refusal.message),
+            ..write_entry(
+                &who,
+                ctx,
+                "write",
+                &req.plc,
+                &req.node,
+                old.as_ref(),
+                &req.value,
+            )
+        };
+        if let Err(e) = api.auth().audit(entry).await {
+            tracing::error!(error = %e, "could not store the row of a refused service write");
+        }
+        return Err(refusal);
+    }
+    write(api, ctx, Ok(who), req).await
+}
+
 /// One write attempt with its audit rows: `write_requested` before the send (inside
 /// [`attempt`]) and the `write` outcome row after it.
 async fn audited(
@@ -267,7 +299,7 @@ fn write_entry(
 ) -> AuditEntry {
     AuditEntry {
         actor: Some(p.username.clone()),
-        role: Some(p.role.as_str().to_string()),
+        role: Some(p.audit_role()),
         source: ctx.source.to_string(),
         action: action.into(),
         target: Some(format!("{plc}/{node}")),

@@ -80,7 +80,7 @@ impl Gate {
     pub fn enter(&self, source: &Source) -> Option<Ticket> {
         let key = match source {
             Source::Remote(a) => a.clone(),
-            Source::Panel | Source::Cli => {
+            Source::Panel | Source::Cli | Source::Mqtt => {
                 return Some(Ticket {
                     queue: self.queue.clone(),
                     source: None,

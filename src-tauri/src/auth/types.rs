@@ -25,6 +25,9 @@ pub enum Source {
     Remote(String),
     /// The `stator` command line.
     Cli,
+    /// A command from the MQTT broker (Sparkplug DCMD); its own switch `mqtt.allow_writes`
+    /// governs writes, not the remote one.
+    Mqtt,
 }
 
 impl Source {
@@ -50,6 +53,7 @@ impl Source {
         match s {
             "panel" => Source::Panel,
             "cli" => Source::Cli,
+            "mqtt" => Source::Mqtt,
             other => Source::Remote(other.to_string()),
         }
     }
@@ -61,6 +65,7 @@ impl fmt::Display for Source {
             Source::Panel => f.write_str("panel"),
             Source::Remote(a) => f.write_str(a),
             Source::Cli => f.write_str("cli"),
+            Source::Mqtt => f.write_str("mqtt"),
         }
     }
 }
@@ -178,7 +183,7 @@ impl Principal {
         self.user_id == 0
     }
 
-    pub(super) fn audit_role(&self) -> String {
+    pub fn audit_role(&self) -> String {
         if self.is_system() {
             "system".into()
         } else {

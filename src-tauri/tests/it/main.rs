@@ -19,6 +19,7 @@ mod engine;
 mod history;
 mod live;
 mod messages;
+mod mqtt;
 mod remote_compact;
 mod remote_conn;
 mod remote_http;

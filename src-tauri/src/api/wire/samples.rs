@@ -277,6 +277,15 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                 status: PlcStatus::Connected,
             }],
             subsystems: [("history".to_string(), json!({"state": "running"}))].into(),
+            mqtt: Some(MqttStatus {
+                state: "online",
+                error: None,
+                published: 120,
+                dropped: 0,
+                rejected: 1,
+                stored: 0,
+                store_dropped: 0,
+            }),
         },
     );
     add("ping", &Pong { pong: true });
