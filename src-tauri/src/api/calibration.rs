@@ -272,7 +272,7 @@ async fn apply_inner(
     p: &Principal,
     id: &str,
 ) -> Result<CalibrationRunView, ApiError> {
-    let c = &cfg_of(api, id)?;
+    let c = cfg_of(api, id)?;
     in_service(api, &c)?;
     let run = open_run(api, p, id)?;
     let mut v = run.view;
