@@ -241,7 +241,9 @@ describe('service mode, calibration and diagnostics on the panel', () => {
     const card = page.getByTestId(`diag-park-${PARK}`)
     await card.waitFor()
     assert.equal(await card.getAttribute('data-state'), 'CONNECTED')
-    assert.match(await card.getByTestId('diag-since').innerText(), /since \d{4}-\d\d-\d\d/)
+    assert.match(await card.getByTestId('diag-since').innerText(), /Connected since \d{4}-\d\d-\d\d/)
+    // The report's own status read is a measured round trip.
+    assert.match(await page.getByTestId(`diag-rtt-${PARK}`).innerText(), /^[\d.]+ ms \/ [\d.]+ ms \/ [\d.]+ ms$/)
     assert.match(await page.getByTestId(`diag-server-${PARK}`).innerText(), /Running/)
     await page.getByTestId(`diag-ping-${PARK}`).click()
     await page.getByTestId(`diag-ping-result-${PARK}`).waitFor()

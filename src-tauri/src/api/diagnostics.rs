@@ -29,11 +29,12 @@ pub(super) async fn report(api: &Api, p: &Principal) -> Diagnostics {
             .filter(|n| n.quality != Quality::Good)
             .map(|n| n.name.clone())
             .collect();
+        // The status read first: its round trip is one of the engine's RTT samples.
         let (engine, status) = match api.inner.writer.as_ref() {
-            Some(w) => (
-                w.diagnostics(&plc.id).await,
-                Some(w.server_status(&plc.id).await),
-            ),
+            Some(w) => {
+                let status = w.server_status(&plc.id).await;
+                (w.diagnostics(&plc.id).await, Some(status))
+            }
             None => (None, None),
         };
         let interval = cfg

@@ -307,7 +307,10 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     assert_eq!(c["park"], "alpha");
     assert_eq!(c["due"], "overdue");
     assert_eq!(c["open_run"], false);
-    assert!(c.get("last").is_none() && c.get("next_due").is_none(), "{c}");
+    assert!(
+        c.get("last").is_none() && c.get("next_due").is_none(),
+        "{c}"
+    );
     let run = op(api, &sam, cal("calibration_start")).await.unwrap();
     assert_eq!(run["id"], "alpha_p1");
     assert_eq!(run["points"], json!([]));
@@ -500,7 +503,9 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     // Connected since a moment in this test's past.
     let since: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(park["engine"]["state_since"].clone()).unwrap();
-    assert!(since <= chrono::Utc::now() && chrono::Utc::now() - since < chrono::Duration::minutes(5));
+    assert!(
+        since <= chrono::Utc::now() && chrono::Utc::now() - since < chrono::Duration::minutes(5)
+    );
     let ping = op(
         api,
         &sam,
