@@ -249,6 +249,8 @@ describe('service mode, calibration and diagnostics on the panel', () => {
     await page.getByTestId(`diag-ping-result-${PARK}`).waitFor()
     assert.match(await page.getByTestId(`diag-ping-result-${PARK}`).innerText(), /Round trip [\d.]+ ms, server Running/)
     assert.match(await page.getByTestId('diag-clients').innerText(), /[1-9]\d* browser/)
+    // sam's browser session and the API session that applies the references.
+    assert.ok(Number(await page.getByTestId('diag-sessions').innerText()) >= 2)
     assert.match(await page.getByTestId('diag-disk').innerText(), /[\d.]+ (KiB|MiB|GiB|TiB)/)
     const [w] = await page.evaluate(() => [document.documentElement.scrollWidth])
     assert.ok(w <= 1280, `diagnostics: page ${w} px wide`)

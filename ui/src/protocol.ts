@@ -791,6 +791,8 @@ export interface PanelDiagnostics {
   history_database?: string
   history_database_bytes?: number
   clients: { panel: number; browser: number }
+  /** People's sessions alive now that made a request since Stator started. */
+  sessions: number
 }
 
 /** Reply of `diagnostics`. */

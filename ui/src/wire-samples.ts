@@ -504,7 +504,8 @@ export const diagnostics: Diagnostics = {
     "clients": {
       "panel": 1,
       "browser": 2
-    }
+    },
+    "sessions": 3
   }
 }
 

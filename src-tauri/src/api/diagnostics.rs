@@ -83,6 +83,7 @@ pub(super) async fn report(api: &Api, p: &Principal) -> Diagnostics {
             database: db.display().to_string(),
             history_database_bytes: history.as_deref().map(file_bytes),
             history_database: history.map(|h| h.display().to_string()),
+            sessions: api.auth().live_sessions(),
             clients: ClientCounts {
                 panel: presence.count(ClientKind::Panel),
                 browser: presence.count(ClientKind::Browser),

@@ -500,6 +500,8 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     assert!(d["panel"]["database_bytes"].as_u64().unwrap() > 0);
     assert!(d["panel"]["disk_free_bytes"].as_u64().unwrap() > 0, "{d}");
     assert!(d["panel"]["clients"]["panel"].is_u64() && d["panel"]["clients"]["browser"].is_u64());
+    // sam's session (olga's too: both made requests in this test).
+    assert!(d["panel"]["sessions"].as_u64().unwrap() >= 1, "{d}");
     // Connected since a moment in this test's past.
     let since: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(park["engine"]["state_since"].clone()).unwrap();

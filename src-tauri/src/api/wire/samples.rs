@@ -480,6 +480,7 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                     panel: 1,
                     browser: 2,
                 },
+                sessions: 3,
             },
         },
     );

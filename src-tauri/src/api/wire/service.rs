@@ -182,6 +182,8 @@ pub struct PanelDiagnostics {
     pub history_database_bytes: Option<u64>,
     /// Live clients registered now: panel windows and WebSocket (browser) clients.
     pub clients: ClientCounts,
+    /// People's sessions alive now that made a request since Stator started.
+    pub sessions: usize,
 }
 
 /// Live clients by kind (the presence registry).
