@@ -702,3 +702,108 @@ export interface CalibrationRecord {
 export interface CalibrationRecords {
   records: CalibrationRecord[]
 }
+
+/** The last passed calibration of a sensor. */
+export interface LastCalibration {
+  n: number
+  at: string
+  by: string
+}
+
+/** One configured calibration of the caller's parks (`calibrations`). */
+export interface CalibrationInfo {
+  id: string
+  park: string
+  tag: string
+  raw_tag: string
+  unit: string
+  range: [number, number]
+  tolerance: number
+  interval_days: number
+  last?: LastCalibration
+  next_due?: string
+  due: 'ok' | 'due_soon' | 'overdue'
+  /** The caller has an open run of it. */
+  open_run: boolean
+}
+
+/** Reply of `calibrations`. */
+export interface CalibrationList {
+  calibrations: CalibrationInfo[]
+}
+
+/** What one `ServerStatus` read returned. */
+export interface ServerStatus {
+  state: string | null
+  product_name: string | null
+  software_version: string | null
+  build_date: string | null
+  current_time: string | null
+  clock_drift_ms: number | null
+  rtt_ms: number
+}
+
+/** The engine's counters of one PLC connection. */
+export interface EngineDiagnostics {
+  reconnects: number
+  state_since: string | null
+  last_error: string | null
+  last_error_at: string | null
+  rtt_last_ms: number | null
+  rtt_p50_ms: number | null
+  rtt_max_ms: number | null
+  values_received: number
+  values_per_s: number | null
+  discovery_ms: number
+  monitored_items: number
+  polled_items: number
+  polling_fallback: boolean
+}
+
+/** One park in the `diagnostics` reply. */
+export interface ParkDiagnostics {
+  park: string
+  state: PlcStatus
+  error?: string
+  endpoint: string
+  security_policy: string
+  security_mode: string
+  acquisition: string
+  publishing_interval_s: number
+  tags: number
+  bad_quality: number
+  bad_quality_tags: string[]
+  engine?: EngineDiagnostics
+  server_status?: ServerStatus
+  server_status_error?: string
+  service?: ServiceBanner
+}
+
+/** The panel part of `diagnostics`. */
+export interface PanelDiagnostics {
+  version: string
+  uptime_s: number
+  memory_rss_bytes?: number
+  cpu_seconds?: number
+  database: string
+  database_bytes: number
+  disk_free_bytes?: number
+  history_database?: string
+  history_database_bytes?: number
+  clients: { panel: number; browser: number }
+  /** People's sessions alive now that made a request since Stator started. */
+  sessions: number
+}
+
+/** Reply of `diagnostics`. */
+export interface Diagnostics {
+  parks: ParkDiagnostics[]
+  panel: PanelDiagnostics
+}
+
+/** Reply of `diagnostics_ping`. */
+export interface PingReply {
+  park: string
+  rtt_ms: number
+  server_status: ServerStatus
+}

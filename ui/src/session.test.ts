@@ -20,6 +20,10 @@ describe('session helpers', () => {
       { name: 'tag', plc: 'eco_solar', tag: 'Meteo/Irradiance_W_m2' },
       { name: 'tag', plc: 'isiada', tag: 'CMD_Instant_Cutoff' },
       { name: 'admin', tab: 'audit' },
+      { name: 'service' },
+      { name: 'calibration' },
+      { name: 'calibration', records: true },
+      { name: 'diagnostics' },
     ]
     for (const r of routes) expect(parseHash(routeHash(r))).toEqual(r)
     expect(parseHash('#/nonsense')).toEqual({ name: 'overview' })

@@ -54,6 +54,9 @@ export type Route =
   | { name: 'trend'; plc: string }
   | { name: 'messages'; alarm?: string }
   | { name: 'logbook' }
+  | { name: 'service' }
+  | { name: 'calibration'; records?: true }
+  | { name: 'diagnostics' }
 
 export function parseHash(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -81,6 +84,12 @@ export function parseHash(hash: string): Route {
       return parts[1] === 'alarm' && parts[2] ? { name: 'messages', alarm: parts.slice(2).join('/') } : { name: 'messages' }
     case 'logbook':
       return { name: 'logbook' }
+    case 'service':
+      return { name: 'service' }
+    case 'calibration':
+      return parts[1] === 'records' ? { name: 'calibration', records: true } : { name: 'calibration' }
+    case 'diagnostics':
+      return { name: 'diagnostics' }
   }
   return { name: 'overview' }
 }
@@ -103,6 +112,12 @@ export function routeHash(r: Route): string {
       return r.alarm ? `#/messages/alarm/${r.alarm.split('/').map(encodeURIComponent).join('/')}` : '#/messages'
     case 'logbook':
       return '#/logbook'
+    case 'service':
+      return '#/service'
+    case 'calibration':
+      return r.records ? '#/calibration/records' : '#/calibration'
+    case 'diagnostics':
+      return '#/diagnostics'
     case 'login':
       return '#/login'
     default:

@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, ApiTokenCreated, ApiTokensList, AuditPage, AuthResult, CalibrationRecords, CalibrationRun, ConfigReply, ConfigSetReply, ConversationsReply, Done, EntriesReply, EntryReply, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LogbookPush, LoginResult, MeReply, MessagePush, MessageSent, MessagesCsv, MessagesPage, Pong, PresencePush, PresenceReply, ReadReply, ReceiptPush, ReplyMsg, ServiceBanner, ServicePush, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, ApiTokenCreated, ApiTokensList, AuditPage, AuthResult, CalibrationList, CalibrationRecords, CalibrationRun, ConfigReply, ConfigSetReply, ConversationsReply, Diagnostics, Done, EntriesReply, EntryReply, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LogbookPush, LoginResult, MeReply, MessagePush, MessageSent, MessagesCsv, MessagesPage, PingReply, Pong, PresencePush, PresenceReply, ReadReply, ReceiptPush, ReplyMsg, ServiceBanner, ServicePush, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -415,6 +415,112 @@ export const calibration_records: CalibrationRecords = {
       "result": "ok"
     }
   ]
+}
+
+export const calibrations: CalibrationList = {
+  "calibrations": [
+    {
+      "id": "alpha_p1",
+      "park": "alpha",
+      "tag": "alpha/Pressure_P1_bar",
+      "raw_tag": "alpha/Pressure_P1_raw",
+      "unit": "bar",
+      "range": [
+        0.0,
+        10.0
+      ],
+      "tolerance": 0.05,
+      "interval_days": 365,
+      "last": {
+        "n": 1,
+        "at": "2026-09-21T14:14:20Z",
+        "by": "sam"
+      },
+      "next_due": "2027-09-21T14:13:20Z",
+      "due": "ok",
+      "open_run": false
+    }
+  ]
+}
+
+export const diagnostics: Diagnostics = {
+  "parks": [
+    {
+      "park": "alpha",
+      "state": "CONNECTED",
+      "endpoint": "opc.tcp://192.0.2.20:4840",
+      "security_policy": "Basic256Sha256",
+      "security_mode": "SignAndEncrypt",
+      "acquisition": "subscribe",
+      "publishing_interval_s": 0.5,
+      "tags": 42,
+      "bad_quality": 1,
+      "bad_quality_tags": [
+        "Pump3_Flow"
+      ],
+      "engine": {
+        "reconnects": 2,
+        "state_since": "2026-09-21T14:13:50Z",
+        "last_error": "connection lost",
+        "last_error_at": "2026-09-21T14:13:45Z",
+        "rtt_last_ms": 1.8,
+        "rtt_p50_ms": 2.1,
+        "rtt_max_ms": 9.5,
+        "values_received": 12345,
+        "values_per_s": 41.5,
+        "discovery_ms": 120,
+        "monitored_items": 41,
+        "polled_items": 1,
+        "polling_fallback": false
+      },
+      "server_status": {
+        "state": "Running",
+        "product_name": "Stator simulator",
+        "software_version": "0.1.0",
+        "build_date": "2026-09-20T14:13:20Z",
+        "current_time": "2026-09-21T14:15:20Z",
+        "clock_drift_ms": -3,
+        "rtt_ms": 1.8
+      },
+      "service": {
+        "park": "alpha",
+        "active": true,
+        "by": "sam",
+        "since": "2026-09-21T14:13:20Z",
+        "reason": "pump swap"
+      }
+    }
+  ],
+  "panel": {
+    "version": "0.1.0",
+    "uptime_s": 3600,
+    "memory_rss_bytes": 52428800,
+    "cpu_seconds": 12.5,
+    "database": "/var/lib/stator/stator.db",
+    "database_bytes": 1048576,
+    "disk_free_bytes": 8000000000,
+    "history_database": "/var/lib/stator/stator.history.db",
+    "history_database_bytes": 4194304,
+    "clients": {
+      "panel": 1,
+      "browser": 2
+    },
+    "sessions": 3
+  }
+}
+
+export const diagnostics_ping: PingReply = {
+  "park": "alpha",
+  "rtt_ms": 1.8,
+  "server_status": {
+    "state": "Running",
+    "product_name": "Stator simulator",
+    "software_version": "0.1.0",
+    "build_date": "2026-09-20T14:13:20Z",
+    "current_time": "2026-09-21T14:15:20Z",
+    "clock_drift_ms": -3,
+    "rtt_ms": 1.8
+  }
 }
 
 export const message_sent: MessageSent = {
@@ -918,4 +1024,4 @@ export const alarm_stats: AlarmStats = {
   "truncated": false
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, service_start, service_push, calibration_run, calibration_records, message_sent, messages_page, message_read, conversations, presence, messages_export, logbook_entry, logbook, message_push, receipt_push, presence_push, logbook_push, session_ended, history, history_tags, api_token_create, api_tokens, config_get, config_set, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, service_start, service_push, calibration_run, calibration_records, calibrations, diagnostics, diagnostics_ping, message_sent, messages_page, message_read, conversations, presence, messages_export, logbook_entry, logbook, message_push, receipt_push, presence_push, logbook_push, session_ended, history, history_tags, api_token_create, api_tokens, config_get, config_set, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }

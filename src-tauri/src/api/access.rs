@@ -76,7 +76,7 @@ pub fn required(req: &Request) -> Access<'_> {
         | Request::CalibrationApply(r)
         | Request::CalibrationCancel(r) => Calibration(ServiceMode, &r.calibration),
         Request::CalibrationPoint(r) => Calibration(ServiceMode, &r.calibration),
-        Request::CalibrationRecords(_) => Session(ServiceMode),
+        Request::CalibrationRecords(_) | Request::Calibrations(_) => Session(ServiceMode),
         Request::Diagnostics(_) => Session(Diagnostics),
         Request::DiagnosticsPing(r) => Park(Diagnostics, &r.park),
         // Messages and the shift log. Sending checks SendMessages in the handler, because
@@ -163,6 +163,7 @@ pub fn token_use(req: &Request) -> TokenUse {
         | Request::CalibrationApply(_)
         | Request::CalibrationCancel(_)
         | Request::CalibrationRecords(_)
+        | Request::Calibrations(_)
         | Request::Diagnostics(_)
         | Request::DiagnosticsPing(_) => Never,
         // Messages and the shift log are between people.

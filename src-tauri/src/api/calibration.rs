@@ -10,7 +10,10 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::request::{CalibrationPointReq, CalibrationRecordsReq, CalibrationReq};
-use super::wire::{CalibrationRecordView, CalibrationRecords, CalibrationRunView};
+use super::wire::{
+    CalibrationList, CalibrationRecordView, CalibrationRecords, CalibrationRunView,
+    CalibrationView, LastCalibration,
+};
 use super::{Api, ApiError, Ctx};
 use crate::auth::Principal;
 use crate::config::CalibrationConfig;
@@ -426,6 +429,57 @@ pub(super) async fn records(
         })
         .collect();
     Ok(CalibrationRecords { records })
+}
+
+/// `calibrations` → the configured calibrations of the caller's parks, with the last passed
+/// record and the due state.
+pub(super) async fn list(api: &Api, p: &Principal) -> Result<CalibrationList, ApiError> {
+    let rows = api
+        .auth()
+        .store()
+        .read(crate::store::service::last_passed)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let last: std::collections::HashMap<String, (i64, Record)> = rows
+        .into_iter()
+        .filter_map(|row| {
+            let rec = serde_json::from_str::<Record>(&row.record).ok()?;
+            Some((row.calibration, (row.id, rec)))
+        })
+        .collect();
+    let now = Utc::now();
+    let runs = api.inner.runs.lock().clone();
+    let calibrations = api
+        .config()
+        .calibration
+        .iter()
+        .filter(|c| p.parks.contains(c.park()))
+        .map(|c| {
+            let l = last.get(&c.id);
+            let next_due = l.map(|(_, r)| r.next_due);
+            CalibrationView {
+                id: c.id.clone(),
+                park: c.park().to_string(),
+                tag: c.tag.clone(),
+                raw_tag: c.raw_tag.clone(),
+                unit: c.unit.clone(),
+                range: c.range,
+                tolerance: c.tolerance,
+                interval_days: c.interval_days,
+                last: l.map(|(n, r)| LastCalibration {
+                    n: *n,
+                    at: r.at,
+                    by: r.by.clone(),
+                }),
+                next_due,
+                due: cal::due(next_due, now),
+                open_run: runs
+                    .get(&c.id)
+                    .is_some_and(|r| r.user_id == p.user_id && r.view.state == "open"),
+            }
+        })
+        .collect();
+    Ok(CalibrationList { calibrations })
 }
 
 /// Escapes text for HTML.

@@ -3,11 +3,15 @@
 //! figures (version, uptime, memory and CPU of the process, database size).
 
 use super::request::ParkReq;
-use super::wire::{Diagnostics, PanelDiagnostics, ParkDiagnostics, PingReply, ServiceBanner};
+use super::wire::{
+    ClientCounts, Diagnostics, PanelDiagnostics, ParkDiagnostics, PingReply, ServiceBanner,
+};
 use super::{Api, ApiError};
 use crate::auth::Principal;
 use crate::code::ErrorCode;
 use crate::live::Quality;
+use crate::messages::ClientKind;
+use std::path::Path;
 
 /// Bad-quality tag names listed per park (the count is complete).
 const BAD_NAMES: usize = 20;
@@ -25,11 +29,12 @@ pub(super) async fn report(api: &Api, p: &Principal) -> Diagnostics {
             .filter(|n| n.quality != Quality::Good)
             .map(|n| n.name.clone())
             .collect();
+        // The status read first: its round trip is one of the engine's RTT samples.
         let (engine, status) = match api.inner.writer.as_ref() {
-            Some(w) => (
-                w.diagnostics(&plc.id).await,
-                Some(w.server_status(&plc.id).await),
-            ),
+            Some(w) => {
+                let status = w.server_status(&plc.id).await;
+                (w.diagnostics(&plc.id).await, Some(status))
+            }
             None => (None, None),
         };
         let interval = cfg
@@ -63,12 +68,9 @@ pub(super) async fn report(api: &Api, p: &Principal) -> Diagnostics {
         });
     }
     let db = api.auth().store().path().to_path_buf();
-    let database_bytes = ["", "-wal"]
-        .iter()
-        .filter_map(|sfx| std::fs::metadata(format!("{}{sfx}", db.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let history = api.history().map(|h| h.path().to_path_buf());
     let (memory_rss_bytes, cpu_seconds) = process_figures();
+    let presence = api.messages().presence();
     Diagnostics {
         parks,
         panel: PanelDiagnostics {
@@ -76,10 +78,54 @@ pub(super) async fn report(api: &Api, p: &Principal) -> Diagnostics {
             uptime_s: api.inner.started.elapsed().as_secs(),
             memory_rss_bytes,
             cpu_seconds,
+            database_bytes: file_bytes(&db),
+            disk_free_bytes: disk_free(&db),
             database: db.display().to_string(),
-            database_bytes,
+            history_database_bytes: history.as_deref().map(file_bytes),
+            history_database: history.map(|h| h.display().to_string()),
+            sessions: api.auth().live_sessions(),
+            clients: ClientCounts {
+                panel: presence.count(ClientKind::Panel),
+                browser: presence.count(ClientKind::Browser),
+            },
         },
     }
+}
+
+/// Size of an SQLite file plus its write-ahead log.
+fn file_bytes(db: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|sfx| std::fs::metadata(format!("{}{sfx}", db.display())).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Bytes an unprivileged process may still write on the file system holding `db`.
+#[cfg(unix)]
+fn disk_free(db: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable memory of the
+    // struct's size; statvfs only writes into it.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled the struct.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+#[cfg(not(unix))]
+fn disk_free(_db: &Path) -> Option<u64> {
+    None
 }
 
 /// Resident memory and CPU time of this process (Linux `/proc`; `None` elsewhere).

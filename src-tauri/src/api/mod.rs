@@ -616,6 +616,7 @@ async fn run(
         Request::CalibrationApply(r) => v(&calibration::apply(api, ctx, &p()?, r).await?),
         Request::CalibrationCancel(r) => v(&calibration::cancel(api, ctx, &p()?, r).await?),
         Request::CalibrationRecords(r) => v(&calibration::records(api, &p()?, r).await?),
+        Request::Calibrations(_) => v(&calibration::list(api, &p()?).await?),
         Request::Diagnostics(_) => v(&diagnostics::report(api, &p()?).await),
         Request::DiagnosticsPing(r) => v(&diagnostics::ping(api, r).await?),
         req @ (Request::MessageSend(_)

@@ -120,6 +120,8 @@ requests! {
     "service_start" => ServiceStart(ServiceStartReq),
     /// Ends a park's service mode.
     "service_end" => ServiceEnd(ParkReq),
+    /// The configured calibrations of the caller's parks with their due state.
+    "calibrations" => Calibrations(Empty),
     /// Opens a calibration run.
     "calibration_start" => CalibrationStart(CalibrationReq),
     /// Captures one point of a calibration run.

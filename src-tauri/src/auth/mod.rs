@@ -157,6 +157,12 @@ impl Auth {
         Auth { inner }
     }
 
+    /// People's sessions alive now that were used since this process started (see
+    /// [`SessionCache::live_people`]).
+    pub fn live_sessions(&self) -> usize {
+        self.inner.cache.live_people((self.inner.clock)())
+    }
+
     /// The database.
     pub fn store(&self) -> &Store {
         &self.inner.store

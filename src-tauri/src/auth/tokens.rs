@@ -130,6 +130,17 @@ impl SessionCache {
             .retain(|_, s| now < s.expires_at && now - s.seen.lock().last < s.idle);
     }
 
+    /// People's sessions in the cache that are alive at `now` (API tokens not counted): the
+    /// sessions that made a request since this process started and have not ended.
+    pub fn live_people(&self, now: DateTime<Utc>) -> usize {
+        self.by_hash
+            .read()
+            .values()
+            .filter(|s| s.grant.is_none())
+            .filter(|s| now < s.expires_at && now - s.seen.lock().last < s.idle)
+            .count()
+    }
+
     /// Number of cached sessions.
     pub fn len(&self) -> usize {
         self.by_hash.read().len()
@@ -179,6 +190,7 @@ mod tests {
         c.insert_if([1; 32], mk(1, 60, 0), c.generation());
         c.insert_if([2; 32], mk(2, -1, 0), c.generation());
         c.insert_if([3; 32], mk(3, 60, 31), c.generation());
+        assert_eq!(c.live_people(now), 1, "only the first is alive");
         c.sweep(now);
         assert_eq!(c.len(), 1);
         assert!(c.get(&[1; 32]).is_some());

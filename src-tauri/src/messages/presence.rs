@@ -83,6 +83,16 @@ impl Presence {
         self.clients.lock().1.remove(&key)
     }
 
+    /// How many live clients of `kind` are registered.
+    pub fn count(&self, kind: ClientKind) -> usize {
+        self.clients
+            .lock()
+            .1
+            .values()
+            .filter(|o| o.kind == kind)
+            .count()
+    }
+
     /// Whether the user has a live client.
     pub fn is_online(&self, user_id: i64) -> bool {
         self.clients.lock().1.values().any(|o| o.user_id == user_id)

@@ -40,6 +40,8 @@ pub struct PlcDiag {
 struct DiagInner {
     last_error: Option<(String, DateTime<Utc>)>,
     connected_at: Option<(Instant, u64)>,
+    /// When the session was last established or lost.
+    state_since: Option<DateTime<Utc>>,
     rtt_ms: VecDeque<f64>,
 }
 
@@ -49,11 +51,15 @@ impl PlcDiag {
     }
     pub(crate) fn connected(&self) {
         self.connects.fetch_add(1, Ordering::Relaxed);
-        self.inner.lock().connected_at =
-            Some((Instant::now(), self.received.load(Ordering::Relaxed)));
+        let mut i = self.inner.lock();
+        i.connected_at = Some((Instant::now(), self.received.load(Ordering::Relaxed)));
+        i.state_since = Some(Utc::now());
     }
     pub(crate) fn lost(&self) {
-        self.inner.lock().connected_at = None;
+        let mut i = self.inner.lock();
+        if i.connected_at.take().is_some() {
+            i.state_since = Some(Utc::now());
+        }
     }
     fn rtt(&self, d: Duration) {
         let mut i = self.inner.lock();
@@ -79,6 +85,7 @@ impl PlcDiag {
         });
         DiagReport {
             reconnects: self.connects.load(Ordering::Relaxed).saturating_sub(1),
+            state_since: i.state_since,
             last_error: i.last_error.as_ref().map(|(e, _)| e.clone()),
             last_error_at: i.last_error.as_ref().map(|(_, t)| *t),
             rtt_last_ms: i.rtt_ms.back().copied(),
@@ -98,6 +105,9 @@ impl PlcDiag {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DiagReport {
     pub reconnects: u64,
+    /// When the session was last established (connected since) or lost (not connected since);
+    /// `None` before the first connect.
+    pub state_since: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     pub rtt_last_ms: Option<f64>,
@@ -228,6 +238,16 @@ mod tests {
         }
         let r = d.report();
         assert_eq!(r.reconnects, 1);
+        let up = r.state_since.expect("connected since");
+        d.lost();
+        let down = d.report().state_since.expect("lost since");
+        assert!(down >= up);
+        d.lost();
+        assert_eq!(
+            d.report().state_since,
+            Some(down),
+            "a second loss is no new state"
+        );
         assert_eq!(r.rtt_p50_ms, Some(5.0));
         assert_eq!(r.rtt_max_ms, Some(9.0));
         assert_eq!(r.rtt_last_ms, Some(9.0));

@@ -300,9 +300,22 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     )
     .await
     .unwrap();
+    // The configured calibrations of sam's parks: never calibrated = overdue.
+    let list = op(api, &sam, json!({"op": "calibrations"})).await.unwrap();
+    let c = &list["calibrations"][0];
+    assert_eq!(c["id"], "alpha_p1", "{list}");
+    assert_eq!(c["park"], "alpha");
+    assert_eq!(c["due"], "overdue");
+    assert_eq!(c["open_run"], false);
+    assert!(
+        c.get("last").is_none() && c.get("next_due").is_none(),
+        "{c}"
+    );
     let run = op(api, &sam, cal("calibration_start")).await.unwrap();
     assert_eq!(run["id"], "alpha_p1");
     assert_eq!(run["points"], json!([]));
+    let list = op(api, &sam, json!({"op": "calibrations"})).await.unwrap();
+    assert_eq!(list["calibrations"][0]["open_run"], true);
     assert!(run.get("gain").is_none());
     // Apply without two points.
     assert_refused(op(api, &sam, cal("calibration_apply")).await, "invalid");
@@ -388,6 +401,19 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     .unwrap();
     let recs = recs["records"].as_array().unwrap().clone();
     assert_eq!(recs.len(), 1);
+    // Now calibrated: due in `interval_days`, the last record named.
+    let list = op(api, &sam, json!({"op": "calibrations"})).await.unwrap();
+    let c = &list["calibrations"][0];
+    assert_eq!(c["due"], "ok", "{c}");
+    assert_eq!(c["last"]["n"], recs[0]["n"]);
+    assert_eq!(c["last"]["by"], "sam");
+    assert_eq!(c["next_due"], recs[0]["next_due"]);
+    assert_eq!(c["open_run"], false);
+    let olga = panel_login(&s.env, "olga", Role::Operator, &["alpha"]).await;
+    assert_refused(
+        op(api, &olga, json!({"op": "calibrations"})).await,
+        "forbidden",
+    );
     assert_eq!(recs[0]["by"], "sam");
     assert_eq!(recs[0]["pass"], true);
     assert_eq!(recs[0]["points"].as_array().unwrap().len(), 2);
@@ -472,6 +498,16 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     assert!(park["tags"].as_u64().unwrap() > 20);
     assert_eq!(park["service"]["by"], "sam");
     assert!(d["panel"]["database_bytes"].as_u64().unwrap() > 0);
+    assert!(d["panel"]["disk_free_bytes"].as_u64().unwrap() > 0, "{d}");
+    assert!(d["panel"]["clients"]["panel"].is_u64() && d["panel"]["clients"]["browser"].is_u64());
+    // sam's session (olga's too: both made requests in this test).
+    assert!(d["panel"]["sessions"].as_u64().unwrap() >= 1, "{d}");
+    // Connected since a moment in this test's past.
+    let since: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(park["engine"]["state_since"].clone()).unwrap();
+    assert!(
+        since <= chrono::Utc::now() && chrono::Utc::now() - since < chrono::Duration::minutes(5)
+    );
     let ping = op(
         api,
         &sam,

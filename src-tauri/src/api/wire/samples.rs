@@ -400,6 +400,98 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             }],
         },
     );
+    add(
+        "calibrations",
+        &CalibrationList {
+            calibrations: vec![CalibrationView {
+                id: "alpha_p1".into(),
+                park: "alpha".into(),
+                tag: "alpha/Pressure_P1_bar".into(),
+                raw_tag: "alpha/Pressure_P1_raw".into(),
+                unit: "bar".into(),
+                range: [0.0, 10.0],
+                tolerance: 0.05,
+                interval_days: 365,
+                last: Some(LastCalibration {
+                    n: 1,
+                    at: at(60),
+                    by: "sam".into(),
+                }),
+                next_due: Some(at(86_400 * 365)),
+                due: "ok",
+                open_run: false,
+            }],
+        },
+    );
+    let status = crate::plc::ServerStatus {
+        state: Some("Running".into()),
+        product_name: Some("Stator simulator".into()),
+        software_version: Some("0.1.0".into()),
+        build_date: Some(at(-86_400)),
+        current_time: Some(at(120)),
+        clock_drift_ms: Some(-3),
+        rtt_ms: 1.8,
+    };
+    add(
+        "diagnostics",
+        &Diagnostics {
+            parks: vec![ParkDiagnostics {
+                park: "alpha".into(),
+                state: "CONNECTED".into(),
+                error: None,
+                endpoint: "opc.tcp://192.0.2.20:4840".into(),
+                security_policy: "Basic256Sha256".into(),
+                security_mode: "SignAndEncrypt".into(),
+                acquisition: "subscribe".into(),
+                publishing_interval_s: 0.5,
+                tags: 42,
+                bad_quality: 1,
+                bad_quality_tags: vec!["Pump3_Flow".into()],
+                engine: Some(crate::plc::DiagReport {
+                    reconnects: 2,
+                    state_since: Some(at(30)),
+                    last_error: Some("connection lost".into()),
+                    last_error_at: Some(at(25)),
+                    rtt_last_ms: Some(1.8),
+                    rtt_p50_ms: Some(2.1),
+                    rtt_max_ms: Some(9.5),
+                    values_received: 12_345,
+                    values_per_s: Some(41.5),
+                    discovery_ms: 120,
+                    monitored_items: 41,
+                    polled_items: 1,
+                    polling_fallback: false,
+                }),
+                server_status: Some(status.clone()),
+                server_status_error: None,
+                service: Some(banner.clone()),
+            }],
+            panel: PanelDiagnostics {
+                version: "0.1.0",
+                uptime_s: 3600,
+                memory_rss_bytes: Some(52_428_800),
+                cpu_seconds: Some(12.5),
+                database: "/var/lib/stator/stator.db".into(),
+                database_bytes: 1_048_576,
+                disk_free_bytes: Some(8_000_000_000),
+                history_database: Some("/var/lib/stator/stator.history.db".into()),
+                history_database_bytes: Some(4_194_304),
+                clients: ClientCounts {
+                    panel: 1,
+                    browser: 2,
+                },
+                sessions: 3,
+            },
+        },
+    );
+    add(
+        "diagnostics_ping",
+        &PingReply {
+            park: "alpha".into(),
+            rtt_ms: 1.8,
+            server_status: status,
+        },
+    );
     // Messages and the shift log.
     let msg = || MessageView {
         id: 41,
@@ -677,6 +769,9 @@ fn ts_type(name: &str) -> &'static str {
         "service_push" => "ServicePush",
         "calibration_run" => "CalibrationRun",
         "calibration_records" => "CalibrationRecords",
+        "calibrations" => "CalibrationList",
+        "diagnostics" => "Diagnostics",
+        "diagnostics_ping" => "PingReply",
         "message_sent" => "MessageSent",
         "messages_page" => "MessagesPage",
         "message_read" => "ReadReply",

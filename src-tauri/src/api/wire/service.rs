@@ -96,6 +96,44 @@ pub struct CalibrationRecords {
     pub records: Vec<CalibrationRecordView>,
 }
 
+/// The last passed calibration of a sensor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastCalibration {
+    /// The record number.
+    pub n: i64,
+    pub at: DateTime<Utc>,
+    pub by: String,
+}
+
+/// One configured calibration in the `calibrations` reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationView {
+    pub id: String,
+    pub park: String,
+    pub tag: String,
+    pub raw_tag: String,
+    pub unit: String,
+    pub range: [f64; 2],
+    pub tolerance: f64,
+    pub interval_days: u32,
+    /// The last passed calibration (absent: never calibrated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastCalibration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<DateTime<Utc>>,
+    /// `ok`, `due_soon` (within 14 days) or `overdue` (also: never calibrated).
+    pub due: &'static str,
+    /// Whether the caller has an open run of this calibration (its state comes with
+    /// `calibration_start`).
+    pub open_run: bool,
+}
+
+/// Reply of `calibrations`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationList {
+    pub calibrations: Vec<CalibrationView>,
+}
+
 /// One park in the `diagnostics` reply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParkDiagnostics {
@@ -132,7 +170,27 @@ pub struct PanelDiagnostics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_seconds: Option<f64>,
     pub database: String,
+    /// The database file and its write-ahead log.
     pub database_bytes: u64,
+    /// Free space for an unprivileged writer on the database's file system (Unix).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_free_bytes: Option<u64>,
+    /// The historian's file and its size (with its write-ahead log), while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_database_bytes: Option<u64>,
+    /// Live clients registered now: panel windows and WebSocket (browser) clients.
+    pub clients: ClientCounts,
+    /// People's sessions alive now that made a request since Stator started.
+    pub sessions: usize,
+}
+
+/// Live clients by kind (the presence registry).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientCounts {
+    pub panel: usize,
+    pub browser: usize,
 }
 
 /// Reply of `diagnostics`.
