@@ -71,7 +71,7 @@ impl AlarmQuality {
 }
 
 /// One definition, parsed once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Def {
     pub id: String,
     pub park: String,
@@ -324,6 +324,54 @@ impl Evaluator {
             }
         }
         e
+    }
+
+    /// Takes the definitions of `cfg` (a configuration changed while running). An alarm whose
+    /// id stays keeps its state (acknowledged, shelved, out of service, active); if its
+    /// definition changed, its condition is evaluated afresh from the next value (the caller
+    /// re-reads the live values), so a limit moved past the value clears it through its
+    /// off-delay. A removed alarm that was active is cleared in the journal ("removed from the
+    /// configuration"), which closes its incident; a new alarm starts normal. What was recorded
+    /// but not yet taken ([`Evaluator::take_writes`], [`Evaluator::take_changed`]) is kept.
+    pub fn reconfigure(&mut self, cfg: &Config, now: DateTime<Utc>) {
+        let mut next = Evaluator::new(cfg, Vec::new());
+        for i in 0..self.defs.len() {
+            if next.index_of(&self.defs[i].id).is_none() && self.rt[i].active {
+                let r = &mut self.rt[i];
+                r.active = false;
+                r.raw = false;
+                r.state = State::Normal;
+                self.record(i, "clear", None, Some("removed from the configuration"), now);
+            }
+        }
+        next.journal = std::mem::take(&mut self.journal);
+        for j in 0..next.defs.len() {
+            let Some(i) = self.index_of(&next.defs[j].id) else {
+                continue;
+            };
+            let mut r = self.rt[i].clone();
+            if self.defs[i] != next.defs[j] {
+                if next.defs[j].condition != Condition::Comm {
+                    // The old condition says nothing about the new one: wait for a value.
+                    r.raw = r.active;
+                    r.raw_since = None;
+                    r.quality = AlarmQuality::Bad;
+                }
+                next.mark_persist(j);
+                next.mark_changed(j);
+            }
+            if r.raw != r.active {
+                next.pending.insert(j);
+            }
+            next.rt[j] = r;
+            if self.persist[i] {
+                next.mark_persist(j);
+            }
+            if self.changed[i] {
+                next.mark_changed(j);
+            }
+        }
+        *self = next;
     }
 
     /// Number of definitions.

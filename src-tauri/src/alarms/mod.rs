@@ -13,6 +13,7 @@ pub mod eval;
 pub mod stats;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ struct Inner {
     /// Woken when alarms changed (see [`Alarms::changed`]).
     changed: Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Bumped by [`Alarms::reconfigure`]: the task re-reads the parks and their states.
+    generation: AtomicU64,
 }
 
 /// The alarm subsystem; cheap to clone.
@@ -60,6 +63,7 @@ impl Alarms {
                 flush: tokio::sync::Mutex::new(()),
                 changed: Notify::new(),
                 tasks: Mutex::new(Vec::new()),
+                generation: AtomicU64::new(0),
             }),
         }
     }
@@ -78,6 +82,15 @@ impl Alarms {
         let task = tokio::spawn(async move { me.run(cache, samples).await });
         self.inner.tasks.lock().push(task);
         Ok(())
+    }
+
+    /// Takes the alarm definitions and settings of `cfg` (a configuration changed while
+    /// running; see [`Evaluator::reconfigure`] for what each alarm keeps) and evaluates the
+    /// current values of `cache` against them at once.
+    pub fn reconfigure(&self, cfg: &Config, cache: &Cache) {
+        self.inner.eval.lock().reconfigure(cfg, Utc::now());
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        self.resync(cache);
     }
 
     /// Ties a task to the subsystem: [`Alarms::stop`] ends it.
@@ -102,7 +115,8 @@ impl Alarms {
         cache: Cache,
         mut samples: tokio::sync::broadcast::Receiver<Arc<crate::live::SampleBatch>>,
     ) {
-        let parks = cache.plc_ids();
+        let mut parks = cache.plc_ids();
+        let mut generation = self.inner.generation.load(Ordering::Relaxed);
         let mut last: HashMap<String, bool> = HashMap::new();
         self.resync(&cache);
         let mut tick = tokio::time::interval(TICK);
@@ -127,6 +141,13 @@ impl Alarms {
                 _ = tick.tick() => {
                     let now = Utc::now();
                     n = n.wrapping_add(1);
+                    let g = self.inner.generation.load(Ordering::Relaxed);
+                    if g != generation {
+                        // Parks came or went, and every `comm` alarm is told its park's state.
+                        generation = g;
+                        parks = cache.plc_ids();
+                        last.clear();
+                    }
                     let mut e = self.inner.eval.lock();
                     for p in &parks {
                         let up = cache.status(p) == Some(PlcStatus::Connected);

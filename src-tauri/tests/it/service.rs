@@ -618,3 +618,80 @@ async fn bad_calibration_input_is_refused_and_audited() {
         .iter()
         .all(|r| r.result != "ok"));
 }
+
+/// Polls `alarms` as `ctx` until `id` is listed in `state`.
+async fn alarm_listed(api: &Api, ctx: &Ctx, id: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let list = op(api, ctx, json!({"op": "alarms"})).await.unwrap();
+        let a = list["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .cloned();
+        if let Some(a) = a.filter(|a| a["state"] == state) {
+            return a;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alarm {id} never {state}: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_handover_lists_the_open_alarms_and_the_service_state() {
+    let s = start(json!({"alarms": [
+        {"id": "a_high", "tag": "alpha/SP_Power_Limit_kW", "condition": "high", "limit": 1100,
+         "priority": "high", "message": "Power limit high"}
+    ]}))
+    .await;
+    let api = &s.env.api;
+    api.start_alarms().await.unwrap();
+    let olga = panel_login(&s.env, "olga", Role::Operator, &["alpha", "beta"]).await;
+    let sam = panel_login(&s.env, "sam", Role::Serviceman, &["alpha"]).await;
+    s.sim
+        .set_value(0, "SP_Power_Limit_kW", Variant::Float(1200.0))
+        .unwrap();
+    alarm_listed(api, &olga, "a_high", "unack").await;
+    op(
+        api,
+        &sam,
+        json!({"op": "service_start", "park": "alpha", "reason": "pump swap"}),
+    )
+    .await
+    .unwrap();
+
+    let handover = |park: &str| {
+        json!({"op": "logbook_add", "park": park, "category": "handover", "text": "Shift ends"})
+    };
+    let e = op(api, &olga, handover("alpha")).await.unwrap()["entry"].clone();
+    let snap = &e["snapshot"];
+    let alarms = snap["alarms"].as_array().unwrap();
+    assert_eq!(alarms.len(), 1, "{snap}");
+    assert_eq!(
+        (&alarms[0]["id"], &alarms[0]["state"], &alarms[0]["priority"]),
+        (&json!("a_high"), &json!("unack"), &json!("high")),
+        "{snap}"
+    );
+    assert_eq!(
+        (&snap["service"]["active"], &snap["service"]["by"], &snap["service"]["reason"]),
+        (&json!(true), &json!("sam"), &json!("pump swap")),
+        "{snap}"
+    );
+    // The same snapshot comes back when the log is read.
+    let log = op(api, &olga, json!({"op": "logbook", "park": "alpha"})).await.unwrap();
+    assert_eq!(log["entries"][0]["snapshot"], *snap);
+
+    // Beta has no open alarm and is not in service.
+    let e = op(api, &olga, handover("beta")).await.unwrap()["entry"].clone();
+    assert_eq!(
+        e["snapshot"],
+        json!({"alarms": [], "service": {"park": "beta", "active": false}})
+    );
+    api.alarms().stop().await;
+    s.engine.shutdown().await;
+    s.sim.stop().await;
+}
