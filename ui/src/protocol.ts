@@ -325,6 +325,8 @@ export interface AlarmJournalRow {
   value: Json
   actor: string | null
   comment: string | null
+  /** The event happened while its park was in service mode. */
+  during_service: boolean
 }
 
 export interface AlarmJournalPage {
@@ -342,6 +344,8 @@ export interface Incident {
   peak: number | null
   acked_by: string | null
   acked_at: string | null
+  /** Raised while its park was in service mode. */
+  during_service: boolean
 }
 
 export interface IncidentPage {

@@ -341,7 +341,13 @@ impl Evaluator {
                 r.active = false;
                 r.raw = false;
                 r.state = State::Normal;
-                self.record(i, "clear", None, Some("removed from the configuration"), now);
+                self.record(
+                    i,
+                    "clear",
+                    None,
+                    Some("removed from the configuration"),
+                    now,
+                );
             }
         }
         next.journal = std::mem::take(&mut self.journal);

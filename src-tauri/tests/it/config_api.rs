@@ -531,7 +531,11 @@ async fn alarms_change_live_and_unchanged_ones_keep_their_state() {
     let shelve = json!({"id": "sh", "op": "alarm_shelve", "alarm": "a_keep", "minutes": 60, "reason": "test"});
     let r = call(&mut sue, shelve.clone()).await;
     assert_eq!(r["ok"], true, "{r}");
-    let r = call(&mut sue, json!({"id": "u", "op": "alarm_unshelve", "alarm": "a_keep"})).await;
+    let r = call(
+        &mut sue,
+        json!({"id": "u", "op": "alarm_unshelve", "alarm": "a_keep"}),
+    )
+    .await;
     assert_eq!(r["ok"], true, "{r}");
 
     // a_keep unchanged, a_move's limit moves above the value, a_gone goes, a_new comes, and
@@ -554,7 +558,10 @@ async fn alarms_change_live_and_unchanged_ones_keep_their_state() {
     assert_eq!(keep["state"], "acked", "{keep}");
     assert_eq!(keep["acked_by"], "sue", "{keep}");
     let r = call(&mut sue, shelve).await;
-    assert_eq!(r["error"]["code"], "invalid", "the new shelve limit applies: {r}");
+    assert_eq!(
+        r["error"]["code"], "invalid",
+        "the new shelve limit applies: {r}"
+    );
 
     let j = call(&mut sue, json!({"id": "j", "op": "alarm_journal"})).await;
     let rows = j["result"]["rows"].as_array().unwrap();
@@ -562,7 +569,12 @@ async fn alarms_change_live_and_unchanged_ones_keep_their_state() {
         rows.iter()
             .rev()
             .filter(|r| r["alarm"] == id)
-            .map(|r| (r["event"].as_str().unwrap().to_string(), r["comment"].clone()))
+            .map(|r| {
+                (
+                    r["event"].as_str().unwrap().to_string(),
+                    r["comment"].clone(),
+                )
+            })
             .collect()
     };
     let keep_events: Vec<String> = events("a_keep").into_iter().map(|e| e.0).collect();

@@ -676,7 +676,11 @@ async fn history_settings_change_live_through_config_set() {
     }
     r.flush().await;
     let vals = values(&r.raw(&sue, &tag).await);
-    assert_eq!(vals.last(), Some(&json!(100.0)), "2.0 is inside the deadband");
+    assert_eq!(
+        vals.last(),
+        Some(&json!(100.0)),
+        "2.0 is inside the deadband"
+    );
 
     // Without the deadband every change is stored, at once (no restart).
     let got = r.call(&sue, json!({"op": "config_get"})).await.unwrap();
@@ -701,7 +705,10 @@ async fn history_settings_change_live_through_config_set() {
     .await;
     assert!(stored, "105 stored");
     let vals = values(&r.raw(&sue, &tag).await);
-    let from = vals.iter().position(|v| *v == json!(103.0)).expect("103 stored");
+    let from = vals
+        .iter()
+        .position(|v| *v == json!(103.0))
+        .expect("103 stored");
     assert_eq!(vals[from..], [json!(103.0), json!(104.0), json!(105.0)]);
 
     // A tag switched off is no longer recorded; switching the historian off needs a restart.

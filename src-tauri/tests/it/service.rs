@@ -664,25 +664,33 @@ async fn a_handover_lists_the_open_alarms_and_the_service_state() {
     .await
     .unwrap();
 
-    let handover = |park: &str| {
-        json!({"op": "logbook_add", "park": park, "category": "handover", "text": "Shift ends"})
-    };
+    let handover = |park: &str| json!({"op": "logbook_add", "park": park, "category": "handover", "text": "Shift ends"});
     let e = op(api, &olga, handover("alpha")).await.unwrap()["entry"].clone();
     let snap = &e["snapshot"];
     let alarms = snap["alarms"].as_array().unwrap();
     assert_eq!(alarms.len(), 1, "{snap}");
     assert_eq!(
-        (&alarms[0]["id"], &alarms[0]["state"], &alarms[0]["priority"]),
+        (
+            &alarms[0]["id"],
+            &alarms[0]["state"],
+            &alarms[0]["priority"]
+        ),
         (&json!("a_high"), &json!("unack"), &json!("high")),
         "{snap}"
     );
     assert_eq!(
-        (&snap["service"]["active"], &snap["service"]["by"], &snap["service"]["reason"]),
+        (
+            &snap["service"]["active"],
+            &snap["service"]["by"],
+            &snap["service"]["reason"]
+        ),
         (&json!(true), &json!("sam"), &json!("pump swap")),
         "{snap}"
     );
     // The same snapshot comes back when the log is read.
-    let log = op(api, &olga, json!({"op": "logbook", "park": "alpha"})).await.unwrap();
+    let log = op(api, &olga, json!({"op": "logbook", "park": "alpha"}))
+        .await
+        .unwrap();
     assert_eq!(log["entries"][0]["snapshot"], *snap);
 
     // Beta has no open alarm and is not in service.
@@ -691,6 +699,84 @@ async fn a_handover_lists_the_open_alarms_and_the_service_state() {
         e["snapshot"],
         json!({"alarms": [], "service": {"park": "beta", "active": false}})
     );
+    api.alarms().stop().await;
+    s.engine.shutdown().await;
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn alarms_raised_in_service_are_marked_in_the_journal_and_incidents() {
+    let s = start(json!({"alarms": [
+        {"id": "a_high", "tag": "alpha/SP_Power_Limit_kW", "condition": "high", "limit": 1100,
+         "priority": "high", "message": "Power limit high"}
+    ]}))
+    .await;
+    let api = &s.env.api;
+    api.start_alarms().await.unwrap();
+    let olga = panel_login(&s.env, "olga", Role::Operator, &["alpha"]).await;
+    let sam = panel_login(&s.env, "sam", Role::Serviceman, &["alpha"]).await;
+    let limit = |kw: f32| {
+        s.sim
+            .set_value(0, "SP_Power_Limit_kW", Variant::Float(kw))
+            .unwrap()
+    };
+    // Raised and cleared before service, then raised in service and cleared after it.
+    limit(1200.0);
+    alarm_listed(api, &olga, "a_high", "unack").await;
+    limit(1000.0);
+    alarm_listed(api, &olga, "a_high", "rtn_unack").await;
+    op(
+        api,
+        &sam,
+        json!({"op": "service_start", "park": "alpha", "reason": "pump swap"}),
+    )
+    .await
+    .unwrap();
+    limit(1200.0);
+    alarm_listed(api, &olga, "a_high", "unack").await;
+    op(api, &sam, json!({"op": "service_end", "park": "alpha"}))
+        .await
+        .unwrap();
+    limit(1000.0);
+    alarm_listed(api, &olga, "a_high", "rtn_unack").await;
+
+    let j = op(
+        api,
+        &olga,
+        json!({"op": "alarm_journal", "alarm": "a_high"}),
+    )
+    .await
+    .unwrap();
+    let rows: Vec<(String, bool)> = j["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap().to_string(),
+                r["during_service"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, bool)> = [
+        ("raise", false),
+        ("clear", false),
+        ("raise", true),
+        ("clear", false),
+    ]
+    .iter()
+    .map(|(e, m)| (e.to_string(), *m))
+    .collect();
+    assert_eq!(rows, want, "{j}");
+    let inc = op(api, &olga, json!({"op": "incidents"})).await.unwrap();
+    let marks: Vec<bool> = inc["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["during_service"].as_bool().unwrap())
+        .collect();
+    assert_eq!(marks, [true, false], "newest first: {inc}");
     api.alarms().stop().await;
     s.engine.shutdown().await;
     s.sim.stop().await;
