@@ -763,6 +763,14 @@ impl Evaluator {
         out
     }
 
+    /// Every alarm of the parks `visible` admits (listed or not), in definition order.
+    pub fn all(&self, visible: impl Fn(&str) -> bool) -> Vec<AlarmInfo> {
+        (0..self.defs.len())
+            .filter(|&i| visible(&self.defs[i].park))
+            .map(|i| self.info(i))
+            .collect()
+    }
+
     /// How many alarms are `tag_missing`.
     pub fn tag_missing(&self) -> usize {
         self.rt

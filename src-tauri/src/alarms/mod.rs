@@ -44,6 +44,8 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Bumped by [`Alarms::reconfigure`]: the task re-reads the parks and their states.
     generation: AtomicU64,
+    /// Bumped whenever an alarm changed or the definitions did (see [`Alarms::version`]).
+    version: AtomicU64,
 }
 
 /// The alarm subsystem; cheap to clone.
@@ -64,6 +66,7 @@ impl Alarms {
                 changed: Notify::new(),
                 tasks: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
+                version: AtomicU64::new(0),
             }),
         }
     }
@@ -90,6 +93,7 @@ impl Alarms {
     pub fn reconfigure(&self, cfg: &Config, cache: &Cache) {
         self.inner.eval.lock().reconfigure(cfg, Utc::now());
         self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        self.inner.version.fetch_add(1, Ordering::Relaxed);
         self.resync(cache);
     }
 
@@ -199,6 +203,7 @@ impl Alarms {
             (s, j, e.has_changes())
         };
         if changed {
+            self.inner.version.fetch_add(1, Ordering::Relaxed);
             self.inner.changed.notify_one();
         }
         if states.is_empty() && journal.is_empty() {
@@ -224,6 +229,19 @@ impl Alarms {
     /// The listed alarms of the parks `visible` admits.
     pub fn list(&self, visible: impl Fn(&str) -> bool) -> Vec<AlarmInfo> {
         self.inner.eval.lock().list(visible)
+    }
+
+    /// Every alarm of `park` (listed or not) as lists show it, in definition order (for
+    /// publishers that mirror every alarm, such as the Sparkplug edge node).
+    pub fn of_park(&self, park: &str) -> Vec<AlarmInfo> {
+        self.inner.eval.lock().all(|p| p == park)
+    }
+
+    /// A number that changes whenever an alarm or the definitions changed since it was read,
+    /// so a poller can skip [`Alarms::of_park`] while nothing happened (it may also change
+    /// without a visible difference).
+    pub fn version(&self) -> u64 {
+        self.inner.version.load(Ordering::Relaxed)
     }
 
     /// How many alarms have no tag on their (connected) PLC.
