@@ -910,6 +910,57 @@ mod tests {
     }
 
     #[test]
+    fn reconfigure_keeps_unchanged_state_re_evaluates_changed_and_clears_removed() {
+        let three = r#"[{"id":"keep","tag":"p/P","condition":"high","limit":100,"priority":"high","message":"k"},
+            {"id":"move","tag":"p/P","condition":"high","limit":100,"priority":"low","message":"m"},
+            {"id":"gone","tag":"p/P","condition":"high","limit":100,"priority":"low","message":"g"}]"#;
+        let mut e = Evaluator::new(&cfg(three), Vec::new());
+        e.sample("p", "P", &good(serde_json::json!(150)), t(0));
+        let k = e.index_of("keep").unwrap();
+        e.ack(k, "ann", None, t(1));
+        e.take_writes();
+        e.take_changed();
+
+        let next = r#"[{"id":"move","tag":"p/P","condition":"high","limit":200,"priority":"low","message":"m"},
+            {"id":"keep","tag":"p/P","condition":"high","limit":100,"priority":"high","message":"k"},
+            {"id":"new","tag":"p/P","condition":"high","limit":100,"priority":"urgent","message":"n"}]"#;
+        e.reconfigure(&cfg(next), t(2));
+        assert!(e.index_of("gone").is_none());
+        assert_eq!(state(&e, "keep"), State::Acked);
+        assert_eq!(
+            e.info(e.index_of("keep").unwrap()).acked_by.as_deref(),
+            Some("ann")
+        );
+        assert_eq!(
+            state(&e, "move"),
+            State::Unack,
+            "kept until a value says otherwise"
+        );
+        assert_eq!(state(&e, "new"), State::Normal);
+        let (_, journal) = e.take_writes();
+        assert_eq!(
+            journal
+                .iter()
+                .map(|j| (j.alarm.as_str(), j.event.as_str()))
+                .collect::<Vec<_>>(),
+            [("gone", "clear")]
+        );
+        assert_eq!(
+            journal[0].comment.as_deref(),
+            Some("removed from the configuration")
+        );
+
+        // The current value against the new definitions.
+        e.sample("p", "P", &good(serde_json::json!(150)), t(3));
+        assert_eq!(state(&e, "keep"), State::Acked);
+        assert_eq!(state(&e, "move"), State::RtnUnack);
+        assert_eq!(state(&e, "new"), State::Unack);
+        let (_, journal) = e.take_writes();
+        let keep_events = journal.iter().filter(|j| j.alarm == "keep").count();
+        assert_eq!(keep_events, 0, "an unchanged alarm is not raised again");
+    }
+
+    #[test]
     fn on_delay_deadband_ack_and_return() {
         let mut e = Evaluator::new(&cfg(HIGH), vec![]);
         e.sample("p", "P", &good(json(150.0)), t(0));
