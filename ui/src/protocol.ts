@@ -260,7 +260,7 @@ export interface SessionEnded {
 // ---- Alarms (ISA-18.2) ----
 export type AlarmState = 'normal' | 'unack' | 'acked' | 'rtn_unack'
 export type AlarmPriority = 'urgent' | 'high' | 'medium' | 'low'
-export type AlarmCondition = 'high' | 'high_high' | 'low' | 'low_low' | 'equals' | 'not_equals' | 'comm'
+export type AlarmCondition = 'high' | 'high_high' | 'low' | 'low_low' | 'equals' | 'not_equals' | 'comm' | 'cal_due'
 
 /** One alarm (list, snapshot, `alarm`/`alarms` pushes). */
 export interface AlarmView {

@@ -125,7 +125,7 @@ impl Def {
             Condition::Low | Condition::LowLow => Some(number(v)? < self.limit? + db),
             Condition::Equals => Some(same(v, self.value.as_ref()?)),
             Condition::NotEquals => Some(!same(v, self.value.as_ref()?)),
-            Condition::Comm => None,
+            Condition::Comm | Condition::CalDue => None,
         }
     }
 }
@@ -285,6 +285,8 @@ impl Evaluator {
             by_id.insert(d.id.clone(), i);
             if d.condition == Condition::Comm {
                 comm.push((d.park.clone(), i));
+            } else if d.condition == Condition::CalDue {
+                // Told by `cal_due`, never by a value.
             } else {
                 by_tag
                     .entry(d.park.clone())
@@ -300,8 +302,10 @@ impl Evaluator {
                 rt[i] = Runtime::from_row(row);
             }
         }
-        for (_, i) in &comm {
-            rt[*i].quality = AlarmQuality::Good;
+        for (i, d) in defs.iter().enumerate() {
+            if matches!(d.condition, Condition::Comm | Condition::CalDue) {
+                rt[i].quality = AlarmQuality::Good;
+            }
         }
         let n = defs.len();
         let mut e = Evaluator {
@@ -357,7 +361,7 @@ impl Evaluator {
             };
             let mut r = self.rt[i].clone();
             if self.defs[i] != next.defs[j] {
-                if next.defs[j].condition != Condition::Comm {
+                if !matches!(next.defs[j].condition, Condition::Comm | Condition::CalDue) {
                     // The old condition says nothing about the new one: wait for a value.
                     r.raw = r.active;
                     r.raw_since = None;
@@ -599,6 +603,15 @@ impl Evaluator {
         if let Some(&(_, i)) = self.comm.iter().find(|(p, _)| p == park) {
             self.rt[i].value = Value::Bool(connected);
             self.set_raw(i, !connected, now);
+        }
+    }
+
+    /// Whether calibration `calibration` is due (its `<id>.cal_due` alarm raises or clears).
+    pub fn cal_due(&mut self, calibration: &str, due: bool, now: DateTime<Utc>) {
+        let id = crate::config::cal_due_alarm_id(calibration);
+        if let Some(i) = self.index_of(&id) {
+            self.rt[i].value = Value::Bool(due);
+            self.set_raw(i, due, now);
         }
     }
 

@@ -184,7 +184,7 @@ impl Alarms {
         let tags: Vec<(String, String)> = e
             .defs()
             .iter()
-            .filter(|d| !d.tag.is_empty())
+            .filter(|d| !d.tag.is_empty() && d.condition != crate::config::Condition::CalDue)
             .map(|d| (d.park.clone(), d.base.clone()))
             .collect();
         for (park, tag) in tags {
@@ -229,6 +229,16 @@ impl Alarms {
     /// The listed alarms of the parks `visible` admits.
     pub fn list(&self, visible: impl Fn(&str) -> bool) -> Vec<AlarmInfo> {
         self.inner.eval.lock().list(visible)
+    }
+
+    /// Whether each calibration `(id, due)` is due: raises or clears its `<id>.cal_due`
+    /// alarm (stored and pushed with the next flush, within one tick).
+    pub fn set_cal_due(&self, due: &[(String, bool)]) {
+        let now = Utc::now();
+        let mut e = self.inner.eval.lock();
+        for (id, d) in due {
+            e.cal_due(id, *d, now);
+        }
     }
 
     /// Every alarm of `park` (listed or not) as lists show it, in definition order (for

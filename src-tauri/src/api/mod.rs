@@ -330,6 +330,8 @@ impl Api {
             w.reconfigure(new.clone()).await;
         }
         self.inner.alarms.reconfigure(&new, &self.inner.cache);
+        // New calibrations' due alarms start normal; tell them their state at once.
+        calibration::check_due(self, &new).await;
         if let Some(h) = self.history() {
             h.reconfigure(new.clone());
         }
@@ -356,6 +358,7 @@ impl Api {
         let a = &self.inner.alarms;
         a.start(&self.config(), self.inner.cache.clone()).await?;
         a.own(tokio::spawn(alarms::push_loop(self.clone())));
+        a.own(tokio::spawn(calibration::due_loop(self.clone())));
         Ok(())
     }
 

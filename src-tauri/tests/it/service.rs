@@ -289,8 +289,26 @@ fn raw_for(bar: f64) -> f64 {
 async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_matches() {
     let s = start(extra()).await;
     let api = &s.env.api;
+    api.start_alarms().await.unwrap();
     let sam = panel_login(&s.env, "sam", Role::Serviceman, &["alpha"]).await;
     let cal = |o: &str| json!({"op": o, "calibration": "alpha_p1"});
+    // Never calibrated: due (overdue), a low alarm.
+    let due = alarm_listed(api, &sam, "alpha_p1.cal_due", "unack").await;
+    assert_eq!(
+        (
+            &due["priority"],
+            &due["condition"],
+            &due["park"],
+            &due["tag"]
+        ),
+        (
+            &json!("low"),
+            &json!("cal_due"),
+            &json!("alpha"),
+            &json!("alpha/Pressure_P1_bar")
+        ),
+        "{due}"
+    );
     // Not in service yet.
     assert_refused(op(api, &sam, cal("calibration_start")).await, "forbidden");
     op(
@@ -360,6 +378,8 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     assert!((gain - 10.0 / 27648.0 / 1.02).abs() < 1e-5, "{gain}");
     let run = op(api, &sam, cal("calibration_apply")).await.unwrap();
     assert_eq!(run["pass"], true, "{run}");
+    // A passing calibration (next due in 365 days) clears the due alarm.
+    alarm_listed(api, &sam, "alpha_p1.cal_due", "rtn_unack").await;
     assert!(
         run["as_left_error"].as_f64().unwrap().abs() <= 0.05,
         "{run}"
@@ -484,6 +504,7 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
         op(api, &sam, json!({"op": "diagnostics_ping", "park": "beta"})).await,
         "forbidden",
     );
+    api.alarms().stop().await;
     s.engine.shutdown().await;
     s.sim.stop().await;
 }
