@@ -271,6 +271,8 @@ pub struct Evaluator {
     persist: Vec<bool>,
     persist_list: Vec<usize>,
     journal: Vec<JournalEntry>,
+    /// State rows recorded before a [`Evaluator::reconfigure`], stored with the next writes.
+    carried: Vec<StateRow>,
     max_shelve_minutes: u32,
 }
 
@@ -320,6 +322,7 @@ impl Evaluator {
             persist: vec![false; n],
             persist_list: Vec::new(),
             journal: Vec::new(),
+            carried: Vec::new(),
             max_shelve_minutes: cfg.alarm_settings.max_shelve_minutes,
         };
         for i in 0..n {
@@ -354,7 +357,10 @@ impl Evaluator {
                 );
             }
         }
-        next.journal = std::mem::take(&mut self.journal);
+        // What waits to be stored (removed alarms' last state included) is stored first.
+        let (rows, journal) = self.take_writes();
+        next.carried = rows;
+        next.journal = journal;
         for j in 0..next.defs.len() {
             let Some(i) = self.index_of(&next.defs[j].id) else {
                 continue;
@@ -374,9 +380,6 @@ impl Evaluator {
                 next.pending.insert(j);
             }
             next.rt[j] = r;
-            if self.persist[i] {
-                next.mark_persist(j);
-            }
             if self.changed[i] {
                 next.mark_changed(j);
             }
@@ -819,7 +822,8 @@ impl Evaluator {
     /// The state rows and journal events recorded since the last call.
     pub fn take_writes(&mut self) -> (Vec<StateRow>, Vec<JournalEntry>) {
         let list = std::mem::take(&mut self.persist_list);
-        let rows = list
+        let mut rows = std::mem::take(&mut self.carried);
+        let own: Vec<StateRow> = list
             .into_iter()
             .map(|i| {
                 self.persist[i] = false;
@@ -842,6 +846,7 @@ impl Evaluator {
                 }
             })
             .collect();
+        rows.extend(own);
         (rows, std::mem::take(&mut self.journal))
     }
 }
@@ -950,7 +955,12 @@ mod tests {
             "kept until a value says otherwise"
         );
         assert_eq!(state(&e, "new"), State::Normal);
-        let (_, journal) = e.take_writes();
+        let (rows, journal) = e.take_writes();
+        let gone = rows
+            .iter()
+            .find(|r| r.alarm == "gone")
+            .expect("its cleared state is stored");
+        assert!(!gone.active && gone.state == "normal");
         assert_eq!(
             journal
                 .iter()

@@ -333,7 +333,7 @@ impl Api {
         // New calibrations' due alarms start normal; tell them their state at once.
         calibration::check_due(self, &new).await;
         if let Some(h) = self.history() {
-            h.reconfigure(new.clone());
+            h.reconfigure(new.clone()).await;
         }
         self.inner.cfg.replace(new);
         restart

@@ -193,9 +193,11 @@ impl Historian {
     /// (whose first value after the change is stored), retention, disk budget and
     /// `flush_seconds` from the next commit. `enabled` and `database` need a restart
     /// (`config::change::restart_required` says so).
-    pub fn reconfigure(&self, cfg: Arc<Config>) {
+    pub async fn reconfigure(&self, cfg: Arc<Config>) {
         *self.inner.cfg.lock() = cfg.history.clone();
-        let _ = self.send(writer::Msg::Settings(writer::Settings::of(&cfg.history)));
+        // The writer's queue is bounded: wait for room off the async threads.
+        let (h, settings) = (self.clone(), writer::Settings::of(&cfg.history));
+        let _ = tokio::task::spawn_blocking(move || h.send(writer::Msg::Settings(settings))).await;
         if let Some(tx) = self.inner.recording.lock().as_ref() {
             tx.send_replace(cfg);
         }
