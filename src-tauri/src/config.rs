@@ -15,8 +15,8 @@ use crate::roles::Role;
 
 mod alarms;
 pub use alarms::{
-    comm_alarm_id, split_index, AlarmConfig, AlarmSettings, Condition, Message, Priority,
-    MAX_ALARM_ID,
+    cal_due_alarm_id, comm_alarm_id, split_index, AlarmConfig, AlarmSettings, Condition, Message,
+    Priority, MAX_ALARM_ID,
 };
 mod history;
 pub use history::{HistoryConfig, HistoryFilter, TagHistory};

@@ -46,6 +46,9 @@ describe('alarms on the panel', () => {
     const cfg = JSON.parse(fs.readFileSync(path.join(ROOT, 'config.json'), 'utf8'))
     cfg.broadcast_interval_seconds = 0.5
     cfg.remote = { ...(cfg.remote ?? {}), listen: `127.0.0.1:${port}`, allow_remote_writes: true }
+    // One alarm under test: without calibrations there are no `<id>.cal_due` alarms (a sensor
+    // never calibrated is overdue).
+    delete cfg.calibration
     cfg.alarms = [
       { id: ALARM, tag: 'eco_solar/CMD_Instant_Cutoff[3]', condition: 'equals', value: true, priority: 'urgent', message: { en: 'Instant cutoff 3 active', de: 'Schnellabschaltung 3 aktiv' } },
     ]
@@ -138,6 +141,20 @@ describe('alarms on the panel', () => {
     const csv = page.waitForEvent('download')
     await page.getByTestId('log-csv').click()
     assert.equal((await csv).suggestedFilename(), 'alarm-journal.csv')
+    // From the summary, ✉ writes a message about the alarm, to its park's channel.
+    await page.getByTestId('log-back').click()
+    await page.getByTestId('alarms-screen').waitFor()
+    await page.getByTestId(`msg-${ALARM}`).click()
+    await page.getByTestId('messages-screen').waitFor()
+    assert.equal(new URL(page.url()).hash, `#/messages/alarm/${ALARM}`)
+    await page.getByTestId('msg-alarm').waitFor()
+    assert.match(await page.getByTestId('thread-title').innerText(), /^Channel /)
+    await page.getByTestId('msg-input').fill('Cutoff 3 checked on site')
+    await page.getByTestId('msg-send').click()
+    const sent = page.getByTestId('thread').locator('.bubble').filter({ hasText: 'Cutoff 3 checked on site' })
+    await sent.waitFor()
+    assert.match(await sent.locator('.meta').innerText(), new RegExp(`△ ${ALARM}`))
+    await page.screenshot({ path: path.join(SHOTS, 'alarm-message.png') })
     // No horizontal overflow at 1280 x 400.
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)
     assert.equal(overflow, false)

@@ -260,7 +260,7 @@ export interface SessionEnded {
 // ---- Alarms (ISA-18.2) ----
 export type AlarmState = 'normal' | 'unack' | 'acked' | 'rtn_unack'
 export type AlarmPriority = 'urgent' | 'high' | 'medium' | 'low'
-export type AlarmCondition = 'high' | 'high_high' | 'low' | 'low_low' | 'equals' | 'not_equals' | 'comm'
+export type AlarmCondition = 'high' | 'high_high' | 'low' | 'low_low' | 'equals' | 'not_equals' | 'comm' | 'cal_due'
 
 /** One alarm (list, snapshot, `alarm`/`alarms` pushes). */
 export interface AlarmView {
@@ -325,6 +325,8 @@ export interface AlarmJournalRow {
   value: Json
   actor: string | null
   comment: string | null
+  /** The event happened while its park was in service mode. */
+  during_service: boolean
 }
 
 export interface AlarmJournalPage {
@@ -342,6 +344,8 @@ export interface Incident {
   peak: number | null
   acked_by: string | null
   acked_at: string | null
+  /** Raised while its park was in service mode. */
+  during_service: boolean
 }
 
 export interface IncidentPage {

@@ -977,7 +977,8 @@ export const alarm_journal: AlarmJournalPage = {
       "state": "acked",
       "value": 1150.5,
       "actor": "ann",
-      "comment": "seen"
+      "comment": "seen",
+      "during_service": false
     }
   ]
 }
@@ -994,7 +995,8 @@ export const incidents: IncidentPage = {
       "duration_s": 90.0,
       "peak": 1180.0,
       "acked_by": "ann",
-      "acked_at": "2026-09-21T14:13:50Z"
+      "acked_at": "2026-09-21T14:13:50Z",
+      "during_service": true
     }
   ]
 }

@@ -71,7 +71,7 @@ impl AlarmQuality {
 }
 
 /// One definition, parsed once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Def {
     pub id: String,
     pub park: String,
@@ -125,7 +125,7 @@ impl Def {
             Condition::Low | Condition::LowLow => Some(number(v)? < self.limit? + db),
             Condition::Equals => Some(same(v, self.value.as_ref()?)),
             Condition::NotEquals => Some(!same(v, self.value.as_ref()?)),
-            Condition::Comm => None,
+            Condition::Comm | Condition::CalDue => None,
         }
     }
 }
@@ -271,6 +271,8 @@ pub struct Evaluator {
     persist: Vec<bool>,
     persist_list: Vec<usize>,
     journal: Vec<JournalEntry>,
+    /// State rows recorded before a [`Evaluator::reconfigure`], stored with the next writes.
+    carried: Vec<StateRow>,
     max_shelve_minutes: u32,
 }
 
@@ -285,6 +287,8 @@ impl Evaluator {
             by_id.insert(d.id.clone(), i);
             if d.condition == Condition::Comm {
                 comm.push((d.park.clone(), i));
+            } else if d.condition == Condition::CalDue {
+                // Told by `cal_due`, never by a value.
             } else {
                 by_tag
                     .entry(d.park.clone())
@@ -300,8 +304,10 @@ impl Evaluator {
                 rt[i] = Runtime::from_row(row);
             }
         }
-        for (_, i) in &comm {
-            rt[*i].quality = AlarmQuality::Good;
+        for (i, d) in defs.iter().enumerate() {
+            if matches!(d.condition, Condition::Comm | Condition::CalDue) {
+                rt[i].quality = AlarmQuality::Good;
+            }
         }
         let n = defs.len();
         let mut e = Evaluator {
@@ -316,6 +322,7 @@ impl Evaluator {
             persist: vec![false; n],
             persist_list: Vec::new(),
             journal: Vec::new(),
+            carried: Vec::new(),
             max_shelve_minutes: cfg.alarm_settings.max_shelve_minutes,
         };
         for i in 0..n {
@@ -324,6 +331,60 @@ impl Evaluator {
             }
         }
         e
+    }
+
+    /// Takes the definitions of `cfg` (a configuration changed while running). An alarm whose
+    /// id stays keeps its state (acknowledged, shelved, out of service, active); if its
+    /// definition changed, its condition is evaluated afresh from the next value (the caller
+    /// re-reads the live values), so a limit moved past the value clears it through its
+    /// off-delay. A removed alarm that was active is cleared in the journal ("removed from the
+    /// configuration"), which closes its incident; a new alarm starts normal. What was recorded
+    /// but not yet taken ([`Evaluator::take_writes`], [`Evaluator::take_changed`]) is kept.
+    pub fn reconfigure(&mut self, cfg: &Config, now: DateTime<Utc>) {
+        let mut next = Evaluator::new(cfg, Vec::new());
+        for i in 0..self.defs.len() {
+            if next.index_of(&self.defs[i].id).is_none() && self.rt[i].active {
+                let r = &mut self.rt[i];
+                r.active = false;
+                r.raw = false;
+                r.state = State::Normal;
+                self.record(
+                    i,
+                    "clear",
+                    None,
+                    Some("removed from the configuration"),
+                    now,
+                );
+            }
+        }
+        // What waits to be stored (removed alarms' last state included) is stored first.
+        let (rows, journal) = self.take_writes();
+        next.carried = rows;
+        next.journal = journal;
+        for j in 0..next.defs.len() {
+            let Some(i) = self.index_of(&next.defs[j].id) else {
+                continue;
+            };
+            let mut r = self.rt[i].clone();
+            if self.defs[i] != next.defs[j] {
+                if !matches!(next.defs[j].condition, Condition::Comm | Condition::CalDue) {
+                    // The old condition says nothing about the new one: wait for a value.
+                    r.raw = r.active;
+                    r.raw_since = None;
+                    r.quality = AlarmQuality::Bad;
+                }
+                next.mark_persist(j);
+                next.mark_changed(j);
+            }
+            if r.raw != r.active {
+                next.pending.insert(j);
+            }
+            next.rt[j] = r;
+            if self.changed[i] {
+                next.mark_changed(j);
+            }
+        }
+        *self = next;
     }
 
     /// Number of definitions.
@@ -548,6 +609,15 @@ impl Evaluator {
         }
     }
 
+    /// Whether calibration `calibration` is due (its `<id>.cal_due` alarm raises or clears).
+    pub fn cal_due(&mut self, calibration: &str, due: bool, now: DateTime<Utc>) {
+        let id = crate::config::cal_due_alarm_id(calibration);
+        if let Some(i) = self.index_of(&id) {
+            self.rt[i].value = Value::Bool(due);
+            self.set_raw(i, due, now);
+        }
+    }
+
     /// Tags of a connected `park` that the PLC does not have show as `tag_missing`.
     pub fn check_tags(&mut self, park: &str, has: impl Fn(&str, Option<usize>) -> bool) {
         let all: Vec<usize> = self
@@ -709,6 +779,14 @@ impl Evaluator {
         out
     }
 
+    /// Every alarm of the parks `visible` admits (listed or not), in definition order.
+    pub fn all(&self, visible: impl Fn(&str) -> bool) -> Vec<AlarmInfo> {
+        (0..self.defs.len())
+            .filter(|&i| visible(&self.defs[i].park))
+            .map(|i| self.info(i))
+            .collect()
+    }
+
     /// How many alarms are `tag_missing`.
     pub fn tag_missing(&self) -> usize {
         self.rt
@@ -744,7 +822,8 @@ impl Evaluator {
     /// The state rows and journal events recorded since the last call.
     pub fn take_writes(&mut self) -> (Vec<StateRow>, Vec<JournalEntry>) {
         let list = std::mem::take(&mut self.persist_list);
-        let rows = list
+        let mut rows = std::mem::take(&mut self.carried);
+        let own: Vec<StateRow> = list
             .into_iter()
             .map(|i| {
                 self.persist[i] = false;
@@ -767,6 +846,7 @@ impl Evaluator {
                 }
             })
             .collect();
+        rows.extend(own);
         (rows, std::mem::take(&mut self.journal))
     }
 }
@@ -845,6 +925,62 @@ mod tests {
 
     fn state(e: &Evaluator, id: &str) -> State {
         e.info(e.index_of(id).unwrap()).state
+    }
+
+    #[test]
+    fn reconfigure_keeps_unchanged_state_re_evaluates_changed_and_clears_removed() {
+        let three = r#"[{"id":"keep","tag":"p/P","condition":"high","limit":100,"priority":"high","message":"k"},
+            {"id":"move","tag":"p/P","condition":"high","limit":100,"priority":"low","message":"m"},
+            {"id":"gone","tag":"p/P","condition":"high","limit":100,"priority":"low","message":"g"}]"#;
+        let mut e = Evaluator::new(&cfg(three), Vec::new());
+        e.sample("p", "P", &good(serde_json::json!(150)), t(0));
+        let k = e.index_of("keep").unwrap();
+        e.ack(k, "ann", None, t(1));
+        e.take_writes();
+        e.take_changed();
+
+        let next = r#"[{"id":"move","tag":"p/P","condition":"high","limit":200,"priority":"low","message":"m"},
+            {"id":"keep","tag":"p/P","condition":"high","limit":100,"priority":"high","message":"k"},
+            {"id":"new","tag":"p/P","condition":"high","limit":100,"priority":"urgent","message":"n"}]"#;
+        e.reconfigure(&cfg(next), t(2));
+        assert!(e.index_of("gone").is_none());
+        assert_eq!(state(&e, "keep"), State::Acked);
+        assert_eq!(
+            e.info(e.index_of("keep").unwrap()).acked_by.as_deref(),
+            Some("ann")
+        );
+        assert_eq!(
+            state(&e, "move"),
+            State::Unack,
+            "kept until a value says otherwise"
+        );
+        assert_eq!(state(&e, "new"), State::Normal);
+        let (rows, journal) = e.take_writes();
+        let gone = rows
+            .iter()
+            .find(|r| r.alarm == "gone")
+            .expect("its cleared state is stored");
+        assert!(!gone.active && gone.state == "normal");
+        assert_eq!(
+            journal
+                .iter()
+                .map(|j| (j.alarm.as_str(), j.event.as_str()))
+                .collect::<Vec<_>>(),
+            [("gone", "clear")]
+        );
+        assert_eq!(
+            journal[0].comment.as_deref(),
+            Some("removed from the configuration")
+        );
+
+        // The current value against the new definitions.
+        e.sample("p", "P", &good(serde_json::json!(150)), t(3));
+        assert_eq!(state(&e, "keep"), State::Acked);
+        assert_eq!(state(&e, "move"), State::RtnUnack);
+        assert_eq!(state(&e, "new"), State::Unack);
+        let (_, journal) = e.take_writes();
+        let keep_events = journal.iter().filter(|j| j.alarm == "keep").count();
+        assert_eq!(keep_events, 0, "an unchanged alarm is not raised again");
     }
 
     #[test]

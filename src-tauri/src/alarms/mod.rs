@@ -13,6 +13,7 @@ pub mod eval;
 pub mod stats;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +42,10 @@ struct Inner {
     /// Woken when alarms changed (see [`Alarms::changed`]).
     changed: Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Bumped by [`Alarms::reconfigure`]: the task re-reads the parks and their states.
+    generation: AtomicU64,
+    /// Bumped whenever an alarm changed or the definitions did (see [`Alarms::version`]).
+    version: AtomicU64,
 }
 
 /// The alarm subsystem; cheap to clone.
@@ -60,6 +65,8 @@ impl Alarms {
                 flush: tokio::sync::Mutex::new(()),
                 changed: Notify::new(),
                 tasks: Mutex::new(Vec::new()),
+                generation: AtomicU64::new(0),
+                version: AtomicU64::new(0),
             }),
         }
     }
@@ -78,6 +85,16 @@ impl Alarms {
         let task = tokio::spawn(async move { me.run(cache, samples).await });
         self.inner.tasks.lock().push(task);
         Ok(())
+    }
+
+    /// Takes the alarm definitions and settings of `cfg` (a configuration changed while
+    /// running; see [`Evaluator::reconfigure`] for what each alarm keeps) and evaluates the
+    /// current values of `cache` against them at once.
+    pub fn reconfigure(&self, cfg: &Config, cache: &Cache) {
+        self.inner.eval.lock().reconfigure(cfg, Utc::now());
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        self.inner.version.fetch_add(1, Ordering::Relaxed);
+        self.resync(cache);
     }
 
     /// Ties a task to the subsystem: [`Alarms::stop`] ends it.
@@ -102,7 +119,8 @@ impl Alarms {
         cache: Cache,
         mut samples: tokio::sync::broadcast::Receiver<Arc<crate::live::SampleBatch>>,
     ) {
-        let parks = cache.plc_ids();
+        let mut parks = cache.plc_ids();
+        let mut generation = self.inner.generation.load(Ordering::Relaxed);
         let mut last: HashMap<String, bool> = HashMap::new();
         self.resync(&cache);
         let mut tick = tokio::time::interval(TICK);
@@ -127,6 +145,13 @@ impl Alarms {
                 _ = tick.tick() => {
                     let now = Utc::now();
                     n = n.wrapping_add(1);
+                    let g = self.inner.generation.load(Ordering::Relaxed);
+                    if g != generation {
+                        // Parks came or went, and every `comm` alarm is told its park's state.
+                        generation = g;
+                        parks = cache.plc_ids();
+                        last.clear();
+                    }
                     let mut e = self.inner.eval.lock();
                     for p in &parks {
                         let up = cache.status(p) == Some(PlcStatus::Connected);
@@ -159,7 +184,7 @@ impl Alarms {
         let tags: Vec<(String, String)> = e
             .defs()
             .iter()
-            .filter(|d| !d.tag.is_empty())
+            .filter(|d| !d.tag.is_empty() && d.condition != crate::config::Condition::CalDue)
             .map(|d| (d.park.clone(), d.base.clone()))
             .collect();
         for (park, tag) in tags {
@@ -178,6 +203,7 @@ impl Alarms {
             (s, j, e.has_changes())
         };
         if changed {
+            self.inner.version.fetch_add(1, Ordering::Relaxed);
             self.inner.changed.notify_one();
         }
         if states.is_empty() && journal.is_empty() {
@@ -203,6 +229,29 @@ impl Alarms {
     /// The listed alarms of the parks `visible` admits.
     pub fn list(&self, visible: impl Fn(&str) -> bool) -> Vec<AlarmInfo> {
         self.inner.eval.lock().list(visible)
+    }
+
+    /// Whether each calibration `(id, due)` is due: raises or clears its `<id>.cal_due`
+    /// alarm (stored and pushed with the next flush, within one tick).
+    pub fn set_cal_due(&self, due: &[(String, bool)]) {
+        let now = Utc::now();
+        let mut e = self.inner.eval.lock();
+        for (id, d) in due {
+            e.cal_due(id, *d, now);
+        }
+    }
+
+    /// Every alarm of `park` (listed or not) as lists show it, in definition order (for
+    /// publishers that mirror every alarm, such as the Sparkplug edge node).
+    pub fn of_park(&self, park: &str) -> Vec<AlarmInfo> {
+        self.inner.eval.lock().all(|p| p == park)
+    }
+
+    /// A number that changes whenever an alarm or the definitions changed since it was read,
+    /// so a poller can skip [`Alarms::of_park`] while nothing happened (it may also change
+    /// without a visible difference).
+    pub fn version(&self) -> u64 {
+        self.inner.version.load(Ordering::Relaxed)
     }
 
     /// How many alarms have no tag on their (connected) PLC.

@@ -379,9 +379,52 @@ pub(super) async fn journal(
         limit: limit(r.limit, max.min(MAX_ROWS))?,
     };
     let rows = api.alarms().journal(f).await.map_err(read_failed)?;
+    let service = ServiceMarks::read(api, rows.iter().map(|r| r.ts)).await?;
     Ok(JournalPage {
-        rows: rows.into_iter().map(JournalView::from).collect(),
+        rows: rows
+            .into_iter()
+            .map(|r| {
+                let during_service = service.at(&r.park, r.ts);
+                JournalView {
+                    during_service,
+                    ..r.into()
+                }
+            })
+            .collect(),
     })
+}
+
+/// The service periods (issue 14) that mark journal rows and incidents: an event that happened
+/// while its park was in service mode is `during_service`.
+struct ServiceMarks(Vec<crate::store::service::ServicePeriod>);
+
+impl ServiceMarks {
+    /// The periods overlapping the times `ts` span.
+    async fn read(api: &Api, ts: impl Iterator<Item = DateTime<Utc>>) -> Result<Self, ApiError> {
+        let (mut lo, mut hi) = (None::<DateTime<Utc>>, None::<DateTime<Utc>>);
+        for t in ts {
+            lo = Some(lo.map_or(t, |l| l.min(t)));
+            hi = Some(hi.map_or(t, |h| h.max(t)));
+        }
+        let (Some(from), Some(to)) = (lo, hi) else {
+            return Ok(Self(Vec::new()));
+        };
+        let to = to + chrono::Duration::milliseconds(1);
+        let periods = api
+            .auth()
+            .store()
+            .read(move |c| crate::store::service::periods_between(c, from, to, MAX_ROWS))
+            .await
+            .map_err(read_failed)?;
+        Ok(Self(periods))
+    }
+
+    /// Whether `park` was in service at `t`.
+    fn at(&self, park: &str, t: DateTime<Utc>) -> bool {
+        self.0
+            .iter()
+            .any(|p| p.park == park && p.started_at <= t && p.ended_at.is_none_or(|e| t < e))
+    }
 }
 
 fn read_failed(e: crate::store::StoreError) -> ApiError {
@@ -401,11 +444,18 @@ async fn incidents(api: &Api, p: &Principal, r: IncidentsReq) -> Result<Incident
         limit: limit(r.limit, MAX_PAGE)?,
     };
     let rows = api.alarms().incidents(f).await.map_err(read_failed)?;
+    let service = ServiceMarks::read(api, rows.iter().map(|r| r.started)).await?;
     let now = Utc::now();
     Ok(IncidentPage {
         incidents: rows
             .into_iter()
-            .map(|r| IncidentView::new(r, now))
+            .map(|r| {
+                let during_service = service.at(&r.park, r.started);
+                IncidentView {
+                    during_service,
+                    ..IncidentView::new(r, now)
+                }
+            })
             .collect(),
     })
 }

@@ -356,7 +356,59 @@ async fn apply_inner(
             ApiError::unavailable("the calibration record cannot be stored")
         })?;
     v.record = Some(n);
+    check_due(api, &api.config()).await;
     Ok(v)
+}
+
+/// How often the due dates are looked at (a date passes with time alone).
+const DUE_EVERY: Duration = Duration::from_secs(60);
+
+/// Raises or clears every calibration's `<id>.cal_due` alarm: due within
+/// [`cal::DUE_SOON_DAYS`] or overdue ([`cal::due`]) after the newest passing record, never
+/// calibrated counting as overdue; the calibrations of `cfg` (the running configuration, or the
+/// one being applied).
+pub(super) async fn check_due(api: &Api, cfg: &crate::config::Config) {
+    let rows = match api
+        .auth()
+        .store()
+        .read(crate::store::service::last_passed)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read calibration records for their due dates");
+            return;
+        }
+    };
+    let next: std::collections::HashMap<String, chrono::DateTime<Utc>> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let rec = serde_json::from_str::<Record>(&r.record).ok()?;
+            Some((r.calibration, rec.next_due))
+        })
+        .collect();
+    let now = Utc::now();
+    let due: Vec<(String, bool)> = cfg
+        .calibration
+        .iter()
+        .map(|c| {
+            (
+                c.id.clone(),
+                cal::due(next.get(&c.id).copied(), now) != "ok",
+            )
+        })
+        .collect();
+    api.alarms().set_cal_due(&due);
+}
+
+/// Checks the due dates at once and then every [`DUE_EVERY`] (started with the alarms).
+pub(super) async fn due_loop(api: Api) {
+    let mut tick = tokio::time::interval(DUE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        check_due(&api, &api.config()).await;
+    }
 }
 
 /// `calibration_cancel {calibration}`.

@@ -251,3 +251,30 @@ impl Drop for OnlineGuard {
         }
     }
 }
+
+/// What a handover entry records (issue 15): the park's alarms as the alarm summary lists them
+/// (active, unacknowledged, shelved, out of service, without their tag) and its service banner
+/// (`{"park","active":false}` when not in service), both as their wire objects. Plugged into
+/// `crate::messages` when the api is built.
+pub(super) struct Handover {
+    pub alarms: crate::alarms::Alarms,
+    pub service: crate::service::ServiceModes,
+}
+
+impl crate::messages::HandoverSource for Handover {
+    fn open_alarms(&self, park: &str) -> Vec<serde_json::Value> {
+        self.alarms
+            .list(|p| p == park)
+            .into_iter()
+            .filter_map(|a| serde_json::to_value(alarms::AlarmView::from(a)).ok())
+            .collect()
+    }
+
+    fn service_state(&self, park: &str) -> serde_json::Value {
+        let banner = match self.service.get(park) {
+            Some(p) => ServiceBanner::of(&p),
+            None => ServiceBanner::ended(park),
+        };
+        serde_json::to_value(banner).unwrap_or_default()
+    }
+}

@@ -244,6 +244,12 @@ impl Api {
                 mqtt_status: std::sync::OnceLock::new(),
             }),
         };
+        api.inner
+            .messages
+            .set_handover_source(Arc::new(messages::Handover {
+                alarms: api.inner.alarms.clone(),
+                service: api.inner.service.clone(),
+            }));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(service::watch_expiry(Arc::downgrade(&api.inner)));
         }
@@ -310,8 +316,10 @@ impl Api {
     /// Makes `new` the running configuration without a restart where possible, in an order no
     /// client can observe half-done: the cache first (added parks exist, removed ones and their
     /// values are gone), then auth (parks, settings), the engine (removed PLCs disconnect, added
-    /// ones connect, changed ones reconnect) and last the running value, which wakes every
-    /// WebSocket client to take a fresh snapshot. Returns what needs a restart.
+    /// ones connect, changed ones reconnect), the alarms (definitions and settings; an alarm
+    /// whose id stays keeps its state), the historian (per-tag filters, interval, retention) and
+    /// last the running value, which wakes every WebSocket client to take a fresh snapshot.
+    /// Returns what needs a restart.
     pub async fn apply_config(&self, new: Config) -> Vec<String> {
         let old = self.config();
         let new = Arc::new(new);
@@ -320,6 +328,12 @@ impl Api {
         self.inner.auth.reconfigure(&new);
         if let Some(w) = &self.inner.writer {
             w.reconfigure(new.clone()).await;
+        }
+        self.inner.alarms.reconfigure(&new, &self.inner.cache);
+        // New calibrations' due alarms start normal; tell them their state at once.
+        calibration::check_due(self, &new).await;
+        if let Some(h) = self.history() {
+            h.reconfigure(new.clone()).await;
         }
         self.inner.cfg.replace(new);
         restart
@@ -344,6 +358,7 @@ impl Api {
         let a = &self.inner.alarms;
         a.start(&self.config(), self.inner.cache.clone()).await?;
         a.own(tokio::spawn(alarms::push_loop(self.clone())));
+        a.own(tokio::spawn(calibration::due_loop(self.clone())));
         Ok(())
     }
 

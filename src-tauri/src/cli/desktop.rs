@@ -19,6 +19,8 @@ pub(super) fn run(global: &GlobalArgs, demo: bool, kiosk: bool) -> CliResult {
             .await
             .map(|core| (core, shutdown))
     })?;
+    // `config_set` from the panel writes the file the configuration came from.
+    core.api.set_config_file(super::config_path(global));
     let outcome = crate::desktop::run(&rt, &core, kiosk, shutdown);
     rt.block_on(core.shutdown());
     match outcome {

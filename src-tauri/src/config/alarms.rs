@@ -65,6 +65,10 @@ pub enum Condition {
     /// The built-in `<park>.comm` alarm (not configurable).
     #[serde(skip_deserializing)]
     Comm,
+    /// The built-in `<calibration id>.cal_due` alarm (not configurable): the calibration is
+    /// due within 14 days or overdue.
+    #[serde(skip_deserializing)]
+    CalDue,
 }
 
 impl Condition {
@@ -83,6 +87,7 @@ impl Condition {
             Self::Equals => "equals",
             Self::NotEquals => "not_equals",
             Self::Comm => "comm",
+            Self::CalDue => "cal_due",
         }
     }
 }
@@ -171,6 +176,32 @@ pub fn comm_alarm(plc: &PlcConfig, settings: &AlarmSettings) -> AlarmConfig {
     }
 }
 
+/// The id of a calibration's built-in due alarm.
+pub fn cal_due_alarm_id(calibration: &str) -> String {
+    format!("{calibration}.cal_due")
+}
+
+/// The built-in alarm of calibration `c`, raised while it is due (within 14 days) or overdue
+/// (`api` tells the evaluator from the calibration records).
+pub fn cal_due_alarm(c: &crate::config::CalibrationConfig) -> AlarmConfig {
+    AlarmConfig {
+        id: cal_due_alarm_id(&c.id),
+        tag: c.tag.clone(),
+        condition: Condition::CalDue,
+        limit: None,
+        value: None,
+        deadband: 0.0,
+        on_delay_seconds: 0.0,
+        off_delay_seconds: 0.0,
+        priority: Priority::Low,
+        message: Message::Languages(BTreeMap::from([
+            ("en".to_string(), format!("Calibration {} due", c.id)),
+            ("de".to_string(), format!("Kalibrierung {} fällig", c.id)),
+            ("pl".to_string(), format!("Wymagana kalibracja {}", c.id)),
+        ])),
+    }
+}
+
 /// Splits `Name[i]` into the tag name and the element index.
 pub fn split_index(tag: &str) -> Result<(&str, Option<usize>), String> {
     let Some(open) = tag.find('[') else {
@@ -204,7 +235,8 @@ fn positive_or_zero_at_most(v: f64, max: f64) -> Result<(), String> {
 }
 
 impl Config {
-    /// Every alarm the evaluator runs: the configured ones, then one `<park>.comm` per PLC.
+    /// Every alarm the evaluator runs: the configured ones, then one `<park>.comm` per PLC and
+    /// one `<calibration id>.cal_due` per calibration.
     pub fn all_alarms(&self) -> Vec<AlarmConfig> {
         let mut all = self.alarms.clone();
         all.extend(
@@ -212,6 +244,7 @@ impl Config {
                 .iter()
                 .map(|p| comm_alarm(p, &self.alarm_settings)),
         );
+        all.extend(self.calibration.iter().map(cal_due_alarm));
         all
     }
 
@@ -241,6 +274,7 @@ impl Config {
             .plc_config
             .iter()
             .map(|p| comm_alarm_id(&p.id))
+            .chain(self.calibration.iter().map(|c| cal_due_alarm_id(&c.id)))
             .collect();
         for (i, a) in self.alarms.iter().enumerate() {
             let at = |f: &str| format!("$.alarms[{i}].{f}");
@@ -256,7 +290,10 @@ impl Config {
             if !seen.insert(a.id.clone()) {
                 return err(
                     at("id"),
-                    format!("duplicate id {:?} (ids <park>.comm are built in)", a.id),
+                    format!(
+                        "duplicate id {:?} (ids <park>.comm and <calibration>.cal_due are built in)",
+                        a.id
+                    ),
                 );
             }
             let Some((plc, name)) = a.tag.split_once('/') else {

@@ -76,6 +76,8 @@ const RESTART: &[&str] = &[
     "/auth/source_failures_per_minute",
     "/auth/write_rate_per_second",
     "/broadcast_interval_seconds",
+    "/history/enabled",
+    "/history/database",
 ];
 
 /// The configuration keys (dotted, e.g. `remote.listen`) whose change between `old` and `new`

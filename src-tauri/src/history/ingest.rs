@@ -157,6 +157,19 @@ impl Filter {
         }
     }
 
+    /// Takes a new configuration: samples held back by the old minimum interval are stored
+    /// now, and every tag is planned afresh from its next sample (which is stored, like a first
+    /// one).
+    pub fn reconfigure(&mut self, cfg: Arc<Config>, out: &mut Vec<Rec>) {
+        for s in self.tags.values_mut().flatten().flatten() {
+            if let Some(h) = s.held.take() {
+                store(s, h, out);
+            }
+        }
+        self.tags.clear();
+        self.cfg = cfg;
+    }
+
     /// Stores held-back samples whose interval has passed by `now` (Unix ms).
     pub fn tick(&mut self, now: i64, out: &mut Vec<Rec>) {
         for s in self.tags.values_mut().flatten().flatten() {
@@ -215,14 +228,26 @@ fn offer(s: &mut SeriesState, t: i64, v: Val, q: Q, out: &mut Vec<Rec>) {
     store(s, rec, out);
 }
 
-/// Feeds the historian from the cache until the cache's sample channel closes.
-pub(super) async fn run(h: Historian, cache: Cache, cfg: Arc<Config>) {
-    let mut rx = cache.samples();
-    let mut filter = Filter::new(cfg.clone(), cache);
+fn ticker(cfg: &Config) -> tokio::time::Interval {
     let period = std::time::Duration::from_secs_f64(cfg.history.flush_seconds.clamp(0.05, 60.0));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Feeds the historian from the cache until the cache's sample channel closes; a new
+/// configuration on `cfg` replaces the recording decisions (see [`Filter::reconfigure`]).
+pub(super) async fn run(
+    h: Historian,
+    cache: Cache,
+    mut cfg: tokio::sync::watch::Receiver<Arc<Config>>,
+) {
+    let mut rx = cache.samples();
+    let first = cfg.borrow_and_update().clone();
+    let mut tick = ticker(&first);
+    let mut filter = Filter::new(first, cache);
     let mut out = Vec::new();
+    let mut open = true;
     loop {
         tokio::select! {
             r = rx.recv() => match r {
@@ -231,6 +256,16 @@ pub(super) async fn run(h: Historian, cache: Cache, cfg: Arc<Config>) {
                 Err(RecvError::Closed) => break,
             },
             _ = tick.tick() => filter.tick(chrono::Utc::now().timestamp_millis(), &mut out),
+            changed = cfg.changed(), if open => {
+                if changed.is_err() {
+                    // No one can change it any more: keep recording as configured.
+                    open = false;
+                    continue;
+                }
+                let new = cfg.borrow_and_update().clone();
+                tick = ticker(&new);
+                filter.reconfigure(new, &mut out);
+            }
         }
         if !out.is_empty() {
             h.push(std::mem::take(&mut out));

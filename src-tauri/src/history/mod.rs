@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -103,12 +102,14 @@ pub enum HistoryError {
 
 struct Inner {
     path: PathBuf,
-    cfg: HistoryConfig,
+    cfg: Mutex<HistoryConfig>,
     stats: Arc<Stats>,
     tx: Mutex<Option<SyncSender<writer::Msg>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Mutex<Option<rusqlite::Connection>>,
     ingest: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Tells the recording task a new configuration (per-tag filters, default interval).
+    recording: Mutex<Option<tokio::sync::watch::Sender<Arc<Config>>>>,
 }
 
 /// Handle to the historian; cheap to clone.
@@ -140,9 +141,7 @@ impl Historian {
         let w = writer::Writer {
             conn,
             stats: stats.clone(),
-            flush: Duration::from_secs_f64(cfg.flush_seconds.clamp(0.01, 60.0)),
-            retention_ms: (cfg.retention_days * 86_400_000.0) as i64,
-            budget: (cfg.max_disk_mb * 1024.0 * 1024.0) as u64,
+            settings: writer::Settings::of(cfg),
         };
         let thread = std::thread::Builder::new()
             .name("history-writer".into())
@@ -151,12 +150,13 @@ impl Historian {
         Ok(Historian {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                cfg: cfg.clone(),
+                cfg: Mutex::new(cfg.clone()),
                 stats,
                 tx: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
                 reader: Mutex::new(None),
                 ingest: Mutex::new(None),
+                recording: Mutex::new(None),
             }),
         })
     }
@@ -167,27 +167,45 @@ impl Historian {
         Ok(Historian {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                cfg: cfg.clone(),
+                cfg: Mutex::new(cfg.clone()),
                 stats: Arc::new(Stats::default()),
                 tx: Mutex::new(None),
                 thread: Mutex::new(None),
                 reader: Mutex::new(Some(conn)),
                 ingest: Mutex::new(None),
+                recording: Mutex::new(None),
             }),
         })
     }
 
     /// Starts recording what `cache` reports (call inside the tokio runtime).
     pub fn record(&self, cache: Cache, cfg: Arc<Config>) {
-        let task = tokio::spawn(ingest::run(self.clone(), cache, cfg));
+        let (tx, rx) = tokio::sync::watch::channel(cfg);
+        let task = tokio::spawn(ingest::run(self.clone(), cache, rx));
+        *self.inner.recording.lock() = Some(tx);
         if let Some(old) = self.inner.ingest.lock().replace(task) {
             old.abort();
         }
     }
 
+    /// Takes the settings of `cfg` while running (a configuration change): the per-tag
+    /// `history` keys and the default minimum interval apply to the next sample of each tag
+    /// (whose first value after the change is stored), retention, disk budget and
+    /// `flush_seconds` from the next commit. `enabled` and `database` need a restart
+    /// (`config::change::restart_required` says so).
+    pub async fn reconfigure(&self, cfg: Arc<Config>) {
+        *self.inner.cfg.lock() = cfg.history.clone();
+        // The writer's queue is bounded: wait for room off the async threads.
+        let (h, settings) = (self.clone(), writer::Settings::of(&cfg.history));
+        let _ = tokio::task::spawn_blocking(move || h.send(writer::Msg::Settings(settings))).await;
+        if let Some(tx) = self.inner.recording.lock().as_ref() {
+            tx.send_replace(cfg);
+        }
+    }
+
     /// The settings it runs with.
-    pub fn config(&self) -> &HistoryConfig {
-        &self.inner.cfg
+    pub fn config(&self) -> HistoryConfig {
+        self.inner.cfg.lock().clone()
     }
 
     /// The file it writes.

@@ -25,6 +25,26 @@ pub(super) enum Msg {
     Sync(Sender<()>),
     /// Commit, run the retention as of this time (Unix ms), answer with the blocks deleted.
     Retention(i64, Sender<u64>),
+    /// New settings (a configuration changed while running): they apply from the next commit.
+    Settings(Settings),
+}
+
+/// The writer's settings that can change while it runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Settings {
+    pub flush: Duration,
+    pub retention_ms: i64,
+    pub budget: u64,
+}
+
+impl Settings {
+    pub fn of(cfg: &crate::config::HistoryConfig) -> Settings {
+        Settings {
+            flush: Duration::from_secs_f64(cfg.flush_seconds.clamp(0.01, 60.0)),
+            retention_ms: (cfg.retention_days * 86_400_000.0) as i64,
+            budget: (cfg.max_disk_mb * 1024.0 * 1024.0) as u64,
+        }
+    }
 }
 
 enum Enc {
@@ -89,18 +109,16 @@ struct Open {
 pub(super) struct Writer {
     pub conn: Connection,
     pub stats: Arc<Stats>,
-    pub flush: Duration,
-    pub retention_ms: i64,
-    pub budget: u64,
+    pub settings: Settings,
 }
 
 impl Writer {
     /// Runs until every sender is gone; commits what it holds before returning.
-    pub fn run(self, rx: Receiver<Msg>) {
+    pub fn run(mut self, rx: Receiver<Msg>) {
         let mut ids: HashMap<Arc<str>, (i64, Kind)> = HashMap::new();
         let mut open: HashMap<i64, Open> = HashMap::new();
         let mut pending: Vec<Rec> = Vec::new();
-        let mut next_flush = Instant::now() + self.flush;
+        let mut next_flush = Instant::now() + self.settings.flush;
         let mut next_retention = Instant::now();
         loop {
             let wait = next_flush.saturating_duration_since(Instant::now());
@@ -114,13 +132,18 @@ impl Writer {
                     self.commit(&mut ids, &mut open, &mut pending);
                     let _ = ack.send(());
                 }
+                Ok(Msg::Settings(s)) => {
+                    next_flush = next_flush.min(Instant::now() + s.flush);
+                    self.settings = s;
+                    continue;
+                }
                 Ok(Msg::Retention(now, ack)) => {
                     self.commit(&mut ids, &mut open, &mut pending);
                     let _ = ack.send(self.retention(now));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     self.commit(&mut ids, &mut open, &mut pending);
-                    next_flush = Instant::now() + self.flush;
+                    next_flush = Instant::now() + self.settings.flush;
                     if Instant::now() >= next_retention {
                         self.retention(chrono::Utc::now().timestamp_millis());
                         next_retention = Instant::now() + RETENTION_EVERY;
@@ -137,8 +160,8 @@ impl Writer {
     fn retention(&self, now: i64) -> u64 {
         match db::retention(
             &self.conn,
-            now.saturating_sub(self.retention_ms),
-            self.budget,
+            now.saturating_sub(self.settings.retention_ms),
+            self.settings.budget,
         ) {
             Ok(n) => {
                 if n > 0 {

@@ -28,6 +28,42 @@ const MAX_DCMD_METRICS: usize = 64;
 /// DCMD writes in flight at once; more are refused (counted).
 const MAX_WRITES: usize = 8;
 pub const REBIRTH: &str = "Node Control/Rebirth";
+/// The folder of alarm metrics: `Alarms/<alarm id>` in the DBIRTH of the alarm's park.
+pub const ALARMS: &str = "Alarms/";
+/// Alarm metrics' aliases start here within a device's alias range (tags count from 0).
+const ALARM_ALIAS: u64 = 1 << 31;
+
+/// The metric of one alarm: its ISA-18.2 state as a String (`normal`, `unack`, `acked`,
+/// `rtn_unack`) with the properties `priority`, `shelved`, `outOfService` and `quality`.
+fn alarm_metric(a: &crate::alarms::AlarmInfo) -> Metric {
+    Metric {
+        timestamp: Some(values::millis(chrono::Utc::now())),
+        value: Some(metric::Value::StringValue(a.state.as_str().into())),
+        properties: Some(props(vec![
+            (
+                "priority",
+                property_value::Value::StringValue(a.priority.as_str().into()),
+                values::STRING,
+            ),
+            (
+                "shelved",
+                property_value::Value::BooleanValue(a.shelved_until.is_some()),
+                values::BOOLEAN,
+            ),
+            (
+                "outOfService",
+                property_value::Value::BooleanValue(a.out_of_service),
+                values::BOOLEAN,
+            ),
+            (
+                "quality",
+                property_value::Value::StringValue(a.quality.as_str().into()),
+                values::STRING,
+            ),
+        ])),
+        ..Default::default()
+    }
+}
 
 /// What was last sent for a metric: value, `is_null`, properties (the `quality`).
 type Sent = (
@@ -45,6 +81,8 @@ struct Born {
     /// The last value (and quality property) sent per alias: a sample equal to it is no
     /// change (the PLC reports unchanged values too, e.g. after a reconnect).
     last: HashMap<u64, Sent>,
+    /// Alarm id → alias of its `Alarms/<id>` metric.
+    alarms: HashMap<String, u64>,
 }
 
 struct Device {
@@ -71,6 +109,8 @@ pub struct Edge {
     spool: Option<Arc<parking_lot::Mutex<Spool>>>,
     /// Stored records taken from disk, waiting to be replayed.
     replay: VecDeque<(String, Vec<u8>)>,
+    /// [`crate::alarms::Alarms::version`] when the alarm metrics were last compared.
+    alarms_seen: Option<u64>,
 }
 
 /// Stored DDATA messages replayed per broadcast interval.
@@ -109,6 +149,7 @@ impl Edge {
             writes: Arc::new(Semaphore::new(MAX_WRITES)),
             spool: spool.map(|s| Arc::new(parking_lot::Mutex::new(s))),
             replay: VecDeque::new(),
+            alarms_seen: None,
         }
     }
 
@@ -291,6 +332,7 @@ impl Edge {
             by_name: HashMap::new(),
             by_alias: HashMap::new(),
             last: HashMap::new(),
+            alarms: HashMap::new(),
         };
         let mut metrics = Vec::with_capacity(plc.nodes.len());
         for (k, n) in plc.nodes.iter().enumerate() {
@@ -341,6 +383,28 @@ impl Edge {
             m.properties = Some(p);
             metrics.push(m);
         }
+        for (k, a) in self.api.alarms().of_park(&park).iter().enumerate() {
+            let alias = base + ALARM_ALIAS + k as u64;
+            let name = format!("{ALARMS}{}", a.id);
+            let mut m = alarm_metric(a);
+            born.last
+                .insert(alias, (m.value.clone(), m.is_null, m.properties.clone()));
+            born.by_name.insert(name.clone(), (alias, values::STRING));
+            born.by_alias.insert(alias, name.clone());
+            born.alarms.insert(a.id.clone(), alias);
+            m.name = Some(name);
+            m.alias = Some(alias);
+            m.datatype = Some(values::STRING);
+            let p = m.properties.get_or_insert_with(Default::default);
+            let ro = props(vec![(
+                "readOnly",
+                property_value::Value::BooleanValue(true),
+                values::BOOLEAN,
+            )]);
+            p.keys.extend(ro.keys);
+            p.values.extend(ro.values);
+            metrics.push(m);
+        }
         let payload = self.payload(metrics);
         if self.publish(self.device_topic("DBIRTH", &park), payload) {
             self.devices[i].born = Some(born);
@@ -381,6 +445,7 @@ impl Edge {
         let live = self.node_born;
         if live {
             self.device_lifecycle();
+            self.alarm_changes();
         }
         let forward = self.spool.is_some()
             && (!live || !self.replay.is_empty() || self.stats.stored.load(Ordering::Relaxed) > 0);
@@ -445,6 +510,43 @@ impl Edge {
         self.stats.store_dropped.store(dropped, Ordering::Relaxed);
         if live {
             self.replay_some();
+        }
+    }
+
+    /// Queues the alarm metrics that changed since they were sent (compared only when the
+    /// alarms changed at all); a park whose set of alarms changed (a new configuration) is born
+    /// again.
+    fn alarm_changes(&mut self) {
+        let version = self.api.alarms().version();
+        if self.alarms_seen == Some(version) {
+            return;
+        }
+        self.alarms_seen = Some(version);
+        for i in 0..self.devices.len() {
+            let park = self.devices[i].park.clone();
+            let Some(born) = &mut self.devices[i].born else {
+                continue;
+            };
+            let now = self.api.alarms().of_park(&park);
+            if now.len() != born.alarms.len()
+                || now.iter().any(|a| !born.alarms.contains_key(&a.id))
+            {
+                self.device_birth(i);
+                continue;
+            }
+            let d = &mut self.devices[i];
+            let Some(born) = &mut d.born else { continue };
+            for a in &now {
+                let alias = born.alarms[&a.id];
+                let mut m = alarm_metric(a);
+                let sent = (m.value.clone(), m.is_null, m.properties.clone());
+                if born.last.get(&alias) == Some(&sent) {
+                    continue;
+                }
+                born.last.insert(alias, sent);
+                m.alias = Some(alias);
+                d.pending.push(m);
+            }
         }
     }
 
@@ -582,6 +684,10 @@ impl Edge {
                     continue;
                 }
             };
+            if name.starts_with(ALARMS) {
+                self.reject(topic, format!("{name}: alarm metrics are read-only"));
+                continue;
+            }
             let Some(&(_, ty)) = born.by_name.get(&name) else {
                 self.reject(topic, format!("unknown metric {name:?}"));
                 continue;

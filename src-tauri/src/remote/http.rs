@@ -363,6 +363,7 @@ pub(super) async fn alarm_journal_csv(
             csv_field(&value),
             o(&r.actor),
             o(&r.comment),
+            r.during_service.to_string(),
         ];
         out.push_str(&cells.join(","));
         out.push_str("\r\n");

@@ -354,14 +354,14 @@ async fn raise_delay_deadband_ack_and_return_filtered_by_park() {
     let lines: Vec<&str> = csv.split("\r\n").collect();
     assert_eq!(
         lines[0],
-        "id,ts,alarm,park,priority,event,state,value,actor,comment"
+        "id,ts,alarm,park,priority,event,state,value,actor,comment,during_service"
     );
     assert_eq!(lines.len(), 5, "{csv:?}");
     assert!(
         lines[1].contains(",a_limit,alpha,high,clear,normal,"),
         "{csv}"
     );
-    assert!(lines[2].ends_with(",ann,seen"), "{csv}");
+    assert!(lines[2].ends_with(",ann,seen,false"), "{csv}");
     ae.stop().await;
 }
 

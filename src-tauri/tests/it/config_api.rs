@@ -440,3 +440,156 @@ fn sighup_reloads_the_file_of_a_running_server() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// The alarm `id` as the `alarms` op lists it for `ws`.
+async fn listed_alarm(ws: &mut Ws, id: &str) -> Option<Value> {
+    let r = call(ws, json!({"id": "l", "op": "alarms"})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    r["result"]["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .cloned()
+}
+
+/// Polls the alarm list until `id` is in `state` (`None`: not listed).
+async fn alarm_until(ws: &mut Ws, id: &str, state: Option<&str>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let a = listed_alarm(ws, id).await;
+        if a.as_ref().map(|a| a["state"].as_str().unwrap()) == state {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alarm {id} never reached {state:?}; last {a:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn limit_alarm(id: &str, limit: f64, priority: &str) -> Value {
+    json!({"id": id, "tag": "alpha/SP_Power_Limit_kW", "condition": "high", "limit": limit,
+        "priority": priority, "message": id})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_change_live_and_unchanged_ones_keep_their_state() {
+    let sim = stator::sim::start(SimOptions {
+        plcs: 1,
+        ..SimOptions::ephemeral()
+    })
+    .await
+    .unwrap();
+    let urls = sim.endpoints();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Arc::new(
+        ConfigBuilder::new()
+            .plc("alpha", &urls[0], "Alpha")
+            .set(
+                "database",
+                dir.path().join("stator.db").to_string_lossy().as_ref(),
+            )
+            .set(
+                "alarms",
+                json!([
+                    limit_alarm("a_keep", 1100.0, "high"),
+                    limit_alarm("a_move", 1150.0, "low"),
+                    limit_alarm("a_gone", 1050.0, "medium"),
+                ]),
+            )
+            .build(),
+    );
+    let store = stator::store::Store::open(&dir.path().join("stator.db")).unwrap();
+    let auth = Auth::new(store, &cfg);
+    let cache = Cache::from_config(&cfg);
+    let engine = SharedEngine::new(Engine::start(
+        cfg.clone(),
+        cache.clone(),
+        EngineOptions::new(dir.path().join("pki")),
+    ));
+    let api = Api::with_writer(auth.clone(), cache.clone(), cfg.clone(), engine.clone());
+    api.start_alarms().await.unwrap();
+    let env = Env::serve(dir, cfg, auth, cache, api, |_| {}).await;
+    with_file(&env);
+    let mut sue = session(&env, "sue", Role::Superuser).await;
+    wait_status(&env.cache, "alpha", PlcStatus::Connected).await;
+
+    sim.set_value(0, "SP_Power_Limit_kW", opcua::types::Variant::Float(1200.0))
+        .unwrap();
+    for id in ["a_keep", "a_move", "a_gone"] {
+        alarm_until(&mut sue, id, Some("unack")).await;
+    }
+    let r = call(
+        &mut sue,
+        json!({"id": "a", "op": "alarm_ack", "ids": ["a_keep"]}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    alarm_until(&mut sue, "a_keep", Some("acked")).await;
+    let shelve = json!({"id": "sh", "op": "alarm_shelve", "alarm": "a_keep", "minutes": 60, "reason": "test"});
+    let r = call(&mut sue, shelve.clone()).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let r = call(
+        &mut sue,
+        json!({"id": "u", "op": "alarm_unshelve", "alarm": "a_keep"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+
+    // a_keep unchanged, a_move's limit moves above the value, a_gone goes, a_new comes, and
+    // the shelve limit shrinks.
+    let (mut c, version) = get(&mut sue).await;
+    c["alarms"] = json!([
+        limit_alarm("a_keep", 1100.0, "high"),
+        limit_alarm("a_move", 1300.0, "low"),
+        limit_alarm("a_new", 1000.0, "urgent"),
+    ]);
+    c["alarm_settings"]["max_shelve_minutes"] = json!(30);
+    let r = set(&mut sue, &c, &version).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["result"]["restart_required"], json!([]));
+
+    alarm_until(&mut sue, "a_new", Some("unack")).await;
+    alarm_until(&mut sue, "a_move", Some("rtn_unack")).await;
+    alarm_until(&mut sue, "a_gone", None).await;
+    let keep = listed_alarm(&mut sue, "a_keep").await.unwrap();
+    assert_eq!(keep["state"], "acked", "{keep}");
+    assert_eq!(keep["acked_by"], "sue", "{keep}");
+    let r = call(&mut sue, shelve).await;
+    assert_eq!(
+        r["error"]["code"], "invalid",
+        "the new shelve limit applies: {r}"
+    );
+
+    let j = call(&mut sue, json!({"id": "j", "op": "alarm_journal"})).await;
+    let rows = j["result"]["rows"].as_array().unwrap();
+    let events = |id: &str| -> Vec<(String, Value)> {
+        rows.iter()
+            .rev()
+            .filter(|r| r["alarm"] == id)
+            .map(|r| {
+                (
+                    r["event"].as_str().unwrap().to_string(),
+                    r["comment"].clone(),
+                )
+            })
+            .collect()
+    };
+    let keep_events: Vec<String> = events("a_keep").into_iter().map(|e| e.0).collect();
+    assert_eq!(keep_events, ["raise", "ack", "shelve", "unshelve"], "{j}");
+    assert_eq!(
+        events("a_gone").last().unwrap(),
+        &("clear".to_string(), json!("removed from the configuration")),
+        "{j}"
+    );
+    assert_eq!(events("a_move").last().unwrap().0, "clear", "{j}");
+
+    env.api.alarms().stop().await;
+    if let Some(s) = env.server {
+        s.shutdown().await;
+    }
+    engine.shutdown().await;
+    sim.stop().await;
+}

@@ -658,3 +658,82 @@ fn bad_history_config_names_file_and_path() {
         .build();
     assert_eq!(ok.history.retention_days, 90.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_settings_change_live_through_config_set() {
+    let r = rig(
+        json!({}),
+        json!({"alpha/SP_Power_Limit_kW": {"history": {"deadband": 5.0}}}),
+    )
+    .await;
+    r.env
+        .api
+        .set_config_file(r.env._dir.path().join("config.json"));
+    let sue = r.env.login("sue", Role::Superuser, &[]).await;
+    let tag = format!("alpha/{TAG}");
+    for v in [100.0f32, 102.0] {
+        r.set_f32(0, TAG, v).await;
+    }
+    r.flush().await;
+    let vals = values(&r.raw(&sue, &tag).await);
+    assert_eq!(
+        vals.last(),
+        Some(&json!(100.0)),
+        "2.0 is inside the deadband"
+    );
+
+    // Without the deadband every change is stored, at once (no restart).
+    let got = r.call(&sue, json!({"op": "config_get"})).await.unwrap();
+    let mut cfg = got["config"].clone();
+    cfg["tags"]["alpha/SP_Power_Limit_kW"] = json!({"history": true});
+    cfg["history"]["retention_days"] = json!(30);
+    let set = r
+        .call(
+            &sue,
+            json!({"op": "config_set", "config": cfg, "version": got["version"], "password": crate::support::PASSWORD}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set["restart_required"], json!([]), "{set}");
+    for v in [103.0f32, 104.0, 105.0] {
+        r.set_f32(0, TAG, v).await;
+    }
+    let stored = eventually(WAIT, || async {
+        r.flush().await;
+        values(&r.raw(&sue, &tag).await).last() == Some(&json!(105.0))
+    })
+    .await;
+    assert!(stored, "105 stored");
+    let vals = values(&r.raw(&sue, &tag).await);
+    let from = vals
+        .iter()
+        .position(|v| *v == json!(103.0))
+        .expect("103 stored");
+    assert_eq!(vals[from..], [json!(103.0), json!(104.0), json!(105.0)]);
+
+    // A tag switched off is no longer recorded; switching the historian off needs a restart.
+    let got = r.call(&sue, json!({"op": "config_get"})).await.unwrap();
+    let mut cfg = got["config"].clone();
+    cfg["tags"]["alpha/SP_Power_Limit_kW"] = json!({"history": false});
+    cfg["history"]["enabled"] = json!(false);
+    let set = r
+        .call(
+            &sue,
+            json!({"op": "config_set", "config": cfg, "version": got["version"], "password": crate::support::PASSWORD}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set["restart_required"], json!(["history.enabled"]), "{set}");
+    r.set_f32(0, TAG, 150.0).await;
+    // Beta's tag is still recorded: once its later value is stored, alpha's was looked at.
+    r.set_f32(1, TAG, 777.0).await;
+    let later = eventually(WAIT, || async {
+        r.flush().await;
+        values(&r.raw(&sue, &format!("beta/{TAG}")).await).last() == Some(&json!(777.0))
+    })
+    .await;
+    assert!(later, "beta's value stored");
+    let vals = values(&r.raw(&sue, &tag).await);
+    assert_eq!(vals.last(), Some(&json!(105.0)), "{vals:?}");
+    r.stop().await;
+}

@@ -289,7 +289,12 @@ async fn sparkplug_births_data_rebirth_commands_and_death_seen_by_an_independent
         "UInt64"
     );
     let born = dbirth["metrics"].as_array().unwrap().len();
-    assert_eq!(born, cache.snapshot(|_| true).plcs[0].nodes.len());
+    // Every tag, and every alarm of the park (here only the built-in `alpha.comm`).
+    assert_eq!(born, cache.snapshot(|_| true).plcs[0].nodes.len() + 1);
+    assert_eq!(
+        metric(&dbirth, "Alarms/alpha.comm").unwrap()["value"],
+        "normal"
+    );
 
     // Data: changed metrics by alias (the peer resolved the names through the birth), with the
     // PLC's source timestamps.
@@ -546,6 +551,109 @@ async fn with_a_primary_host_births_wait_for_it_and_data_is_stored_and_replayed_
     .await;
     assert!(drained, "the store is replayed completely");
     edge.shutdown().await;
+    engine.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarm_states_are_metrics_of_their_park_born_and_changed() {
+    let Some(mosq) = required("mosquitto (Debian package mosquitto)", mosquitto()) else {
+        return;
+    };
+    let Some(py) = required("the test venv with pysparkplug", python()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = broker(&mosq, dir.path()).await;
+    let mut peer = Peer::start(&py, port);
+    peer.expect("the peer's subscription", is("ready")).await;
+
+    let sim = stator::sim::start(SimOptions::ephemeral()).await.unwrap();
+    let high = |id: &str, limit: f64| {
+        json!({"id": id, "tag": "alpha/SP_Power_Limit_kW", "condition": "high", "limit": limit,
+            "priority": "high", "message": id})
+    };
+    let builder = ConfigBuilder::new()
+        .plc("alpha", "opc.tcp://127.0.0.1:48401", "Alpha")
+        .set(
+            "database",
+            dir.path().join("stator.db").to_string_lossy().as_ref(),
+        )
+        .set("alarms", json!([high("a_high", 1100.0)]));
+    let cfg = Arc::new(builder.build());
+    let store = stator::store::Store::open(&dir.path().join("stator.db")).unwrap();
+    let auth = Auth::new(store, &cfg);
+    let cache = Cache::from_config(&cfg);
+    let mut opts = EngineOptions::new(dir.path().join("pki"));
+    opts.url_override = Some(HashMap::from([(
+        "alpha".to_string(),
+        sim.endpoints()[0].clone(),
+    )]));
+    let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
+    let api = Api::with_writer(auth.clone(), cache.clone(), cfg.clone(), engine.clone());
+    api.start_alarms().await.unwrap();
+    let interval = Duration::from_millis(100);
+    let edge =
+        stator::mqtt::start(api.clone(), mqtt_cfg(port, true), None, interval, None).unwrap();
+
+    let dbirth = peer
+        .expect("DBIRTH of alpha", |v| {
+            v["type"] == "DBIRTH" && v["device"] == "alpha"
+        })
+        .await;
+    let a = metric(&dbirth, "Alarms/a_high").expect("the alarm is born");
+    assert_eq!(a["datatype"], 12, "String");
+    assert_eq!(a["value"], "normal");
+    assert_eq!(a["props"]["priority"], "high");
+    assert_eq!(a["props"]["shelved"], false);
+    assert_eq!(a["props"]["readOnly"], true);
+    let alias = a["alias"].clone();
+    assert!(metric(&dbirth, "Alarms/alpha.comm").is_some(), "{dbirth}");
+
+    // Raised, then returned unacknowledged: each a DDATA of the alarm's alias.
+    let alarm_in = |state: &'static str| {
+        move |v: &Value| {
+            v["type"] == "DDATA" && metric(v, "Alarms/a_high").is_some_and(|m| m["value"] == state)
+        }
+    };
+    sim.set_value(0, "SP_Power_Limit_kW", opcua::types::Variant::Float(1200.0))
+        .unwrap();
+    let d = peer.expect("a_high unack", alarm_in("unack")).await;
+    assert_eq!(metric(&d, "Alarms/a_high").unwrap()["alias"], alias);
+    sim.set_value(0, "SP_Power_Limit_kW", opcua::types::Variant::Float(1000.0))
+        .unwrap();
+    peer.expect("a_high rtn_unack", alarm_in("rtn_unack")).await;
+
+    // An alarm cannot be written by DCMD.
+    peer.send(json!({"cmd": "dcmd", "device": "alpha", "name": "Alarms/a_high", "datatype": 12, "value": "normal"}));
+    let ctx = stator::api::Ctx::new(None, stator::auth::Source::Cli);
+    let counted = eventually(WAIT, || {
+        let (api, ctx) = (api.clone(), ctx.clone());
+        async move { api.health(&ctx).await.mqtt.is_some_and(|m| m.rejected >= 1) }
+    })
+    .await;
+    assert!(counted, "the alarm DCMD is refused");
+
+    // A new alarm in the configuration: the park is born again with it.
+    let mut c = (*cfg).clone();
+    c.alarms
+        .push(serde_json::from_value(high("a_low_limit", 900.0)).unwrap());
+    api.apply_config(c).await;
+    let again = peer
+        .expect("DBIRTH with the new alarm", |v| {
+            v["type"] == "DBIRTH" && metric(v, "Alarms/a_low_limit").is_some()
+        })
+        .await;
+    assert_eq!(
+        metric(&again, "Alarms/a_high").unwrap()["value"],
+        "rtn_unack"
+    );
+    assert!(
+        !peer.seen.iter().any(|v| v["type"] == "violation"),
+        "the peer saw no seq or alias violation"
+    );
+    edge.shutdown().await;
+    api.alarms().stop().await;
     engine.shutdown().await;
     sim.stop().await;
 }

@@ -289,8 +289,26 @@ fn raw_for(bar: f64) -> f64 {
 async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_matches() {
     let s = start(extra()).await;
     let api = &s.env.api;
+    api.start_alarms().await.unwrap();
     let sam = panel_login(&s.env, "sam", Role::Serviceman, &["alpha"]).await;
     let cal = |o: &str| json!({"op": o, "calibration": "alpha_p1"});
+    // Never calibrated: due (overdue), a low alarm.
+    let due = alarm_listed(api, &sam, "alpha_p1.cal_due", "unack").await;
+    assert_eq!(
+        (
+            &due["priority"],
+            &due["condition"],
+            &due["park"],
+            &due["tag"]
+        ),
+        (
+            &json!("low"),
+            &json!("cal_due"),
+            &json!("alpha"),
+            &json!("alpha/Pressure_P1_bar")
+        ),
+        "{due}"
+    );
     // Not in service yet.
     assert_refused(op(api, &sam, cal("calibration_start")).await, "forbidden");
     op(
@@ -373,6 +391,8 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     assert!((gain - 10.0 / 27648.0 / 1.02).abs() < 1e-5, "{gain}");
     let run = op(api, &sam, cal("calibration_apply")).await.unwrap();
     assert_eq!(run["pass"], true, "{run}");
+    // A passing calibration (next due in 365 days) clears the due alarm.
+    alarm_listed(api, &sam, "alpha_p1.cal_due", "rtn_unack").await;
     assert!(
         run["as_left_error"].as_f64().unwrap().abs() <= 0.05,
         "{run}"
@@ -520,6 +540,7 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
         op(api, &sam, json!({"op": "diagnostics_ping", "park": "beta"})).await,
         "forbidden",
     );
+    api.alarms().stop().await;
     s.engine.shutdown().await;
     s.sim.stop().await;
 }
@@ -653,4 +674,167 @@ async fn bad_calibration_input_is_refused_and_audited() {
         .await
         .iter()
         .all(|r| r.result != "ok"));
+}
+
+/// Polls `alarms` as `ctx` until `id` is listed in `state`.
+async fn alarm_listed(api: &Api, ctx: &Ctx, id: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let list = op(api, ctx, json!({"op": "alarms"})).await.unwrap();
+        let a = list["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .cloned();
+        if let Some(a) = a.filter(|a| a["state"] == state) {
+            return a;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alarm {id} never {state}: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_handover_lists_the_open_alarms_and_the_service_state() {
+    let s = start(json!({"alarms": [
+        {"id": "a_high", "tag": "alpha/SP_Power_Limit_kW", "condition": "high", "limit": 1100,
+         "priority": "high", "message": "Power limit high"}
+    ]}))
+    .await;
+    let api = &s.env.api;
+    api.start_alarms().await.unwrap();
+    let olga = panel_login(&s.env, "olga", Role::Operator, &["alpha", "beta"]).await;
+    let sam = panel_login(&s.env, "sam", Role::Serviceman, &["alpha"]).await;
+    s.sim
+        .set_value(0, "SP_Power_Limit_kW", Variant::Float(1200.0))
+        .unwrap();
+    alarm_listed(api, &olga, "a_high", "unack").await;
+    op(
+        api,
+        &sam,
+        json!({"op": "service_start", "park": "alpha", "reason": "pump swap"}),
+    )
+    .await
+    .unwrap();
+
+    let handover = |park: &str| json!({"op": "logbook_add", "park": park, "category": "handover", "text": "Shift ends"});
+    let e = op(api, &olga, handover("alpha")).await.unwrap()["entry"].clone();
+    let snap = &e["snapshot"];
+    let alarms = snap["alarms"].as_array().unwrap();
+    assert_eq!(alarms.len(), 1, "{snap}");
+    assert_eq!(
+        (
+            &alarms[0]["id"],
+            &alarms[0]["state"],
+            &alarms[0]["priority"]
+        ),
+        (&json!("a_high"), &json!("unack"), &json!("high")),
+        "{snap}"
+    );
+    assert_eq!(
+        (
+            &snap["service"]["active"],
+            &snap["service"]["by"],
+            &snap["service"]["reason"]
+        ),
+        (&json!(true), &json!("sam"), &json!("pump swap")),
+        "{snap}"
+    );
+    // The same snapshot comes back when the log is read.
+    let log = op(api, &olga, json!({"op": "logbook", "park": "alpha"}))
+        .await
+        .unwrap();
+    assert_eq!(log["entries"][0]["snapshot"], *snap);
+
+    // Beta has no open alarm and is not in service.
+    let e = op(api, &olga, handover("beta")).await.unwrap()["entry"].clone();
+    assert_eq!(
+        e["snapshot"],
+        json!({"alarms": [], "service": {"park": "beta", "active": false}})
+    );
+    api.alarms().stop().await;
+    s.engine.shutdown().await;
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn alarms_raised_in_service_are_marked_in_the_journal_and_incidents() {
+    let s = start(json!({"alarms": [
+        {"id": "a_high", "tag": "alpha/SP_Power_Limit_kW", "condition": "high", "limit": 1100,
+         "priority": "high", "message": "Power limit high"}
+    ]}))
+    .await;
+    let api = &s.env.api;
+    api.start_alarms().await.unwrap();
+    let olga = panel_login(&s.env, "olga", Role::Operator, &["alpha"]).await;
+    let sam = panel_login(&s.env, "sam", Role::Serviceman, &["alpha"]).await;
+    let limit = |kw: f32| {
+        s.sim
+            .set_value(0, "SP_Power_Limit_kW", Variant::Float(kw))
+            .unwrap()
+    };
+    // Raised and cleared before service, then raised in service and cleared after it.
+    limit(1200.0);
+    alarm_listed(api, &olga, "a_high", "unack").await;
+    limit(1000.0);
+    alarm_listed(api, &olga, "a_high", "rtn_unack").await;
+    op(
+        api,
+        &sam,
+        json!({"op": "service_start", "park": "alpha", "reason": "pump swap"}),
+    )
+    .await
+    .unwrap();
+    limit(1200.0);
+    alarm_listed(api, &olga, "a_high", "unack").await;
+    op(api, &sam, json!({"op": "service_end", "park": "alpha"}))
+        .await
+        .unwrap();
+    limit(1000.0);
+    alarm_listed(api, &olga, "a_high", "rtn_unack").await;
+
+    let j = op(
+        api,
+        &olga,
+        json!({"op": "alarm_journal", "alarm": "a_high"}),
+    )
+    .await
+    .unwrap();
+    let rows: Vec<(String, bool)> = j["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap().to_string(),
+                r["during_service"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, bool)> = [
+        ("raise", false),
+        ("clear", false),
+        ("raise", true),
+        ("clear", false),
+    ]
+    .iter()
+    .map(|(e, m)| (e.to_string(), *m))
+    .collect();
+    assert_eq!(rows, want, "{j}");
+    let inc = op(api, &olga, json!({"op": "incidents"})).await.unwrap();
+    let marks: Vec<bool> = inc["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["during_service"].as_bool().unwrap())
+        .collect();
+    assert_eq!(marks, [true, false], "newest first: {inc}");
+    api.alarms().stop().await;
+    s.engine.shutdown().await;
+    s.sim.stop().await;
 }

@@ -122,6 +122,8 @@ pub struct JournalView {
     pub value: Value,
     pub actor: Option<String>,
     pub comment: Option<String>,
+    /// The event happened while its park was in service mode.
+    pub during_service: bool,
 }
 
 impl From<JournalRow> for JournalView {
@@ -140,6 +142,7 @@ impl From<JournalRow> for JournalView {
                 .unwrap_or(Value::Null),
             actor: r.actor,
             comment: r.comment,
+            during_service: false,
         }
     }
 }
@@ -164,6 +167,8 @@ pub struct IncidentView {
     pub peak: Option<f64>,
     pub acked_by: Option<String>,
     pub acked_at: Option<DateTime<Utc>>,
+    /// It was raised while its park was in service mode.
+    pub during_service: bool,
 }
 
 impl IncidentView {
@@ -181,6 +186,7 @@ impl IncidentView {
             peak: r.peak,
             acked_by: r.acked_by,
             acked_at: r.acked_at,
+            during_service: false,
         }
     }
 }
@@ -249,4 +255,5 @@ impl From<Stats> for AlarmStats {
 }
 
 /// The CSV header of the journal export.
-pub const JOURNAL_CSV_HEADER: &str = "id,ts,alarm,park,priority,event,state,value,actor,comment";
+pub const JOURNAL_CSV_HEADER: &str =
+    "id,ts,alarm,park,priority,event,state,value,actor,comment,during_service";
