@@ -1021,7 +1021,11 @@ mod tests {
         let mut th = Throttle::new(&c, interval);
         assert_eq!(th.wait().now_or_never(), None, "no change, no wake-up");
         bump(1);
-        assert_eq!(th.wait().now_or_never(), Some(true), "leading edge: at once");
+        assert_eq!(
+            th.wait().now_or_never(),
+            Some(true),
+            "leading edge: at once"
+        );
         bump(2);
         assert_eq!(th.wait().now_or_never(), None, "held by the budget");
         // The budget fills up again (an interval passed): the change the cancelled call saw
@@ -1064,7 +1068,10 @@ mod tests {
         for w in wakes.windows(2) {
             assert!(w[1] - w[0] >= 75, "{wakes:?}");
         }
-        assert!(waits.iter().all(|&w| w <= 100), "a change waits at most one interval");
+        assert!(
+            waits.iter().all(|&w| w <= 100),
+            "a change waits at most one interval"
+        );
     }
 
     #[test]

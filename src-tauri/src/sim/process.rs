@@ -419,12 +419,22 @@ mod tests {
         // Each step wakes 0.05–7 ms late, and the wall clock is read a little after `now`:
         // stamps are still exactly one period apart (the sampling-interval filter of the OPC UA
         // server never sees a gap of 99.9 ms).
-        for (k, late) in [(1, us(50)), (2, ms(7)), (3, us(900)), (4, ms(3)), (5, us(60))] {
+        for (k, late) in [
+            (1, us(50)),
+            (2, ms(7)),
+            (3, us(900)),
+            (4, ms(3)),
+            (5, us(60)),
+        ] {
             let scheduled = t0 + period * k;
             let now = scheduled + late;
             let wall = w0 + chrono::Duration::from_std(period * k + late + us(3)).unwrap();
             let t = grid.stamp(scheduled, now, wall);
-            assert_eq!(t - last, chrono::Duration::from_std(period).unwrap(), "step {k}");
+            assert_eq!(
+                t - last,
+                chrono::Duration::from_std(period).unwrap(),
+                "step {k}"
+            );
             assert!(t <= wall, "never in the future");
             last = t;
         }
@@ -438,7 +448,8 @@ mod tests {
         assert_eq!(t - last, chrono::Duration::from_std(period * 2).unwrap());
         // The wall clock was set back by 1 s: re-anchored, never a stamp in the future.
         let scheduled = t0 + period * 8;
-        let wall = w0 + chrono::Duration::from_std(period * 8).unwrap() - chrono::Duration::seconds(1);
+        let wall =
+            w0 + chrono::Duration::from_std(period * 8).unwrap() - chrono::Duration::seconds(1);
         let t = grid.stamp(scheduled, scheduled, wall);
         assert_eq!(t, wall);
         let next = grid.stamp(
