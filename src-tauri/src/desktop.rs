@@ -78,7 +78,8 @@ async fn api(
 }
 
 /// Pushes the panel session's live picture to the window: a snapshot on every session change,
-/// then deltas as the remote fan-out sends them (at once, at most once per broadcast interval,
+/// then deltas as the remote fan-out sends them (at once, on average at most once per broadcast
+/// interval,
 /// every value a tag took in between); `session-ended` when the session dies (checked on every
 /// wake-up and at least once a second).
 async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
