@@ -175,12 +175,84 @@ fn hmi_role() {
         let api = stator::api::Api::with_writer(auth, cache.clone(), cfg.clone(), engine.clone());
         let scfg = stator::remote::ServerConfig::from_config(&cfg).unwrap();
         let server = stator::remote::start(api, scfg).await.unwrap();
+        let probe = Arc::new(Mutex::new(Probe::default()));
+        let watcher = tokio::spawn(probe_cache(cache.clone(), probe.clone()));
         println!("READY {} {}", server.local_addr(), token);
         std::io::stdout().flush().unwrap();
-        support::until_stdin_closes().await;
+        // Each stdin line: print what the probe saw since the last one.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            while std::io::stdin()
+                .read_line(&mut s)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                if tx.blocking_send(()).is_err() {
+                    break;
+                }
+                s.clear();
+            }
+        });
+        while rx.recv().await.is_some() {
+            let p = std::mem::take(&mut *probe.lock());
+            let (lat, gaps) = (pcts(p.lat_us), pcts(p.gaps_us));
+            println!(
+                "{} {} {} {} {} {}",
+                lat.0, lat.1, lat.2, gaps.0, gaps.1, gaps.2
+            );
+            std::io::stdout().flush().unwrap();
+            probe.lock().last = p.last;
+        }
+        watcher.abort();
         server.shutdown().await;
         engine.shutdown().await;
     });
+}
+
+/// What the HMI's own cache saw of the heartbeat (inside the HMI process): the part of the
+/// latency before the fan-out (the PLC's publishing, OPC UA, the engine), and the gaps between
+/// the publishes that brought its changes.
+#[derive(Default)]
+struct Probe {
+    lat_us: Vec<u64>,
+    gaps_us: Vec<u64>,
+    last: Option<Instant>,
+}
+
+/// Records every new good heartbeat value the cache takes: source ts → in the cache, and the
+/// time since the previous one arrived.
+async fn probe_cache(cache: stator::live::Cache, probe: Arc<Mutex<Probe>>) {
+    let mut rx = cache.subscribe();
+    let mut last = Value::Null;
+    while rx.changed().await.is_ok() {
+        let Some(v) = cache.value("park", HEARTBEAT) else {
+            continue;
+        };
+        if v.quality != stator::live::Quality::Good || v.value == last {
+            continue;
+        }
+        let (now, at) = (Utc::now(), Instant::now());
+        last = v.value;
+        let mut p = probe.lock();
+        if let Some(ts) = v.ts {
+            p.lat_us
+                .push((now - ts).num_microseconds().unwrap_or(0).max(0) as u64);
+        }
+        if let Some(prev) = p.last.replace(at) {
+            p.gaps_us.push((at - prev).as_micros() as u64);
+        }
+    }
+}
+
+/// p50, p99 and max in ms (NaN when empty).
+fn pcts(mut v: Vec<u64>) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    v.sort_unstable();
+    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0;
+    (at(0.5), at(0.99), at(1.0))
 }
 
 /// What the clients saw.
@@ -314,32 +386,55 @@ struct Window {
     cpu: f64,
     p50: f64,
     p99: f64,
+    max: f64,
     seen_per_client: f64,
     offered: f64,
+    /// Source ts → the HMI's cache: p50, p99, max (ms).
+    cache: (f64, f64, f64),
+    /// Gaps between the heartbeat's arrivals in the cache: p50, p99, max (ms).
+    gaps: (f64, f64, f64),
+    /// VmRSS of the HMI after the window (MB).
+    rss: f64,
+}
+
+type Proc = (Child, BufReader<ChildStdout>);
+
+/// Asks the HMI's probe for what it saw since the last question.
+fn ask_probe(hmi: &mut Proc) -> ((f64, f64, f64), (f64, f64, f64)) {
+    writeln!(hmi.0.stdin.as_mut().unwrap()).unwrap();
+    let line = read_line(&mut hmi.1);
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(f64::NAN))
+        .collect();
+    ((f[0], f[1], f[2]), (f[3], f[4], f[5]))
 }
 
 /// Measures one window with `clients` listening.
 async fn window(
     stats: &Stats,
-    hmi: u32,
-    sim: &mut (Child, BufReader<ChildStdout>),
+    hmi: &mut Proc,
+    sim: &mut Proc,
     clients: usize,
     len: Duration,
 ) -> Window {
+    let pid = hmi.0.id();
     stats.lat_us.lock().clear();
     stats.heartbeats.store(0, Ordering::Relaxed);
-    let count = |sim: &mut (Child, BufReader<ChildStdout>)| -> u64 {
+    let count = |sim: &mut Proc| -> u64 {
         writeln!(sim.0.stdin.as_mut().unwrap()).unwrap();
         read_line(&mut sim.1).parse().unwrap()
     };
     let h0 = count(sim);
-    let c0 = support::proc_cpu_ticks(hmi);
+    ask_probe(hmi);
+    let c0 = support::proc_cpu_ticks(pid);
     let t0 = Instant::now();
     stats.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(len).await;
     stats.measuring.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = (support::proc_cpu_ticks(hmi) - c0) as f64 / support::TICKS_PER_SECOND / secs * 100.0;
+    let cpu = (support::proc_cpu_ticks(pid) - c0) as f64 / support::TICKS_PER_SECOND / secs * 100.0;
+    let (cache, gaps) = ask_probe(hmi);
     let offered = (count(sim) - h0) as f64 / secs;
     let mut lat = std::mem::take(&mut *stats.lat_us.lock());
     lat.sort_unstable();
@@ -354,12 +449,16 @@ async fn window(
         cpu,
         p50: pct(0.5),
         p99: pct(0.99),
+        max: pct(1.0),
         seen_per_client: stats.heartbeats.load(Ordering::Relaxed) as f64 / secs / clients as f64,
         offered,
+        cache,
+        gaps,
+        rss: support::proc_rss_kib(pid) as f64 / 1024.0,
     }
 }
 
-fn start_sim(extra: usize, listen: &str) -> ((Child, BufReader<ChildStdout>), String, Instant) {
+fn start_sim(extra: usize, listen: &str) -> (Proc, String, Instant) {
     let mut sim = spawn(
         "sim",
         &[
@@ -386,6 +485,7 @@ fn run(extra: usize, len: Duration, rep: usize) {
     let addr = parts.next().expect("HMI did not start").to_string();
     let token = parts.next().unwrap().to_string();
     let pid = hmi.0.id();
+    let hmi = &mut hmi;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         // Start → all values at one client.
@@ -395,14 +495,14 @@ fn run(extra: usize, len: Duration, rep: usize) {
         let stats = Arc::new(Stats::default());
         let mut tasks = vec![listen(first, stats.clone(), true)];
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let one = window(&stats, pid, &mut sim, 1, len).await;
+        let one = window(&stats, hmi, &mut sim, 1, len).await;
         let rss_one = support::proc_hwm_kib(pid) as f64 / 1024.0;
         for _ in 1..100 {
             let ws = connect(&addr, &token).await;
             tasks.push(listen(ws, stats.clone(), false));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let hundred = window(&stats, pid, &mut sim, 100, len).await;
+        let hundred = window(&stats, hmi, &mut sim, 100, len).await;
         let rss_hundred = support::proc_hwm_kib(pid) as f64 / 1024.0;
         // Recovery: the PLC off for 5 s, back on the same port.
         drop(sim.0.stdin.take());
@@ -428,8 +528,21 @@ fn run(extra: usize, len: Duration, rep: usize) {
         println!("| start → all values at a client | {start_s:.2} s | |");
         println!("| CPU of the HMI process | {:.1} % | {:.1} % |", one.cpu, hundred.cpu);
         println!("| peak RSS of the HMI process | {rss_one:.0} MB | {rss_hundred:.0} MB |");
+        println!("| RSS of the HMI process after the window | {:.0} MB | {:.0} MB |", one.rss, hundred.rss);
         println!("| change → client p50 | {:.0} ms | {:.0} ms |", one.p50, hundred.p50);
         println!("| change → client p99 | {:.0} ms | {:.0} ms |", one.p99, hundred.p99);
+        println!("| change → client max | {:.0} ms | {:.0} ms |", one.max, hundred.max);
+        let trio = |t: (f64, f64, f64)| format!("{:.0} / {:.0} / {:.0} ms", t.0, t.1, t.2);
+        println!(
+            "| change → HMI cache p50 / p99 / max | {} | {} |",
+            trio(one.cache),
+            trio(hundred.cache)
+        );
+        println!(
+            "| heartbeat arrivals in the HMI cache, gap p50 / p99 / max | {} | {} |",
+            trio(one.gaps),
+            trio(hundred.gaps)
+        );
         println!(
             "| heartbeat changes seen per client / offered (per s) | {:.1} / {:.1} | {:.1} / {:.1} |",
             one.seen_per_client, one.offered, hundred.seen_per_client, hundred.offered

@@ -78,9 +78,9 @@ async fn api(
 }
 
 /// Pushes the panel session's live picture to the window: a snapshot on every session change,
-/// then deltas as the remote fan-out sends them (at once, at most once per broadcast interval,
-/// every value a tag took in between); `session-ended` when the session dies (checked on every
-/// wake-up and at least once a second).
+/// then deltas as the remote fan-out sends them (at once, on average at most once per broadcast
+/// interval, every value a tag took in between); `session-ended` when the session dies (checked
+/// on every wake-up and at least once a second).
 async fn live_loop(app: tauri::AppHandle, panel: Arc<Panel>) {
     let interval = Duration::from_secs_f64(panel.api.config().broadcast_interval_seconds.max(0.05));
     let mut throttle = crate::live::Throttle::new(panel.api.cache(), interval);

@@ -707,39 +707,21 @@ impl Cache {
 /// on the first change after a quiet spell (leading edge), then on average at most once per
 /// `interval` while changes keep coming, and once more for changes that arrived during the wait
 /// (trailing flush). Never a fixed tick: a value waits at most one interval, and usually not at
-/// all.
-///
-/// The limit is a budget (GCRA: one wake-up per interval, a wake-up may come up to
-/// [`Throttle::TOLERANCE`] of an interval early), not a minimum spacing from the last wake-up.
-/// Changes arrive on the PLC's publishing grid, usually with the same period as the broadcast
-/// interval: with a minimum spacing, one publish that came late (a loaded machine, the network)
-/// pushed every later wake-up off the grid by as much, for as long as changes kept coming (the
-/// delay only ever grew to the worst lateness seen). With the budget, lateness up to the
-/// tolerance is made up by waking the next one at once (larger lateness leaves that much less
-/// behind), while over any stretch of time there are still no more wake-ups than intervals
-/// (plus one), and two wake-ups are at least `1 − TOLERANCE` intervals apart.
+/// all. The schedule is a [`Budget`].
 pub struct Throttle {
     changed: watch::Receiver<u64>,
-    interval: std::time::Duration,
-    /// When the next wake-up is due if the budget is kept exactly (the theoretical arrival
-    /// time); a wake-up may come [`Throttle::TOLERANCE`] of an interval before it.
-    due: Option<tokio::time::Instant>,
+    budget: Budget,
     /// A change was seen but not yet handed out (survives a cancelled [`Throttle::wait`]).
     pending: bool,
 }
 
 impl Throttle {
-    /// How early (in intervals) a wake-up may come to make up for a late one; also the shortest
-    /// spacing of two wake-ups is `1 − TOLERANCE` intervals.
-    pub const TOLERANCE: f64 = 0.25;
-
     /// A throttle over `cache`'s change notifications; changes before this call are not
     /// reported (the listener starts from a snapshot or `Cache::seq`).
     pub fn new(cache: &Cache, interval: std::time::Duration) -> Self {
         Self {
             changed: cache.subscribe(),
-            interval,
-            due: None,
+            budget: Budget::new(interval),
             pending: false,
         }
     }
@@ -753,15 +735,69 @@ impl Throttle {
             }
             self.pending = true;
         }
-        if let Some(due) = self.due {
-            tokio::time::sleep_until(due - self.interval.mul_f64(Self::TOLERANCE)).await;
+        if let Some(at) = self.budget.earliest() {
+            tokio::time::sleep_until(at).await;
         }
         self.changed.borrow_and_update();
         self.pending = false;
-        let now = tokio::time::Instant::now();
+        self.budget.spend(tokio::time::Instant::now());
+        true
+    }
+}
+
+/// The schedule of a [`Throttle`], without the waiting; pure, so that its timing is tested with
+/// chosen instants, not with a clock. Two rules:
+/// - **rate**: on average at most one wake-up per interval (GCRA with a tolerance of one
+///   interval: over any stretch of time no more wake-ups than intervals, plus two);
+/// - **spacing**: two wake-ups at least [`Budget::SPACING`] (¾) of an interval apart.
+///
+/// Changes arrive on the PLC's publishing grid, usually with the same period as the broadcast
+/// interval, so the rate alone never earns back time: with a minimum spacing of a whole
+/// interval, or a GCRA tolerance of a quarter, one publish that came late (a loaded machine, the
+/// network) delayed every later one by as much (beyond the tolerance), for as long as changes
+/// kept coming. With a tolerance of one interval the rate rule never holds back a publish on
+/// its grid, and the spacing rule makes up lateness by a quarter interval per publish: after a
+/// publish 90 ms late at 0.1 s, the next waits 65 ms, the one after 40, then 15, then none.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    interval: std::time::Duration,
+    /// When the next wake-up is due if the rate is kept exactly (the theoretical arrival time);
+    /// `None` before the first.
+    due: Option<tokio::time::Instant>,
+    /// The last wake-up.
+    last: Option<tokio::time::Instant>,
+}
+
+impl Budget {
+    /// The shortest spacing of two wake-ups, in intervals.
+    pub const SPACING: f64 = 0.75;
+
+    /// A fresh budget: the first wake-up may come at once.
+    pub fn new(interval: std::time::Duration) -> Self {
+        Self {
+            interval,
+            due: None,
+            last: None,
+        }
+    }
+
+    /// The earliest instant the next wake-up may happen; `None`: at once.
+    pub fn earliest(&self) -> Option<tokio::time::Instant> {
+        let rate = self.due.map(|d| d.checked_sub(self.interval).unwrap_or(d));
+        let spacing = self.last.map(|l| l + self.interval.mul_f64(Self::SPACING));
+        rate.max(spacing)
+    }
+
+    /// Records a wake-up at `now` (not before [`Budget::earliest`]).
+    pub fn spend(&mut self, now: tokio::time::Instant) {
         // After a quiet spell the budget starts afresh (`now` is past `due`).
         self.due = Some(self.due.map_or(now, |d| d.max(now)) + self.interval);
-        true
+        self.last = Some(now);
+    }
+
+    /// When a change arriving at `at` is handed out: at once, or at [`Budget::earliest`].
+    pub fn release(&self, at: tokio::time::Instant) -> tokio::time::Instant {
+        self.earliest().map_or(at, |e| e.max(at))
     }
 }
 
@@ -968,10 +1004,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn throttle_wakes_at_once_then_at_most_once_per_interval() {
+    async fn throttle_wakes_at_once_and_keeps_a_change_seen_by_a_cancelled_wait() {
+        use futures::FutureExt;
         let c = cache();
-        let interval = std::time::Duration::from_millis(200);
-        let mut th = Throttle::new(&c, interval);
         let bump = |i: i32| {
             c.update(
                 "a",
@@ -981,84 +1016,104 @@ mod tests {
                 }],
             );
         };
-        let t0 = tokio::time::Instant::now();
+        // An interval no test outlives: only "at once" and "held" can be observed.
+        let interval = Duration::from_secs(3600);
+        let mut th = Throttle::new(&c, interval);
+        assert_eq!(th.wait().now_or_never(), None, "no change, no wake-up");
         bump(1);
-        assert!(th.wait().await);
-        assert!(
-            t0.elapsed() < interval / 2,
-            "leading edge: {:?}",
-            t0.elapsed()
+        assert_eq!(
+            th.wait().now_or_never(),
+            Some(true),
+            "leading edge: at once"
         );
-        let woke = tokio::time::Instant::now();
         bump(2);
-        assert!(th.wait().await);
-        assert!(
-            woke.elapsed() >= interval.mul_f64(1.0 - Throttle::TOLERANCE),
-            "throttled: {:?}",
-            woke.elapsed()
-        );
-        // A cancelled wait keeps the change it saw (trailing flush).
-        let woke = tokio::time::Instant::now();
-        bump(3);
-        let cancelled = tokio::time::timeout(interval / 4, th.wait()).await;
-        assert!(cancelled.is_err());
-        assert!(th.wait().await);
-        assert!(woke.elapsed() >= interval.mul_f64(1.0 - Throttle::TOLERANCE));
+        assert_eq!(th.wait().now_or_never(), None, "held by the budget");
+        // The budget fills up again (an interval passed): the change the cancelled call saw
+        // is handed out without a further change (trailing flush).
+        th.budget = Budget::new(interval);
+        assert_eq!(th.wait().now_or_never(), Some(true));
         assert_eq!(c.seq(), *th.changed.borrow());
+        assert_eq!(th.wait().now_or_never(), None, "nothing pending");
     }
 
-    #[tokio::test]
-    async fn throttle_keeps_the_budget_and_a_late_change_does_not_delay_later_ones() {
-        let c = cache();
-        let bump = |i: i32| {
-            c.update(
-                "a",
-                [ValueUpdate {
-                    tag: "P".into(),
-                    value: good(json!(i)),
-                }],
-            );
-        };
-        // Changes all the time: no more wake-ups than intervals (plus one), never closer than
-        // `1 − TOLERANCE` intervals.
-        let interval = Duration::from_millis(40);
-        let mut th = Throttle::new(&c, interval);
+    /// Runs changes arriving at `arrivals` (ms after a start) through a budget of `interval_ms`
+    /// as [`Throttle::wait`] does (a change that arrives while one is held goes out with it);
+    /// returns the wake-ups (ms) and each change's wait (ms).
+    fn schedule(interval_ms: u64, arrivals: &[u64]) -> (Vec<u64>, Vec<u64>) {
         let t0 = tokio::time::Instant::now();
-        let mut last: Option<tokio::time::Instant> = None;
-        for i in 0..10 {
-            bump(i);
-            assert!(th.wait().await);
-            let now = tokio::time::Instant::now();
-            if let Some(l) = last {
-                assert!(now - l >= interval.mul_f64(1.0 - Throttle::TOLERANCE));
+        let ms = |t: tokio::time::Instant| (t - t0).as_millis() as u64;
+        let mut budget = Budget::new(Duration::from_millis(interval_ms));
+        let (mut wakes, mut waits) = (Vec::new(), Vec::new());
+        let mut last_wake: Option<u64> = None;
+        for &a in arrivals {
+            if last_wake.is_some_and(|w| w >= a) {
+                waits.push(last_wake.unwrap() - a);
+                continue;
             }
-            last = Some(now);
+            let at = budget.release(t0 + Duration::from_millis(a));
+            budget.spend(at);
+            wakes.push(ms(at));
+            waits.push(ms(at) - a);
+            last_wake = Some(ms(at));
         }
-        let spent = t0.elapsed();
-        assert!(
-            spent >= interval.mul_f64(9.0 - Throttle::TOLERANCE),
-            "10 wake-ups in {spent:?}"
-        );
+        (wakes, waits)
+    }
 
-        // Changes on a 400 ms grid (a publishing interval equal to the broadcast interval); one
-        // comes 160 ms late. The next one, on the grid again, is handed out at once: the late
-        // one does not shift every later wake-up by 160 ms (it did with a minimum spacing).
-        let interval = Duration::from_millis(400);
-        let mut th = Throttle::new(&c, interval);
-        let t0 = tokio::time::Instant::now();
-        bump(100);
-        assert!(th.wait().await);
-        tokio::time::sleep_until(t0 + Duration::from_millis(560)).await;
-        bump(101);
-        assert!(th.wait().await);
-        tokio::time::sleep_until(t0 + Duration::from_millis(800)).await;
-        let at = tokio::time::Instant::now();
-        bump(102);
-        assert!(th.wait().await);
+    #[test]
+    fn throttle_budget_at_most_one_wake_up_per_interval_never_closer_than_three_quarters() {
+        // A change every millisecond for 2 s at a 100 ms interval.
+        let arrivals: Vec<u64> = (0..2000).collect();
+        let (wakes, waits) = schedule(100, &arrivals);
+        assert!(wakes.len() <= 2000 / 100 + 2, "{} wake-ups", wakes.len());
+        for w in wakes.windows(2) {
+            assert!(w[1] - w[0] >= 75, "{wakes:?}");
+        }
         assert!(
-            at.elapsed() < Duration::from_millis(120),
-            "on the grid again, not 160 ms late: {:?}",
-            at.elapsed()
+            waits.iter().all(|&w| w <= 100),
+            "a change waits at most one interval"
         );
+    }
+
+    #[test]
+    fn throttle_budget_hands_out_publishes_on_the_grid_at_once_whatever_their_phase() {
+        // Publishes every 100 ms (publishing interval = broadcast interval) at any phase, each
+        // arriving up to 10 ms early or 15 ms late against the grid (a spread within the
+        // spacing rule), or slipping by a whole 20 ms timer tick as the simulator's did: none
+        // waits. With a minimum spacing of a whole interval, an early one after a late one
+        // waited up to 25 ms, and the delay stayed.
+        for phase in [0, 1, 37, 99] {
+            let jitter: [i64; 8] = [0, 15, -10, 15, 3, -10, -10, 15];
+            let arrivals: Vec<u64> = (0..400)
+                .map(|k| (phase + 100 * k as i64 + 20 + jitter[k % 8]) as u64)
+                .collect();
+            let (_, waits) = schedule(100, &arrivals);
+            assert!(waits.iter().all(|&w| w == 0), "phase {phase}: {waits:?}");
+        }
+        let mut slipping = vec![0u64];
+        for k in 1..400u64 {
+            slipping.push(slipping[(k - 1) as usize] + if k % 2 == 0 { 100 } else { 120 });
+        }
+        let (_, waits) = schedule(100, &slipping);
+        assert!(waits.iter().all(|&w| w == 0));
+    }
+
+    #[test]
+    fn throttle_budget_makes_up_a_late_publish_within_a_few_publishes() {
+        // A 100 ms grid, one publish 90 ms late: the next ones wait 65, 40, 15 ms (spacing
+        // ¾ interval), then none; the rate rule never holds one back. With a GCRA tolerance of
+        // a quarter interval each later publish waited 65 ms for as long as changes kept
+        // coming.
+        let (_, waits) = schedule(100, &[0, 190, 200, 300, 400, 500, 600, 700, 800]);
+        assert_eq!(waits, vec![0, 0, 65, 40, 15, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn throttle_budget_a_late_publish_does_not_delay_later_ones() {
+        // A 400 ms grid, one publish 160 ms late: the next one on the grid waits 60 ms (to be
+        // ¾ interval after the late one), the one after that nothing. With a minimum spacing of
+        // a whole interval the next waited 160 ms, and every later one as long.
+        let (wakes, waits) = schedule(400, &[0, 560, 800, 1200, 1600]);
+        assert_eq!(wakes, vec![0, 560, 860, 1200, 1600]);
+        assert_eq!(waits, vec![0, 0, 60, 0, 0]);
     }
 }

@@ -250,7 +250,8 @@ impl Hub {
 }
 
 /// The broadcaster: wakes on cache changes through [`crate::live::Throttle`] (leading edge,
-/// at most once per `interval`, trailing flush), until shutdown.
+/// on average at most once per `interval`, see [`crate::live::Budget`], trailing flush), until
+/// shutdown.
 pub(super) async fn run(
     hub: Arc<Hub>,
     api: Api,

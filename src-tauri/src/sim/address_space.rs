@@ -351,6 +351,7 @@ fn check_value(var: &Variable, value: &Variant, range: &NumericRange) -> Result<
 
 /// Writes `value` (with an optional index range) to variable `id` and mirrors it into the
 /// array / element children; every node whose value changed is appended to `changed`.
+/// Stamped now (see [`apply_at`]).
 pub(crate) fn apply(
     space: &mut AddressSpace,
     links: &Links,
@@ -359,7 +360,21 @@ pub(crate) fn apply(
     value: Variant,
     changed: &mut Vec<NodeId>,
 ) -> Result<(), StatusCode> {
-    let now = DateTime::now();
+    apply_at(space, links, id, range, value, &DateTime::now(), changed)
+}
+
+/// [`apply`] with the source (and server) timestamp `now`: the scan loop stamps every value of
+/// one step with the step's time.
+pub(crate) fn apply_at(
+    space: &mut AddressSpace,
+    links: &Links,
+    id: &NodeId,
+    range: &NumericRange,
+    value: Variant,
+    now: &DateTime,
+    changed: &mut Vec<NodeId>,
+) -> Result<(), StatusCode> {
+    let now = *now;
     {
         let var = variable_mut(space, id)?;
         check_value(var, &value, range)?;

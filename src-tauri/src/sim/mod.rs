@@ -31,8 +31,12 @@ pub const PASSWORD_ENV: &str = "STATOR_SIM_PASSWORD";
 const SECURE_TOKEN_ID: &str = "stator_sim_user";
 /// How long [`SimHandle::stop`] waits for a park to close its connections.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
-/// The server's subscription poll interval (field notes: 100 ms loses updates).
-const SUBSCRIPTION_POLL_MS: u64 = 20;
+/// The server's subscription timer (field notes: 100 ms loses updates). async-opcua publishes at
+/// the first timer tick at least one publishing interval after the previous publish, measured
+/// from tick to tick: with wake-up jitter about half the publishes slipped by a whole tick, so a
+/// 20 ms timer published every 100 or 120 ms (mean ~110) instead of every 100. At 5 ms a publish
+/// is at most 5 ms late (docs/performance.md, "Live path").
+const SUBSCRIPTION_POLL_MS: u64 = 5;
 
 /// How to run the simulator: one value per command-line option of `stator sim`.
 #[derive(Debug, Clone, PartialEq)]

@@ -257,6 +257,60 @@ fn read_inputs(
     inp
 }
 
+/// The source timestamps of the scan loop: every value of one step carries the step's
+/// *scheduled* time on the wall clock (as a PLC stamps the values of one cycle), anchored once,
+/// so that consecutive steps are exactly one period apart.
+///
+/// Why not `now` per value: async-opcua's server emulates a monitored item's sampling interval
+/// by source-time gaps (`MonitoredItem::notify_data_value`): a value less than one sampling
+/// interval after the last one is held back, restamped to last + interval and released only at
+/// a later publish. With jittery `now` stamps and a sampling interval equal to the period (what
+/// the engine requests), about half of all changes came a fraction of a millisecond "early"
+/// and were held, and those whose publish fell into that fraction waited a whole publishing
+/// interval more — a simulator artefact in the live path's p99 (docs/performance.md).
+pub(crate) struct Grid {
+    /// A scheduled tick and its wall-clock time.
+    at: tokio::time::Instant,
+    wall: chrono::DateTime<chrono::Utc>,
+}
+
+impl Grid {
+    /// How far the anchored stamps may drift from the wall clock (it was set, or slewed against
+    /// the monotonic clock) before the grid re-anchors.
+    const DRIFT: Duration = Duration::from_millis(10);
+
+    /// Anchored at the tick scheduled for `at`, which the wall clock read as `wall`.
+    pub(crate) fn new(at: tokio::time::Instant, wall: chrono::DateTime<chrono::Utc>) -> Grid {
+        Grid { at, wall }
+    }
+
+    /// The timestamp of the step scheduled for `scheduled`, run at `now` (monotonic) when the
+    /// wall clock read `wall`: the anchor plus the scheduled distance, so a late wake-up does
+    /// not shift it. Never in the future; when it is more than [`Grid::DRIFT`] away from the
+    /// wall-clock time of `scheduled`, the grid re-anchors there (that one gap is then off by
+    /// the drift).
+    pub(crate) fn stamp(
+        &mut self,
+        scheduled: tokio::time::Instant,
+        now: tokio::time::Instant,
+        wall: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        let dur = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let expected = wall - dur(now.saturating_duration_since(scheduled));
+        let t = self
+            .wall
+            .checked_add_signed(dur(scheduled.saturating_duration_since(self.at)));
+        match t {
+            Some(t) if t <= wall && (t - expected).abs() <= dur(Self::DRIFT) => t,
+            _ => {
+                self.at = scheduled;
+                self.wall = expected;
+                expected
+            }
+        }
+    }
+}
+
 /// Everything the scan loop of one park needs.
 pub(crate) struct ScanLoop {
     pub park: usize,
@@ -283,13 +337,20 @@ impl ScanLoop {
         let mut model = Model::new(self.park, self.load);
         let start = Instant::now();
         let mut last = start;
-        let mut tick = tokio::time::interval(self.period.max(Duration::from_millis(1)));
+        let period = self.period.max(Duration::from_millis(1));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut grid: Option<Grid> = None;
         loop {
-            tokio::select! {
+            let scheduled = tokio::select! {
                 _ = self.token.cancelled() => break,
-                _ = tick.tick() => {}
-            }
+                at = tick.tick() => at,
+            };
+            let wall = chrono::Utc::now();
+            let stamp: DateTime = grid
+                .get_or_insert_with(|| Grid::new(scheduled, wall))
+                .stamp(scheduled, tokio::time::Instant::now(), wall)
+                .into();
             let now = Instant::now();
             let dt = now.duration_since(last).as_secs_f64();
             last = now;
@@ -305,12 +366,13 @@ impl ScanLoop {
                     if address_space::current(&space, id).as_ref() == Some(&value) {
                         continue;
                     }
-                    if let Err(e) = address_space::apply(
+                    if let Err(e) = address_space::apply_at(
                         &mut space,
                         &self.links,
                         id,
                         &NumericRange::None,
                         value,
+                        &stamp,
                         &mut changed,
                     ) {
                         tracing::warn!(
@@ -322,12 +384,13 @@ impl ScanLoop {
                 }
             }
             for (id, v) in load_ids.iter().zip(load) {
-                let _ = address_space::apply(
+                let _ = address_space::apply_at(
                     &mut space,
                     &self.links,
                     id,
                     &NumericRange::None,
                     Variant::Float(v),
+                    &stamp,
                     &mut changed,
                 );
             }
@@ -342,6 +405,59 @@ mod tests {
 
     fn value<'a>(out: &'a Outputs, name: &str) -> &'a Variant {
         &out.iter().find(|(n, _)| *n == name).expect(name).1
+    }
+
+    #[test]
+    fn steps_are_stamped_exactly_one_period_apart_whatever_the_wake_up_jitter() {
+        let period = Duration::from_millis(100);
+        let t0 = tokio::time::Instant::now();
+        let w0 = chrono::Utc::now();
+        let mut grid = Grid::new(t0, w0);
+        let ms = |n: u64| Duration::from_millis(n);
+        let us = |n: u64| Duration::from_micros(n);
+        let mut last = grid.stamp(t0, t0 + us(300), w0 + chrono::Duration::microseconds(300));
+        // Each step wakes 0.05–7 ms late, and the wall clock is read a little after `now`:
+        // stamps are still exactly one period apart (the sampling-interval filter of the OPC UA
+        // server never sees a gap of 99.9 ms).
+        for (k, late) in [
+            (1, us(50)),
+            (2, ms(7)),
+            (3, us(900)),
+            (4, ms(3)),
+            (5, us(60)),
+        ] {
+            let scheduled = t0 + period * k;
+            let now = scheduled + late;
+            let wall = w0 + chrono::Duration::from_std(period * k + late + us(3)).unwrap();
+            let t = grid.stamp(scheduled, now, wall);
+            assert_eq!(
+                t - last,
+                chrono::Duration::from_std(period).unwrap(),
+                "step {k}"
+            );
+            assert!(t <= wall, "never in the future");
+            last = t;
+        }
+        // A skipped tick (the process stalled): the next step is two periods on.
+        let scheduled = t0 + period * 7;
+        let t = grid.stamp(
+            scheduled,
+            scheduled + us(10),
+            w0 + chrono::Duration::from_std(period * 7 + us(20)).unwrap(),
+        );
+        assert_eq!(t - last, chrono::Duration::from_std(period * 2).unwrap());
+        // The wall clock was set back by 1 s: re-anchored, never a stamp in the future.
+        let scheduled = t0 + period * 8;
+        let wall =
+            w0 + chrono::Duration::from_std(period * 8).unwrap() - chrono::Duration::seconds(1);
+        let t = grid.stamp(scheduled, scheduled, wall);
+        assert_eq!(t, wall);
+        let next = grid.stamp(
+            scheduled + period,
+            scheduled + period + ms(2),
+            wall + chrono::Duration::from_std(period + ms(2)).unwrap(),
+        );
+        assert_eq!(next - t, chrono::Duration::from_std(period).unwrap());
     }
 
     #[test]
