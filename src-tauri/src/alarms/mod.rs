@@ -97,6 +97,12 @@ impl Alarms {
         self.resync(cache);
     }
 
+    /// Whether alarms are evaluated: started and not stopped (`health` says so; a failed start
+    /// leaves it false).
+    pub fn running(&self) -> bool {
+        self.inner.tasks.lock().iter().any(|t| !t.is_finished())
+    }
+
     /// Ties a task to the subsystem: [`Alarms::stop`] ends it.
     pub fn own(&self, task: JoinHandle<()>) {
         self.inner.tasks.lock().push(task);

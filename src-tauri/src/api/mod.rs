@@ -401,6 +401,23 @@ impl Api {
         } else {
             Vec::new()
         };
+        let mqtt = self.inner.mqtt_status.get().map(|f| f());
+        // One line per subsystem, so a monitoring tool needs no knowledge of each one's figures.
+        let mut subsystems = std::collections::BTreeMap::new();
+        subsystems.insert(
+            "alarms".to_string(),
+            serde_json::json!({
+                "state": if self.inner.alarms.running() { "running" } else { "stopped" },
+                "tag_missing": self.inner.alarms.tag_missing(),
+            }),
+        );
+        subsystems.insert(
+            "history".to_string(),
+            serde_json::json!({"state": if self.history().is_some() { "running" } else { "off" }}),
+        );
+        if let Some(m) = &mqtt {
+            subsystems.insert("mqtt".to_string(), serde_json::json!({"state": m.state}));
+        }
         wire::Health {
             status: "ok",
             version: env!("CARGO_PKG_VERSION"),
@@ -423,8 +440,8 @@ impl Api {
                     status: status(id),
                 })
                 .collect(),
-            subsystems: Default::default(),
-            mqtt: self.inner.mqtt_status.get().map(|f| f()),
+            subsystems,
+            mqtt,
         }
     }
 

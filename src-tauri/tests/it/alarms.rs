@@ -203,6 +203,11 @@ async fn raise_delay_deadband_ack_and_return_filtered_by_park() {
     assert_eq!(st, 200);
     let h: Value = serde_json::from_str(&h).unwrap();
     assert_eq!(h["alarms_tag_missing"], 1, "{h}");
+    assert_eq!(
+        h["subsystems"]["alarms"],
+        json!({"state": "running", "tag_missing": 1}),
+        "{h}"
+    );
 
     // Raise with on-delay: active no earlier than 1 s after the value changed.
     let t0 = chrono::Utc::now();

@@ -456,6 +456,14 @@ async fn openapi_is_served_and_health_shows_park_states_to_who_may_see_them() {
     assert_eq!(h["parks"], json!([]), "no park names for anonymous callers");
     assert!(h["uptime_s"].is_u64() && h["version"].is_string());
     assert!(h["subsystems"].is_object());
+    let alarms = h["subsystems"]["alarms"]["state"].as_str();
+    assert!(matches!(alarms, Some("running" | "stopped")), "{h}");
+    let history = if h["history"].is_null() {
+        "off"
+    } else {
+        "running"
+    };
+    assert_eq!(h["subsystems"]["history"]["state"], history, "{h}");
     let t = env.login("vic", Role::Viewer, &["beta"]).await;
     let (_, h) = http_json(&env, "GET", "/health", &t).await;
     assert_eq!(h["parks"], json!([{"id": "beta", "status": "CONNECTED"}]));
