@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { configError, createRequest, scopesFor, tokenState, withPlcs, withTag } from './tokens'
+import { alarmForm, configError, createRequest, scopesFor, tokenState, withAlarm, withoutAlarm, withPlcs, withTag } from './tokens'
 import type { ApiTokenView, Permission, Role } from './protocol'
 import { api_tokens } from './wire-samples'
 
@@ -40,6 +40,21 @@ describe('configuration form', () => {
     const cleared = withTag(c, 'a/P', '', '', '')
     expect(cleared.tags!['a/P']).toEqual({ key: true })
     expect(withPlcs(cfg, []).plc_config).toEqual([])
+  })
+
+  it('edits, adds and removes an alarm, keeping what the form does not show', () => {
+    const cfg = {
+      alarms: [{ id: 'p_high', tag: 'a/P', condition: 'high', limit: 100, deadband: 5, on_delay_seconds: 2, priority: 'high', message: { en: 'P high', de: 'P hoch' } }],
+    }
+    const f = alarmForm(cfg.alarms[0])
+    expect(f).toEqual({ id: 'p_high', tag: 'a/P', condition: 'high', threshold: '100', priority: 'high', message: 'P high' })
+    const c = withAlarm(cfg, { ...f, threshold: '120', message: 'P too high' })
+    expect(c.alarms).toEqual([{ id: 'p_high', tag: 'a/P', condition: 'high', limit: 120, deadband: 5, on_delay_seconds: 2, priority: 'high', message: { en: 'P too high', de: 'P hoch' } }])
+    expect(cfg.alarms[0].limit).toBe(100)
+    const added = withAlarm(c, { id: 'brk', tag: 'a/Breaker_Closed', condition: 'equals', threshold: 'false', priority: 'urgent', message: 'Breaker open' })
+    expect((added.alarms as unknown[])[1]).toEqual({ id: 'brk', tag: 'a/Breaker_Closed', condition: 'equals', value: false, priority: 'urgent', message: 'Breaker open' })
+    expect(alarmForm((added.alarms as Record<string, unknown>[])[1]).threshold).toBe('false')
+    expect((withoutAlarm(added, 'p_high').alarms as { id: string }[]).map((a) => a.id)).toEqual(['brk'])
   })
 
   it('maps conflict and invalid to their messages', () => {

@@ -70,6 +70,73 @@ export function withTag(cfg: Cfg, key: string, unit: string, min: string, max: s
   return { ...cfg, tags }
 }
 
+/** The fields of one alarm definition the configuration form edits (the rest stays as it is). */
+export interface AlarmForm {
+  id: string
+  tag: string
+  condition: string
+  /** `limit` for high/low conditions, `value` for equals/not_equals (true/false/number/text). */
+  threshold: string
+  priority: string
+  message: string
+}
+
+const LIMIT_CONDITIONS = ['high', 'high_high', 'low', 'low_low']
+
+/** The form fields of a configured alarm. */
+export function alarmForm(a: Record<string, unknown>): AlarmForm {
+  const msg = a.message
+  const text = typeof msg === 'string' ? msg : msg && typeof msg === 'object' ? String((msg as Record<string, unknown>).en ?? '') : ''
+  const th = LIMIT_CONDITIONS.includes(String(a.condition)) ? a.limit : a.value
+  return {
+    id: String(a.id ?? ''),
+    tag: String(a.tag ?? ''),
+    condition: String(a.condition ?? 'high'),
+    threshold: th === undefined ? '' : String(th),
+    priority: String(a.priority ?? 'medium'),
+    message: text,
+  }
+}
+
+/** A `value` typed as JSON would read it: true/false, a number, else the text. */
+function typedValue(v: string): unknown {
+  const s = v.trim()
+  if (s === 'true') return true
+  if (s === 'false') return false
+  const n = Number(s)
+  return s !== '' && Number.isFinite(n) ? n : s
+}
+
+/**
+ * A copy of `cfg` where the alarm `f.id` has the form's fields (added when new). Keys the form
+ * does not show (deadband, delays, other languages of the message) are kept; the server
+ * validates the result.
+ */
+export function withAlarm(cfg: Cfg, f: AlarmForm): Cfg {
+  const list = Array.isArray(cfg.alarms) ? (cfg.alarms as Record<string, unknown>[]) : []
+  const id = f.id.trim()
+  const old = list.find((a) => a.id === id) ?? {}
+  const next: Record<string, unknown> = { ...old, id, tag: f.tag.trim(), condition: f.condition, priority: f.priority }
+  if (LIMIT_CONDITIONS.includes(f.condition)) {
+    next.limit = Number(f.threshold)
+    delete next.value
+  } else {
+    next.value = typedValue(f.threshold)
+    delete next.limit
+    delete next.deadband
+  }
+  const m = old.message
+  next.message = m && typeof m === 'object' ? { ...(m as Record<string, unknown>), en: f.message } : f.message
+  const alarms = list.some((a) => a.id === id) ? list.map((a) => (a.id === id ? next : { ...a })) : [...list.map((a) => ({ ...a })), next]
+  return { ...cfg, alarms }
+}
+
+/** A copy of `cfg` without the alarm `id`. */
+export function withoutAlarm(cfg: Cfg, id: string): Cfg {
+  const list = Array.isArray(cfg.alarms) ? (cfg.alarms as Record<string, unknown>[]) : []
+  return { ...cfg, alarms: list.filter((a) => a.id !== id) }
+}
+
 /** The message key and parameters for a failed `config_set`. */
 export function configError(code: string, message: string): { key: 'config.conflict' | 'config.invalid'; params: Record<string, string> } {
   if (code === 'conflict') return { key: 'config.conflict', params: {} }
