@@ -603,21 +603,11 @@ pub(super) async fn messages_export(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    query: Result<
-        axum::extract::Query<std::collections::BTreeMap<String, String>>,
-        axum::extract::rejection::QueryRejection,
-    >,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let req = query
         .map_err(|e| ApiError::invalid(format!("bad query: {e}")))
-        .and_then(|axum::extract::Query(q)| {
-            let mut v = serde_json::Map::new();
-            v.insert("op".into(), "messages_export".into());
-            for (k, val) in q {
-                v.insert(k, val.into());
-            }
-            Request::from_json(Value::Object(v))
-        });
+        .and_then(|Query(q)| request_from_query("messages_export", q, &[]));
     let r = match req {
         Ok(req) => dispatch(&st.api, &ctx(&headers, addr), req).await,
         Err(e) => Err(e),
