@@ -563,7 +563,22 @@ async fn alarms_change_live_and_unchanged_ones_keep_their_state() {
         "the new shelve limit applies: {r}"
     );
 
-    let j = call(&mut sue, json!({"id": "j", "op": "alarm_journal"})).await;
+    // Journal rows are stored by the alarm task after the transition is pushed: wait until the
+    // rows of the removal and of the moved limit are there (or give up and let the asserts say).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let j = loop {
+        let j = call(&mut sue, json!({"id": "j", "op": "alarm_journal"})).await;
+        let stored = |id: &str| {
+            j["result"]["rows"].as_array().is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r["alarm"] == id && r["event"] == "clear")
+            })
+        };
+        if (stored("a_gone") && stored("a_move")) || tokio::time::Instant::now() >= deadline {
+            break j;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let rows = j["result"]["rows"].as_array().unwrap();
     let events = |id: &str| -> Vec<(String, Value)> {
         rows.iter()
