@@ -142,6 +142,24 @@ fn main() {
         .map(|s| chart::Pen {
             series: s,
             label: format!("{} [kW]", s.tag),
+            // A range and two alarm limits per pen, as a configured trend screen draws them.
+            limits: vec![
+                chart::Limit {
+                    value: 0.0,
+                    label: String::new(),
+                    priority: None,
+                },
+                chart::Limit {
+                    value: 950.0,
+                    label: "HH 950".into(),
+                    priority: Some(stator::config::Priority::Urgent),
+                },
+                chart::Limit {
+                    value: 900.0,
+                    label: "H 900".into(),
+                    priority: Some(stator::config::Priority::Medium),
+                },
+            ],
         })
         .collect();
     let _ = chart::png(&drawn, now - day * 1000, now, "kW", (1280, 400)).unwrap();

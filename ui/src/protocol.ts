@@ -614,11 +614,23 @@ export type RawPoint = [number, number | boolean | string | null, Quality]
 /** `[t, min, max, first, last]`; all null for a bucket that held only bad samples (a gap). */
 export type BucketPoint = [number, number | null, number | null, number | null, number | null]
 
+/** A configured limit alarm of a trended tag, drawn as a line at `limit` with its priority. */
+export interface AlarmLimit {
+  alarm: string
+  condition: 'high' | 'high_high' | 'low' | 'low_low' | string
+  limit: number
+  priority: AlarmPriority
+}
+
 export interface SeriesView {
   tag: string
   kind: 'raw' | 'buckets' | string
   points: (RawPoint | BucketPoint)[]
   unit?: string
+  /** The configured engineering range. */
+  range?: [number, number]
+  /** The configured limit alarms, highest limit first. */
+  alarm_limits?: AlarmLimit[]
 }
 
 export interface HistoryReply {
@@ -632,6 +644,8 @@ export interface HistoryTagView {
   last: number
   samples: number
   unit?: string
+  range?: [number, number]
+  alarm_limits?: AlarmLimit[]
 }
 
 export interface HistoryTagsReply {

@@ -746,7 +746,19 @@ export const history: HistoryReply = {
           "bad"
         ]
       ],
-      "unit": "kW"
+      "unit": "kW",
+      "range": [
+        0.0,
+        1000.0
+      ],
+      "alarm_limits": [
+        {
+          "alarm": "alpha.p_high",
+          "condition": "high",
+          "limit": 900.0,
+          "priority": "medium"
+        }
+      ]
     },
     {
       "tag": "alpha/Q",
@@ -779,7 +791,19 @@ export const history_tags: HistoryTagsReply = {
       "first": 1790000000000,
       "last": 1790000060000,
       "samples": 61,
-      "unit": "kW"
+      "unit": "kW",
+      "range": [
+        0.0,
+        1000.0
+      ],
+      "alarm_limits": [
+        {
+          "alarm": "alpha.p_high",
+          "condition": "high",
+          "limit": 900.0,
+          "priority": "medium"
+        }
+      ]
     }
   ]
 }

@@ -2,14 +2,16 @@
 //! the caller's parks; plus the derived formats the HTTP routes and the CLI share (CSV, SVG,
 //! PNG), so that every client of history sees the same checks and the same data.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{json, Value};
 
 use super::request::{HistoryReq, HistoryTagsReq};
-use super::wire::{HistoryReply, HistoryTagView, HistoryTags, SeriesView};
+use super::wire::{AlarmLimitView, HistoryReply, HistoryTagView, HistoryTags, SeriesView};
 use super::{Api, ApiError};
 use crate::auth::Principal;
-use crate::config::Config;
+use crate::config::{Config, Priority};
 use crate::history::{chart, Bucket, Historian, Kind, Points, Series, Val, MAX_POINTS, MAX_TAGS};
 use crate::live::Cache;
 use crate::store::audit::csv_field;
@@ -115,11 +117,40 @@ fn num(x: f64) -> Value {
     }
 }
 
-/// The wire view of one series.
-fn view(s: Series, cfg: &Config) -> SeriesView {
-    let unit = split(&s.tag)
+/// The configured limit alarms by tag (`<plc>/<tag>`, exactly as the alarm names it), highest
+/// limit first: what a trend draws as alarm limit lines. Read from the configuration snapshot
+/// of the request, so a `config_set` reaches the next query; the caller only asks for tags of
+/// parks it may see, so the lines are filtered like the data.
+fn alarm_limits(cfg: &Config) -> HashMap<&str, Vec<AlarmLimitView>> {
+    let mut out: HashMap<&str, Vec<AlarmLimitView>> = HashMap::new();
+    for a in cfg.alarms.iter().filter(|a| a.condition.is_limit()) {
+        let Some(limit) = a.limit.filter(|l| l.is_finite()) else {
+            continue;
+        };
+        out.entry(a.tag.as_str()).or_default().push(AlarmLimitView {
+            alarm: a.id.clone(),
+            condition: a.condition.as_str().into(),
+            limit,
+            priority: a.priority.as_str().into(),
+        });
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| b.limit.total_cmp(&a.limit).then(a.alarm.cmp(&b.alarm)));
+    }
+    out
+}
+
+/// A tag's configured unit and engineering range.
+fn meta(cfg: &Config, tag: &str) -> (Option<String>, Option<[f64; 2]>) {
+    split(tag)
         .and_then(|(p, b)| cfg.tag(p, b))
-        .and_then(|t| t.unit.clone());
+        .map_or((None, None), |t| (t.unit.clone(), t.range))
+}
+
+/// The wire view of one series.
+fn view(s: Series, cfg: &Config, limits: &HashMap<&str, Vec<AlarmLimitView>>) -> SeriesView {
+    let (unit, range) = meta(cfg, &s.tag);
+    let alarm_limits = limits.get(s.tag.as_str()).cloned().unwrap_or_default();
     let (kind, points) = match s.points {
         Points::Raw(v) => (
             "raw",
@@ -149,6 +180,8 @@ fn view(s: Series, cfg: &Config) -> SeriesView {
         kind: kind.into(),
         points,
         unit,
+        range,
+        alarm_limits,
     }
 }
 
@@ -162,8 +195,9 @@ pub fn run_blocking(h: &Historian, cfg: &Config, p: &Plan) -> Result<HistoryRepl
             p.max_points,
         )
         .map_err(internal)?;
+    let limits = alarm_limits(cfg);
     Ok(HistoryReply {
-        series: series.into_iter().map(|s| view(s, cfg)).collect(),
+        series: series.into_iter().map(|s| view(s, cfg, &limits)).collect(),
     })
 }
 
@@ -206,19 +240,23 @@ pub(super) async fn tags(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(internal)?;
+    let limits = alarm_limits(&cfg);
     let tags = spans
         .into_iter()
         .filter(|s| parks.contains(&s.plc) && cfg.plc(&s.plc).is_some())
         .filter(|s| r.park.as_deref().is_none_or(|k| k == s.plc))
-        .map(|s| HistoryTagView {
-            unit: split(&s.name)
-                .and_then(|(p, b)| cfg.tag(p, b))
-                .and_then(|t| t.unit.clone()),
-            tag: s.name,
-            value_type: s.kind,
-            first: s.first,
-            last: s.last,
-            samples: s.samples,
+        .map(|s| {
+            let (unit, range) = meta(&cfg, &s.name);
+            HistoryTagView {
+                alarm_limits: limits.get(s.name.as_str()).cloned().unwrap_or_default(),
+                unit,
+                range,
+                tag: s.name,
+                value_type: s.kind,
+                first: s.first,
+                last: s.last,
+                samples: s.samples,
+            }
         })
         .collect();
     Ok(HistoryTags { tags })
@@ -325,6 +363,32 @@ fn to_series(v: &SeriesView) -> Series {
     }
 }
 
+/// The short name of a limit condition on a chart (`HH 95`).
+fn condition_short(c: &str) -> &str {
+    match c {
+        "high_high" => "HH",
+        "high" => "H",
+        "low" => "L",
+        "low_low" => "LL",
+        other => other,
+    }
+}
+
+/// A series' configured limits as chart lines: the range bounds, then its limit alarms.
+fn limit_lines(v: &SeriesView) -> Vec<chart::Limit> {
+    let range = v.range.iter().flatten().map(|&value| chart::Limit {
+        value,
+        label: String::new(),
+        priority: None,
+    });
+    let alarms = v.alarm_limits.iter().map(|a| chart::Limit {
+        value: a.limit,
+        label: format!("{} {}", condition_short(&a.condition), a.limit),
+        priority: Some(Priority::parse(&a.priority).unwrap_or(Priority::Low)),
+    });
+    range.chain(alarms).collect()
+}
+
 /// The chart format a route or the CLI asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChartFormat {
@@ -356,6 +420,7 @@ pub fn chart(
                 Some(u) => format!("{} [{u}]", v.tag),
                 None => v.tag.clone(),
             },
+            limits: limit_lines(v),
         })
         .collect();
     let units: Vec<Option<String>> = r.series.iter().map(|s| s.unit.clone()).collect();

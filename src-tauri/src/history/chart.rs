@@ -8,11 +8,14 @@
 use std::sync::Once;
 
 use chrono::{TimeZone, Utc};
+use plotters::coord::types::{RangedCoordf64, RangedCoordi64};
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
 use super::{Points, Series, Val};
+use crate::config::Priority;
 
 /// Smallest and largest image a client may ask for.
 pub const MIN_SIZE: (u32, u32) = (200, 120);
@@ -29,10 +32,31 @@ fn font() {
     });
 }
 
-/// One pen: its series and the label (`tag [unit]`).
+/// One pen: its series, the label (`tag [unit]`) and its limit lines.
 pub struct Pen<'a> {
     pub series: &'a Series,
     pub label: String,
+    pub limits: Vec<Limit>,
+}
+
+/// A horizontal line of a pen at a configured value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    pub value: f64,
+    /// Drawn next to the line (`HH 95`); empty for none.
+    pub label: String,
+    /// `None`: an engineering range bound (dashed); `Some`: an alarm limit of that priority.
+    pub priority: Option<Priority>,
+}
+
+/// ISA-101 priority colours (the panel's `.prio` classes) and letters.
+pub fn priority_mark(p: Priority) -> (RGBColor, &'static str) {
+    match p {
+        Priority::Urgent => (RGBColor(192, 57, 43), "U"),
+        Priority::High => (RGBColor(211, 84, 0), "H"),
+        Priority::Medium => (RGBColor(212, 154, 0), "M"),
+        Priority::Low => (RGBColor(33, 102, 168), "L"),
+    }
 }
 
 /// Muted, distinguishable pen colours (ISA-101: no alarm colours for normal data).
@@ -106,6 +130,12 @@ fn draw<DB: DrawingBackend>(
             hi = hi.max(b);
         }
     }
+    for l in pens.iter().flat_map(|p| &p.limits) {
+        if l.value.is_finite() {
+            lo = lo.min(l.value);
+            hi = hi.max(l.value);
+        }
+    }
     if !lo.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
@@ -164,6 +194,9 @@ fn draw<DB: DrawingBackend>(
             }
         }
     }
+    for (i, pen) in pens.iter().enumerate() {
+        limits(&mut chart, pen, COLOURS[i % COLOURS.len()], to).map_err(e)?;
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -173,6 +206,50 @@ fn draw<DB: DrawingBackend>(
         .draw()
         .map_err(e)?;
     root.present().map_err(e)
+}
+
+/// A pen's limit lines across the plot, at the right end of an alarm limit its priority marker
+/// (a square in the priority colour with the letter) and its label.
+fn limits<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordi64, RangedCoordf64>>,
+    pen: &Pen<'_>,
+    colour: RGBColor,
+    to: i64,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let from = chart.x_range().start;
+    for l in pen.limits.iter().filter(|l| l.value.is_finite()) {
+        let ends = [(from, l.value), (to, l.value)];
+        let Some(p) = l.priority else {
+            chart.draw_series(std::iter::once(DashedPathElement::new(
+                ends,
+                6,
+                4,
+                colour.mix(0.7).stroke_width(1),
+            )))?;
+            continue;
+        };
+        let (mark, letter) = priority_mark(p);
+        let text = if p == Priority::Medium { BLACK } else { WHITE };
+        chart.draw_series(std::iter::once(PathElement::new(
+            ends,
+            colour.stroke_width(1),
+        )))?;
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((to, l.value))
+                + Rectangle::new([(-16, -7), (-2, 7)], mark.filled())
+                + Text::new(
+                    letter,
+                    (-13, -6),
+                    ("sans-serif", 12).into_font().color(&text),
+                )
+                + Text::new(
+                    l.label.clone(),
+                    (-20 - 7 * l.label.len() as i32, -16),
+                    ("sans-serif", 12).into_font().color(&colour),
+                ),
+        ))?;
+    }
+    Ok(())
 }
 
 /// The value axis description: the pens' distinct units.

@@ -1,6 +1,8 @@
 //! The historian against the built-in simulator over real OPC UA/TCP: recording on change with
 //! qualities, gaps for a disconnect, deadband and minimum interval, retention, min/max
-//! decimation, park filtering of every op and HTTP route, the server-drawn PNG.
+//! decimation, park filtering of every op and HTTP route, the server-drawn PNG, configured
+//! limits and alarm limits on the series (visible parks only, live after `config_set`) and on
+//! the server-drawn SVG/PNG.
 //!
 //! Every wait polls with a bound; nothing sleeps to synchronise.
 
@@ -33,6 +35,11 @@ struct Rig {
 /// Two parks on the simulator (`alpha`, `beta`), the historian recording them with `history`
 /// settings and `tags` (per-tag config), the api and the remote server over them.
 async fn rig(history: Value, tags: Value) -> Rig {
+    rig_with(history, tags, json!([])).await
+}
+
+/// `rig` with alarm definitions (`alarms`, only their configuration is read here).
+async fn rig_with(history: Value, tags: Value, alarms: Value) -> Rig {
     let sim = sim::start(SimOptions {
         plcs: 2,
         ..SimOptions::ephemeral()
@@ -58,7 +65,8 @@ async fn rig(history: Value, tags: Value) -> Rig {
             dir.path().join("stator.db").to_string_lossy().as_ref(),
         )
         .set("history", h)
-        .set("tags", tags);
+        .set("tags", tags)
+        .set("alarms", alarms);
     // The CLI test reads the same configuration from disk.
     std::fs::write(dir.path().join("config.json"), builder.text()).unwrap();
     let cfg: Arc<Config> = Arc::new(builder.build());
@@ -735,5 +743,198 @@ async fn history_settings_change_live_through_config_set() {
     assert!(later, "beta's value stored");
     let vals = values(&r.raw(&sue, &tag).await);
     assert_eq!(vals.last(), Some(&json!(105.0)), "{vals:?}");
+    r.stop().await;
+}
+
+/// A limit alarm definition on `<tag>`.
+fn limit_alarm(id: &str, tag: &str, condition: &str, limit: f64, priority: &str) -> Value {
+    json!({"id": id, "tag": tag, "condition": condition, "limit": limit,
+           "priority": priority, "message": id})
+}
+
+/// The `alarm_limits` of a series or tag entry as `(alarm, condition, limit, priority)`.
+fn limits_of(v: &Value) -> Vec<(String, String, f64, String)> {
+    v["alarm_limits"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| {
+                    (
+                        l["alarm"].as_str().unwrap().to_string(),
+                        l["condition"].as_str().unwrap().to_string(),
+                        l["limit"].as_f64().unwrap(),
+                        l["priority"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_reach_the_client_for_visible_parks_only_and_follow_config_set() {
+    let mine = format!("alpha/{TAG}");
+    let theirs = format!("beta/{TAG}");
+    let r = rig_with(
+        json!({}),
+        json!({ &mine: {"unit": "kW", "range": [0.0, 200.0]}, &theirs: {"range": [0.0, 300.0]} }),
+        json!([
+            limit_alarm("a_low", &mine, "low", 5.0, "low"),
+            limit_alarm("a_hh", &mine, "high_high", 150.0, "urgent"),
+            {"id": "a_eq", "tag": mine, "condition": "equals", "value": 42.0,
+             "priority": "high", "message": "eq"},
+            limit_alarm("b_secret_high", &theirs, "high", 120.0, "high"),
+        ]),
+    )
+    .await;
+    r.env
+        .api
+        .set_config_file(r.env._dir.path().join("config.json"));
+    r.set_f32(0, TAG, 31.0).await;
+    r.set_f32(1, TAG, 32.0).await;
+    r.flush().await;
+    let op = r.env.login("op", Role::Operator, &["alpha"]).await;
+    let q = |tag: &str| json!({"op": "history", "tags": [tag], "from": "-1h", "to": "now"});
+    let expected = vec![
+        ("a_hh".into(), "high_high".into(), 150.0, "urgent".into()),
+        ("a_low".into(), "low".into(), 5.0, "low".into()),
+    ];
+
+    // The visible park: limit alarms highest first (not the `equals` one), and the range.
+    let got = r.call(&op, q(&mine)).await.unwrap();
+    assert_eq!(limits_of(&got["series"][0]), expected, "{got}");
+    assert_eq!(got["series"][0]["range"], json!([0.0, 200.0]));
+    let listed = r.call(&op, json!({"op": "history_tags"})).await.unwrap();
+    let entry = listed["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tag"] == json!(mine))
+        .expect("alpha's tag listed")
+        .clone();
+    assert_eq!(limits_of(&entry), expected, "{entry}");
+    assert_eq!(entry["range"], json!([0.0, 200.0]));
+
+    // The hidden park: refused, and its alarm never appears in what the operator gets.
+    assert_eq!(code(r.call(&op, q(&theirs)).await), "forbidden");
+    assert!(!listed.to_string().contains("b_secret_high"), "{listed}");
+    let (st, _, body) = http_as(
+        &r.env,
+        "GET",
+        &format!("/api/history?tags={}", theirs.replace('/', "%2F")),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert!(!body.contains("b_secret_high"), "{body}");
+    // … which a superuser (every park) does get.
+    let sue = r.env.login("sue", Role::Superuser, &[]).await;
+    let got = r.call(&sue, q(&theirs)).await.unwrap();
+    assert_eq!(
+        limits_of(&got["series"][0]),
+        vec![("b_secret_high".into(), "high".into(), 120.0, "high".into())]
+    );
+
+    // The server-drawn SVG labels the alarm limit lines.
+    let (st, _, svg) = http_as(
+        &r.env,
+        "GET",
+        &format!(
+            "/api/trend.svg?tags={}&from=-5m&to=now",
+            mine.replace('/', "%2F")
+        ),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{svg}");
+    let texts: Vec<&str> = svg
+        .split("<text")
+        .skip(1)
+        .filter_map(|t| t.split_once('>')?.1.split("</text>").next())
+        .map(str::trim)
+        .collect();
+    assert!(
+        texts.contains(&"HH 150") && texts.contains(&"L 5") && texts.contains(&"U"),
+        "{texts:?}"
+    );
+
+    // A limit moved by config_set reaches the next query (no restart).
+    let got = r.call(&sue, json!({"op": "config_get"})).await.unwrap();
+    let mut cfg = got["config"].clone();
+    cfg["alarms"][1]["limit"] = json!(160.0);
+    let set = r
+        .call(
+            &sue,
+            json!({"op": "config_set", "config": cfg, "version": got["version"], "password": crate::support::PASSWORD}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set["restart_required"], json!([]), "{set}");
+    let got = r.call(&op, q(&mine)).await.unwrap();
+    assert_eq!(
+        limits_of(&got["series"][0])[0],
+        ("a_hh".into(), "high_high".into(), 160.0, "urgent".into())
+    );
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trend_png_draws_alarm_limit_lines_at_their_value_with_the_priority_colour() {
+    let tag = format!("alpha/{TAG}");
+    let r = rig_with(
+        json!({}),
+        json!({}),
+        json!([
+            limit_alarm("a_hh", &tag, "high_high", 90.0, "urgent"),
+            limit_alarm("a_l", &tag, "low", 5.0, "low"),
+        ]),
+    )
+    .await;
+    for v in [10.0f32, 50.0, 20.0, 70.0] {
+        r.set_f32(0, TAG, v).await;
+    }
+    r.flush().await;
+    let token = r.env.login("op", Role::Operator, &["alpha"]).await;
+    // The drawn value range: the data (as the same query returns it) and the limits, padded 5 %.
+    let data: Vec<f64> = values(&r.raw(&token, &tag).await)
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let lo = data.iter().copied().fold(5.0, f64::min);
+    let hi = data.iter().copied().fold(90.0, f64::max);
+    let pad = (hi - lo) * 0.05;
+    let (lo, hi) = (lo - pad, hi + pad);
+    let (w, h) = (640usize, 300usize);
+    let path = format!("/api/trend.png?tags=alpha%2F{TAG}&from=-1h&to=now&width={w}&height={h}");
+    let bytes = raw_get(r.env.addr, &path, &token).await;
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    reader.next_frame(&mut buf).unwrap();
+    let px = |x: usize, y: usize| {
+        let i = (y * w + x) * 3;
+        (buf[i], buf[i + 1], buf[i + 2])
+    };
+    // The plot area: 8 px margin, 28 px of time labels below (chart.rs).
+    let (top, bottom) = (8.0, (h - 8 - 28) as f64);
+    let row = |v: f64| (top + (hi - v) / (hi - lo) * (bottom - top)).round() as usize;
+    // The pen's colour across most of the plot's width, within 2 px of the limit's row.
+    let line_at = |v: f64| {
+        let y0 = row(v);
+        (y0 - 2..=y0 + 2).any(|y| (80..w - 10).filter(|&x| px(x, y) == (31, 90, 160)).count() > 400)
+    };
+    // The priority marker's colour near the right end of that row.
+    let mark_at = |v: f64, c: (u8, u8, u8)| {
+        let y0 = row(v);
+        (y0 - 3..=y0 + 3).any(|y| (w - 60..w).any(|x| px(x, y) == c))
+    };
+    assert!(line_at(90.0), "the high-high line at row {}", row(90.0));
+    assert!(line_at(5.0), "the low line at row {}", row(5.0));
+    assert!(mark_at(90.0, (192, 57, 43)), "urgent red marker");
+    assert!(mark_at(5.0, (33, 102, 168)), "low blue marker");
+    assert!(!line_at(30.0), "no line where no limit is");
     r.stop().await;
 }

@@ -19,6 +19,26 @@ pub struct SeriesView {
     /// The configured unit, for axes.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub unit: Option<String>,
+    /// The configured engineering range `[min, max]` (tag `range`), drawn as limit lines.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub range: Option<[f64; 2]>,
+    /// The configured limit alarms of the tag, drawn as alarm limit lines.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub alarm_limits: Vec<AlarmLimitView>,
+}
+
+/// One configured limit alarm (`high`, `high_high`, `low`, `low_low`) of a trended tag: the
+/// trend draws it as a line at `limit` marked with its priority (colour and letter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmLimitView {
+    /// The alarm id.
+    pub alarm: String,
+    /// `high`, `high_high`, `low` or `low_low`.
+    pub condition: String,
+    /// In engineering units.
+    pub limit: f64,
+    /// `urgent`, `high`, `medium` or `low`.
+    pub priority: String,
 }
 
 /// `history_tags` → `{"tags":[…]}`.
@@ -39,6 +59,12 @@ pub struct HistoryTagView {
     pub samples: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// As in [`SeriesView::range`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
+    /// As in [`SeriesView::alarm_limits`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alarm_limits: Vec<AlarmLimitView>,
 }
 
 /// The historian's counters in `/health`.

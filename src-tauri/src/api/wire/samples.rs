@@ -632,6 +632,13 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                         json!([1_790_000_001_000i64, null, "bad"]),
                     ],
                     unit: Some("kW".into()),
+                    range: Some([0.0, 1000.0]),
+                    alarm_limits: vec![AlarmLimitView {
+                        alarm: "alpha.p_high".into(),
+                        condition: "high".into(),
+                        limit: 900.0,
+                        priority: "medium".into(),
+                    }],
                 },
                 SeriesView {
                     tag: "alpha/Q".into(),
@@ -641,6 +648,8 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                         json!([1_790_000_060_000i64, null, null, null, null]),
                     ],
                     unit: None,
+                    range: None,
+                    alarm_limits: vec![],
                 },
             ],
         },
@@ -655,6 +664,13 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                 last: 1_790_000_060_000,
                 samples: 61,
                 unit: Some("kW".into()),
+                range: Some([0.0, 1000.0]),
+                alarm_limits: vec![AlarmLimitView {
+                    alarm: "alpha.p_high".into(),
+                    condition: "high".into(),
+                    limit: 900.0,
+                    priority: "medium".into(),
+                }],
             }],
         },
     );
