@@ -1,8 +1,9 @@
 // Trend logic without a chart framework: time windows, pan/zoom, the history reply turned into
 // drawable line segments (broken at gaps) and min/max envelopes, and the live edge appended
-// from WebSocket updates without re-querying. Pure functions, so Vitest checks them.
+// from WebSocket updates without re-querying, pinch zoom around the fingers, the configured
+// limit and alarm limit lines of a pen. Pure functions, so Vitest checks them.
 
-import type { BucketPoint, RawPoint, SeriesView } from './protocol'
+import type { AlarmPriority, BucketPoint, RawPoint, SeriesView } from './protocol'
 
 export const RANGES = [
   { key: '10m', ms: 10 * 60_000 },
@@ -45,6 +46,58 @@ export function zoom(v: View, factor: number, now: number): View {
   const mid = (v.from + v.to) / 2
   const to = Math.min(now, mid + span / 2)
   return { from: to - span, to, live: to >= now }
+}
+
+/** Zooms by `factor` (< 1 = in) around the time under `at` (0 = the plot's left edge, 1 = its
+ * right edge), as a pinch does around the fingers' centre. The window never passes `now`; a
+ * window that reaches it (zooming out of the past, or a live window zoomed at its right edge)
+ * is live and follows the clock again. */
+export function pinch(v: View, factor: number, at: number, now: number): View {
+  if (!Number.isFinite(factor) || factor <= 0) return v
+  const f = Math.min(1, Math.max(0, Number.isFinite(at) ? at : 1))
+  const span = v.to - v.from
+  const next = Math.min(MAX_SPAN, Math.max(MIN_SPAN, span * factor))
+  const anchor = v.from + f * span
+  const to = Math.min(now, anchor + (1 - f) * next)
+  return { from: to - next, to, live: to >= now - next * 0.01 }
+}
+
+/** The distance between two touch points, in pixels. */
+export function spread(a: { x: number; y: number }, b: { x: number; y: number }): number {
+  return Math.hypot(a.x - b.x, a.y - b.y)
+}
+
+/** A horizontal line a pen draws at a configured value. */
+export interface LimitLine {
+  value: number
+  /** `range`: an engineering range bound; `alarm`: a configured limit alarm. */
+  kind: 'range' | 'alarm'
+  /** Next to the line: `HH 150`; '' for range bounds. */
+  label: string
+  alarm?: string
+  condition?: string
+  priority?: AlarmPriority
+}
+
+const SHORT: Record<string, string> = { high_high: 'HH', high: 'H', low: 'L', low_low: 'LL' }
+
+/** The lines of one pen: its engineering range (from the reply, else the live tag) and its
+ * configured limit alarms, as the server sends them (highest first). */
+export function limitLines(s: Pick<SeriesView, 'range' | 'alarm_limits'> | undefined, range?: [number, number] | null): LimitLine[] {
+  const r = s?.range ?? range ?? null
+  const out: LimitLine[] = (r ?? []).filter(Number.isFinite).map((value) => ({ value, kind: 'range' as const, label: '' }))
+  for (const a of s?.alarm_limits ?? []) {
+    if (!Number.isFinite(a.limit)) continue
+    out.push({
+      value: a.limit,
+      kind: 'alarm',
+      label: `${SHORT[a.condition] ?? a.condition} ${a.limit}`,
+      alarm: a.alarm,
+      condition: a.condition,
+      priority: a.priority,
+    })
+  }
+  return out
 }
 
 /** A drawable point: time, value (null = gap). */
@@ -105,13 +158,15 @@ export function segments(pts: Pt[], v: View): [number, number][][] {
     .filter((s) => s.length > 0)
 }
 
-/** Value range of what is drawn, padded; `limits` (engineering range) widen it. */
-export function yRange(pts: Pt[], env: [number, number, number][], limits?: [number, number] | null): [number, number] {
+/** Value range of what is drawn, padded; `limits` (engineering range) and `lines` (limit lines)
+ * widen it, so every configured line is on the plot. */
+export function yRange(pts: Pt[], env: [number, number, number][], limits?: [number, number] | null, lines: number[] = []): [number, number] {
   let lo = Infinity
   let hi = -Infinity
   for (const [, y] of pts) if (y != null) { lo = Math.min(lo, y); hi = Math.max(hi, y) }
   for (const [, a, b] of env) { lo = Math.min(lo, a); hi = Math.max(hi, b) }
   if (limits) { lo = Math.min(lo, limits[0]); hi = Math.max(hi, limits[1]) }
+  for (const y of lines) if (Number.isFinite(y)) { lo = Math.min(lo, y); hi = Math.max(hi, y) }
   if (!Number.isFinite(lo)) return [0, 1]
   if (hi - lo < 1e-9) return [lo - 1, hi + 1]
   const pad = (hi - lo) * 0.05
