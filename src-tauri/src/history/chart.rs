@@ -195,7 +195,7 @@ fn draw<DB: DrawingBackend>(
         }
     }
     for (i, pen) in pens.iter().enumerate() {
-        limits(&mut chart, pen, COLOURS[i % COLOURS.len()], to).map_err(e)?;
+        limits(&mut chart, pen, COLOURS[i % COLOURS.len()]).map_err(e)?;
     }
     chart
         .configure_series_labels()
@@ -214,9 +214,8 @@ fn limits<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordi64, RangedCoordf64>>,
     pen: &Pen<'_>,
     colour: RGBColor,
-    to: i64,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let from = chart.x_range().start;
+    let (from, to) = (chart.x_range().start, chart.x_range().end);
     for l in pen.limits.iter().filter(|l| l.value.is_finite()) {
         let ends = [(from, l.value), (to, l.value)];
         let Some(p) = l.priority else {
