@@ -251,12 +251,14 @@ impl Engine {
         shared.diag.rtt(rtt);
         let v = |i: usize| values.get(i).and_then(|dv| dv.value.clone());
         // A null string is absent (its Display would say "[null]").
-        let text = |i: usize| match v(i) {
-            Some(Variant::String(s)) => s.value().clone(),
-            Some(Variant::LocalizedText(t)) => t.text.value().clone(),
-            _ => None,
-        }
-        .filter(|s| !s.is_empty());
+        let text = |i: usize| {
+            match v(i) {
+                Some(Variant::String(s)) => s.value().clone(),
+                Some(Variant::LocalizedText(t)) => t.text.value().clone(),
+                _ => None,
+            }
+            .filter(|s| !s.is_empty())
+        };
         let time = |i: usize| match v(i) {
             Some(Variant::DateTime(d)) if !d.is_null() => Some(d.as_chrono()),
             _ => None,

@@ -872,8 +872,15 @@ async fn diagnostics_report_the_server_certificate_and_the_audit_chain() {
     assert!(cert["subject"].as_str().unwrap().contains("CN="), "{cert}");
     // The simulator's BuildInfo (never the "[null]" of an absent string).
     let status = &d["parks"][0]["server_status"];
-    assert_eq!(status["product_name"], "Stator S7-1200 simulator", "{status}");
-    assert_eq!(status["software_version"], env!("CARGO_PKG_VERSION"), "{status}");
+    assert_eq!(
+        status["product_name"], "Stator S7-1200 simulator",
+        "{status}"
+    );
+    assert_eq!(
+        status["software_version"],
+        env!("CARGO_PKG_VERSION"),
+        "{status}"
+    );
     assert!(status["build_date"].is_string(), "{status}");
     // CPU over an interval of at least 1 s (since the api started, then between replies).
     let deadline = tokio::time::Instant::now() + LONG;
