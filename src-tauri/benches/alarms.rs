@@ -4,9 +4,15 @@
 //!    core;
 //! 2. flood: 1,000 alarms raised within one second through the live cache's sample seam, the
 //!    evaluator task and the push task — the number of push messages one client of that park
-//!    receives (each push is one WebSocket frame) and the delay from the last raise to its push.
+//!    receives (each push is one WebSocket frame) and the delay from the last raise to its push;
+//! 3. 100 WebSocket clients (each a logged-in viewer of the park, over the real remote server on
+//!    loopback): the delay from a transition (the value entering the live cache) to its `alarm`
+//!    push at each client, p50/p99 over 40 transitions × 100 clients; then the 1,000-alarm flood
+//!    again, counted per client (WebSocket messages, and frames: a message over 16 KiB is sent in
+//!    16 KiB fragments) with the time from the last raise to each client's last alarm.
 //!
-//! Run: `cargo bench --no-default-features --bench alarms` (release profile).
+//! Run: `cargo bench --no-default-features --bench alarms` (release profile). Overrides:
+//! `STATOR_BENCH_CLIENTS` (100), `STATOR_BENCH_TRANSITIONS` (40).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,6 +174,21 @@ async fn flood(dir: &std::path::Path) {
     api.alarms().stop().await;
 }
 
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     evaluation_cost(dir.path());
@@ -177,4 +198,10 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(flood(dir.path()));
+    let clients = env("STATOR_BENCH_CLIENTS", 100);
+    let transitions = env("STATOR_BENCH_TRANSITIONS", 40);
+    rt.block_on(ws_clients::run(dir.path(), clients, transitions));
 }
+
+#[path = "alarms/ws_clients.rs"]
+mod ws_clients;

@@ -2,7 +2,8 @@
 // `stator serve --demo`, at the panel's 1280 x 400: a serviceman puts a park in service (the
 // banner appears), runs a two-point calibration of the simulator's P1 pressure sensor on the
 // numeric pad to a pass, finds the record (and downloads its certificate), opens diagnostics and
-// pings the PLC, and ends service mode. An operator is offered no Service entry at all.
+// pings the PLC, checks the certificate expiry and verifies the audit chain (ok, then broken after
+// a row is rewritten in the file), and ends service mode. An operator is offered no Service entry at all.
 //
 // The reference pressure is what a serviceman's calibrator would apply: the simulator's writable
 // `P1_Applied_bar`, written through the server's own write path.
@@ -252,9 +253,28 @@ describe('service mode, calibration and diagnostics on the panel', () => {
     // sam's browser session and the API session that applies the references.
     assert.ok(Number(await page.getByTestId('diag-sessions').innerText()) >= 2)
     assert.match(await page.getByTestId('diag-disk').innerText(), /[\d.]+ (KiB|MiB|GiB|TiB)/)
+    // The simulator's certificate (sent on the security-None endpoint too): valid, days left.
+    const cert = page.getByTestId(`diag-cert-${PARK}`)
+    assert.match(await cert.innerText(), /valid until \d{4}-\d\d-\d\d.*\(\d+ days left\)/)
+    assert.ok(Number(await cert.getAttribute('data-days')) > 0)
+    assert.match(await page.getByTestId('diag-cpu').innerText(), /[\d.]+ s/)
+    // The audit chain: verified on demand, ok; broken after someone rewrites a row in the file.
+    const audit = page.getByTestId('diag-audit')
+    await page.getByTestId('diag-audit-verify').click()
+    await waitFor('audit chain ok', async () => (await audit.getAttribute('data-state')) === 'ok' && !(await audit.innerText()).includes('verifying'), 15000, 100)
+    assert.match(await audit.innerText(), /intact \(\d+ rows\)/)
     const [w] = await page.evaluate(() => [document.documentElement.scrollWidth])
     assert.ok(w <= 1280, `diagnostics: page ${w} px wide`)
     await page.screenshot({ path: path.join(SHOTS, 'diagnostics.png') })
+    const tamper = spawnSync('python3', ['-c', `import sqlite3
+c = sqlite3.connect(${JSON.stringify(dbPath)}, timeout=10)
+c.executescript("DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'mallory' WHERE id = 3;")
+c.close()`])
+    assert.equal(tamper.status, 0, String(tamper.stderr))
+    await page.getByTestId('diag-audit-verify').click()
+    await waitFor('audit chain broken', async () => (await audit.getAttribute('data-state')) === 'broken', 15000, 100)
+    assert.match(await page.getByTestId('diag-audit-error').innerText(), /row 3/)
+    assert.match(await audit.innerText(), /BROKEN/)
 
     // End service mode: the banner goes.
     await page.getByTestId('svc-tab-service').click()

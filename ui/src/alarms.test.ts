@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { activeCount, alarms, alarmText, applyAlarms, newest, newLoudAlarm, setAlarms, sortAlarms, tagPriority, unackCounts } from './alarms'
+import { activeCount, alarms, alarmText, applyAlarms, newest, newLoudAlarm, ROW_PX, rowWindow, setAlarms, sortAlarms, tagPriority, unackCounts } from './alarms'
 import { deliverPush } from './pushes'
 import { listenAlarms } from './alarms'
 import type { AlarmView } from './protocol'
@@ -88,5 +88,19 @@ describe('alarm list', () => {
     setAlarms([])
     deliverPush(alarms_push as never)
     expect(alarms.list.length).toBe(alarms_push.alarms.length)
+  })
+})
+
+describe('alarm summary window', () => {
+  it('renders a screenful plus overscan, never past the ends', () => {
+    expect(rowWindow(0, 0, 300)).toEqual({ first: 0, end: 0 })
+    expect(rowWindow(3, 0, 300)).toEqual({ first: 0, end: 3 })
+    // 1,000 rows at the top: 6 visible (300 px) + 8 below + 1.
+    expect(rowWindow(1000, 0, 300)).toEqual({ first: 0, end: 15 })
+    // Scrolled to row 500: 8 above, 6 visible, 8 below + 1.
+    expect(rowWindow(1000, 500 * ROW_PX, 300)).toEqual({ first: 492, end: 515 })
+    // At the bottom (and past it, as an elastic scroll may report).
+    expect(rowWindow(1000, 1000 * ROW_PX, 300)).toEqual({ first: 992, end: 1000 })
+    expect(rowWindow(10, 1e6, 300)).toEqual({ first: 10, end: 10 })
   })
 })

@@ -794,7 +794,29 @@ export interface ParkDiagnostics {
   engine?: EngineDiagnostics
   server_status?: ServerStatus
   server_status_error?: string
+  /** The PLC's certificate from the last session's endpoint; null: see the error. */
+  server_certificate: ServerCertificate | null
+  server_certificate_error?: string
   service?: ServiceBanner
+}
+
+/** The PLC's server certificate and how long it remains valid. */
+export interface ServerCertificate {
+  subject: string
+  not_after: string
+  /** Whole days until `not_after` (negative once expired). */
+  days_left: number
+  /** Fewer than 30 days left: renew the PLC's certificate. */
+  expires_soon: boolean
+}
+
+/** The audit chain's state (`stator audit verify`, cached); `diagnostics_audit_verify` re-runs it. */
+export interface AuditChain {
+  state: 'ok' | 'broken' | 'unknown'
+  rows: number
+  checked_at: string | null
+  error?: string
+  running: boolean
 }
 
 /** The panel part of `diagnostics`. */
@@ -803,6 +825,9 @@ export interface PanelDiagnostics {
   uptime_s: number
   memory_rss_bytes?: number
   cpu_seconds?: number
+  /** CPU use over `cpu_interval_s` (100 = one core). */
+  cpu_percent?: number
+  cpu_interval_s?: number
   database: string
   database_bytes: number
   disk_free_bytes?: number
@@ -811,6 +836,7 @@ export interface PanelDiagnostics {
   clients: { panel: number; browser: number }
   /** People's sessions alive now that made a request since Stator started. */
   sessions: number
+  audit_chain: AuditChain
 }
 
 /** Reply of `diagnostics`. */

@@ -2,7 +2,7 @@
 // edit. One sample of every reply, typed with protocol.ts, so that the type check fails
 // when the Rust and TypeScript shapes drift apart.
 
-import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, ApiTokenCreated, ApiTokensList, AuditPage, AuthResult, CalibrationList, CalibrationRecords, CalibrationRun, ConfigReply, ConfigSetReply, ConversationsReply, Diagnostics, Done, EntriesReply, EntryReply, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LogbookPush, LoginResult, MeReply, MessagePush, MessageSent, MessagesCsv, MessagesPage, PingReply, Pong, PresencePush, PresenceReply, ReadReply, ReceiptPush, ReplyMsg, ServiceBanner, ServicePush, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
+import type { AlarmAckReply, AlarmJournalPage, AlarmList, AlarmPush, AlarmReply, AlarmStats, AlarmsPush, ApiErrorBody, ApiTokenCreated, ApiTokensList, AuditChain, AuditPage, AuthResult, CalibrationList, CalibrationRecords, CalibrationRun, ConfigReply, ConfigSetReply, ConversationsReply, Diagnostics, Done, EntriesReply, EntryReply, Exiting, Health, HistoryReply, HistoryTagsReply, HttpErrorBody, IncidentPage, LogbookPush, LoginResult, MeReply, MessagePush, MessageSent, MessagesCsv, MessagesPage, PingReply, Pong, PresencePush, PresenceReply, ReadReply, ReceiptPush, ReplyMsg, ServiceBanner, ServicePush, SessionEnded, SnapshotMsg, UpdateMsg, UserAdded, UsersList, WriteResult } from './protocol'
 
 export const health: Health = {
   "status": "ok",
@@ -482,6 +482,12 @@ export const diagnostics: Diagnostics = {
         "clock_drift_ms": -3,
         "rtt_ms": 1.8
       },
+      "server_certificate": {
+        "subject": "CN=S7-1200 alpha/O=Plant",
+        "not_after": "2026-10-12T14:13:20Z",
+        "days_left": 21,
+        "expires_soon": true
+      },
       "service": {
         "park": "alpha",
         "active": true,
@@ -496,6 +502,8 @@ export const diagnostics: Diagnostics = {
     "uptime_s": 3600,
     "memory_rss_bytes": 52428800,
     "cpu_seconds": 12.5,
+    "cpu_percent": 3.2,
+    "cpu_interval_s": 5.0,
     "database": "/var/lib/stator/stator.db",
     "database_bytes": 1048576,
     "disk_free_bytes": 8000000000,
@@ -505,8 +513,23 @@ export const diagnostics: Diagnostics = {
       "panel": 1,
       "browser": 2
     },
-    "sessions": 3
+    "sessions": 3,
+    "audit_chain": {
+      "state": "broken",
+      "rows": 1204,
+      "checked_at": "2026-09-21T14:14:20Z",
+      "error": "row 17: hash does not match",
+      "running": false
+    }
   }
+}
+
+export const diagnostics_audit_verify: AuditChain = {
+  "state": "broken",
+  "rows": 1204,
+  "checked_at": "2026-09-21T14:14:20Z",
+  "error": "row 17: hash does not match",
+  "running": false
 }
 
 export const diagnostics_ping: PingReply = {
@@ -1050,4 +1073,4 @@ export const alarm_stats: AlarmStats = {
   "truncated": false
 }
 
-export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, service_start, service_push, calibration_run, calibration_records, calibrations, diagnostics, diagnostics_ping, message_sent, messages_page, message_read, conversations, presence, messages_export, logbook_entry, logbook, message_push, receipt_push, presence_push, logbook_push, session_ended, history, history_tags, api_token_create, api_tokens, config_get, config_set, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }
+export const samples = { health, ping, done, login, auth, me, snapshot, update, write, users_list, user_add, audit_page, exit_kiosk, error, http_error, reply_ok, reply_err, service_start, service_push, calibration_run, calibration_records, calibrations, diagnostics, diagnostics_audit_verify, diagnostics_ping, message_sent, messages_page, message_read, conversations, presence, messages_export, logbook_entry, logbook, message_push, receipt_push, presence_push, logbook_push, session_ended, history, history_tags, api_token_create, api_tokens, config_get, config_set, alarms, alarm_push, alarms_push, alarm_ack, alarm_reply, alarm_journal, incidents, alarm_stats }

@@ -79,6 +79,7 @@ pub fn required(req: &Request) -> Access<'_> {
         Request::CalibrationRecords(_) | Request::Calibrations(_) => Session(ServiceMode),
         Request::Diagnostics(_) => Session(Diagnostics),
         Request::DiagnosticsPing(r) => Park(Diagnostics, &r.park),
+        Request::DiagnosticsAuditVerify(_) => Session(Diagnostics),
         // Messages and the shift log. Sending checks SendMessages in the handler, because
         // `messages.viewers_may_send` can extend it to viewers; reading is any session's (the
         // handler limits channels and entries to the caller's parks).
@@ -165,7 +166,8 @@ pub fn token_use(req: &Request) -> TokenUse {
         | Request::CalibrationRecords(_)
         | Request::Calibrations(_)
         | Request::Diagnostics(_)
-        | Request::DiagnosticsPing(_) => Never,
+        | Request::DiagnosticsPing(_)
+        | Request::DiagnosticsAuditVerify(_) => Never,
         // Messages and the shift log are between people.
         Request::MessageSend(_)
         | Request::Messages(_)

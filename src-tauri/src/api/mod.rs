@@ -10,6 +10,7 @@
 pub mod access;
 mod alarms;
 mod audit;
+mod audit_chain;
 mod calibration;
 mod config;
 mod diagnostics;
@@ -186,6 +187,10 @@ struct Inner {
     runs: parking_lot::Mutex<std::collections::HashMap<String, calibration::Run>>,
     /// Reports the MQTT link for `health`; set once by the MQTT publisher when it starts.
     mqtt_status: std::sync::OnceLock<MqttStatusFn>,
+    /// The cached audit chain check of `diagnostics`.
+    audit_chain: audit_chain::AuditChainCheck,
+    /// The previous CPU sample of `diagnostics` (`cpu_percent`).
+    cpu: diagnostics::CpuSampler,
 }
 
 /// Reads the MQTT link's state when `health` is asked (the publisher lives above `api`).
@@ -242,6 +247,8 @@ impl Api {
                 service,
                 runs: Default::default(),
                 mqtt_status: std::sync::OnceLock::new(),
+                audit_chain: Default::default(),
+                cpu: diagnostics::CpuSampler::new(),
             }),
         };
         api.inner
@@ -254,6 +261,13 @@ impl Api {
             rt.spawn(service::watch_expiry(Arc::downgrade(&api.inner)));
         }
         api
+    }
+
+    /// Verifies the audit chain now (coalesced with a run under way) and caches the result
+    /// `diagnostics` shows; not audited and without anchoring the head first (`stator diag`,
+    /// another process than the writer, like `stator audit verify`).
+    pub async fn check_audit_chain(&self) -> wire::AuditChain {
+        audit_chain::check(self, false).await
     }
 
     /// The `diagnostics` figures of the parks `p` sees (also `stator diag`).
@@ -651,6 +665,7 @@ async fn run(
         Request::Calibrations(_) => v(&calibration::list(api, &p()?).await?),
         Request::Diagnostics(_) => v(&diagnostics::report(api, &p()?).await),
         Request::DiagnosticsPing(r) => v(&diagnostics::ping(api, r).await?),
+        Request::DiagnosticsAuditVerify(_) => v(&audit_chain::rerun(api, ctx, &p()?).await?),
         req @ (Request::MessageSend(_)
         | Request::Messages(_)
         | Request::MessageRead(_)

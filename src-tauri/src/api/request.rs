@@ -136,6 +136,8 @@ requests! {
     "diagnostics" => Diagnostics(Empty),
     /// One read round trip to a park's PLC.
     "diagnostics_ping" => DiagnosticsPing(ParkReq),
+    /// Verifies the audit chain again (coalesced with a run under way) and replies its state.
+    "diagnostics_audit_verify" => DiagnosticsAuditVerify(Empty),
     // Messages and the shift log.
     /// Sends a message to a user or a park channel.
     "message_send" => MessageSend(MessageSendReq),

@@ -82,6 +82,17 @@ impl SharedEngine {
         self.inner.read().await.as_ref()?.diagnostics(plc)
     }
 
+    /// The server certificate of `plc`'s last session, or why there is none.
+    pub async fn server_certificate(
+        &self,
+        plc: &str,
+    ) -> Result<crate::plc::ServerCertificate, String> {
+        match self.inner.read().await.as_ref() {
+            Some(e) => e.server_certificate(plc),
+            None => Err("the PLC engine is stopped".into()),
+        }
+    }
+
     /// One `ServerStatus` read round trip to `plc`.
     pub async fn server_status(&self, plc: &str) -> Result<crate::plc::ServerStatus, WriteError> {
         let guard = self.inner.read().await;

@@ -1,6 +1,7 @@
 //! `stator diag [--json]`: connects to every configured PLC with its own engine (standalone,
 //! next to a running instance or not), waits a bounded time for the connections, and prints
-//! the same figures as the `diagnostics` op.
+//! the same figures as the `diagnostics` op, with the audit chain verified first (with the key
+//! from the secret store when there is one, as `stator audit verify`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,17 @@ use crate::plc::{Engine, EngineOptions};
 /// Entry point of `stator diag`.
 pub(super) fn run(global: &GlobalArgs, a: DiagArgs) -> CliResult {
     let cfg = Arc::new(super::load_config(global)?);
-    let store = super::open_store(global, Some(&cfg))?;
+    // The key from the secret store when there is one (never created here): a keyed chain can
+    // only be verified with it; without it the check says so.
+    let store = match crate::app::audit_key(false) {
+        Ok(Some(key)) => crate::store::Store::open_keyed(&super::db_path(global, Some(&cfg)), &key)
+            .map_err(CliError::failure)?,
+        Ok(None) => super::open_store(global, Some(&cfg))?,
+        Err(e) => {
+            eprintln!("warning: {e}");
+            super::open_store(global, Some(&cfg))?
+        }
+    };
     let wait = Duration::from_secs_f64(a.wait.clamp(0.0, 600.0));
     let rt = super::runtime()?;
     let report = rt.block_on(async {
@@ -35,6 +46,7 @@ pub(super) fn run(global: &GlobalArgs, a: DiagArgs) -> CliResult {
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        api.check_audit_chain().await;
         let r = api
             .diagnostics(&Principal::system("cli", Source::Cli))
             .await;
@@ -67,11 +79,37 @@ pub(super) fn run(global: &GlobalArgs, a: DiagArgs) -> CliResult {
             "  tags {}, bad quality {}, security {}/{}",
             p.tags, p.bad_quality, p.security_policy, p.security_mode
         );
+        match (&p.server_certificate, &p.server_certificate_error) {
+            (Some(c), _) => println!(
+                "  certificate: {}, valid until {} ({} days left){}",
+                c.subject,
+                c.not_after.to_rfc3339(),
+                c.days_left,
+                if c.expires_soon {
+                    " — RENEW SOON"
+                } else {
+                    ""
+                }
+            ),
+            (None, e) => println!("  certificate: none ({})", e.as_deref().unwrap_or("?")),
+        }
     }
     let d = &report.panel;
     println!(
         "panel: stator {}, database {} ({} bytes)",
         d.version, d.database, d.database_bytes
+    );
+    if let (Some(pct), Some(s)) = (d.cpu_percent, d.cpu_interval_s) {
+        println!("  cpu {pct:.1} % over {s:.1} s");
+    }
+    let a = &d.audit_chain;
+    println!(
+        "  audit chain: {} ({} rows){}",
+        a.state,
+        a.rows,
+        a.error
+            .as_deref()
+            .map_or(String::new(), |e| format!(": {e}"))
     );
     Ok(())
 }

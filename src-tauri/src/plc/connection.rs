@@ -43,6 +43,9 @@ pub struct Connected {
     pub event_loop: JoinHandle<StatusCode>,
     /// The server's application name from its endpoint description.
     pub server_name: Option<String>,
+    /// The server certificate the endpoint carried: `(subject, not_after)`, or why there is
+    /// none (diagnostics show its expiry).
+    pub server_cert: Result<(String, chrono::DateTime<chrono::Utc>), String>,
 }
 
 /// Why a connection attempt failed. `Final` errors will not go away by retrying (credentials,
@@ -397,6 +400,7 @@ async fn connect_inner(client: Client, target: &Target) -> Result<Connected, Con
         session,
         event_loop,
         server_name,
+        server_cert: cert_facts(&server_cert),
     })
 }
 
@@ -428,6 +432,21 @@ fn note_rejected(pki_dir: &Path, plc_id: &str, cert: &opcua::types::ByteString) 
         tracing::warn!(plc = plc_id, "cannot note the rejected certificate: {e}");
     }
     true
+}
+
+/// Subject and expiry of the certificate an endpoint carried, or why there are none.
+fn cert_facts(
+    cert: &opcua::types::ByteString,
+) -> Result<(String, chrono::DateTime<chrono::Utc>), String> {
+    if cert.is_null_or_empty() {
+        return Err("the server sent no certificate".into());
+    }
+    let x509 = X509::from_byte_string(cert)
+        .map_err(|e| format!("the server's certificate cannot be read ({e})"))?;
+    let not_after = x509
+        .not_after()
+        .map_err(|_| "the server's certificate has no readable expiry date".to_string())?;
+    Ok((x509.subject_name(), not_after))
 }
 
 /// Closes the session politely, never taking longer than `limit`; the event loop is aborted.

@@ -1,6 +1,7 @@
 //! Per-PLC diagnostics the engine keeps as it runs (connects, last error, discovery time,
 //! acquisition mode, values received, round-trip times) and the one small read that measures a
-//! round trip: the server's `ServerStatus` (state, build info, current time → clock drift).
+//! round trip: the server's `ServerStatus` (state, build info, current time → clock drift), and
+//! the server certificate its endpoint carried at the last connect (expiry).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,9 @@ use crate::plc::WriteError;
 
 /// Round-trip times kept per PLC for p50/max.
 const RTT_KEPT: usize = 64;
+/// A server certificate with fewer days left than this is flagged (`expires_soon`): enough
+/// time to order and install a new one on the PLC.
+pub const CERT_WARN_DAYS: i64 = 30;
 
 /// Counters of one PLC connection, updated by its task.
 #[derive(Debug, Default)]
@@ -43,6 +47,9 @@ struct DiagInner {
     /// When the session was last established or lost.
     state_since: Option<DateTime<Utc>>,
     rtt_ms: VecDeque<f64>,
+    /// What the endpoint of the last established session said about the server certificate:
+    /// `(subject, not_after)`, or why there is none. `None` before the first connect.
+    server_cert: Option<Result<(String, DateTime<Utc>), String>>,
 }
 
 impl PlcDiag {
@@ -61,6 +68,20 @@ impl PlcDiag {
             i.state_since = Some(Utc::now());
         }
     }
+    /// Records the server certificate of the session just established.
+    pub(crate) fn server_cert(&self, c: Result<(String, DateTime<Utc>), String>) {
+        self.inner.lock().server_cert = Some(c);
+    }
+
+    /// The server certificate as of `now`, or why there is none.
+    pub fn certificate(&self, now: DateTime<Utc>) -> Result<ServerCertificate, String> {
+        match &self.inner.lock().server_cert {
+            None => Err("not connected yet".into()),
+            Some(Err(e)) => Err(e.clone()),
+            Some(Ok((subject, not_after))) => Ok(ServerCertificate::new(subject, *not_after, now)),
+        }
+    }
+
     fn rtt(&self, d: Duration) {
         let mut i = self.inner.lock();
         if i.rtt_ms.len() == RTT_KEPT {
@@ -122,6 +143,31 @@ pub struct DiagReport {
     pub polling_fallback: bool,
 }
 
+/// The PLC's application instance certificate (from the endpoint the session was opened on;
+/// with security None a server that has a certificate still sends it there).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerCertificate {
+    /// The subject as an RFC 4514-like string (`CN=…/O=…`).
+    pub subject: String,
+    pub not_after: DateTime<Utc>,
+    /// Whole days until `not_after` (negative once expired).
+    pub days_left: i64,
+    /// Fewer than [`CERT_WARN_DAYS`] days left (or expired).
+    pub expires_soon: bool,
+}
+
+impl ServerCertificate {
+    pub fn new(subject: &str, not_after: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        let days_left = (not_after - now).num_days();
+        ServerCertificate {
+            subject: subject.to_string(),
+            not_after,
+            days_left,
+            expires_soon: days_left < CERT_WARN_DAYS,
+        }
+    }
+}
+
 /// What one `ServerStatus` read returned.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServerStatus {
@@ -157,6 +203,14 @@ impl Engine {
     /// The counters of `plc`.
     pub fn diagnostics(&self, plc: &str) -> Option<DiagReport> {
         self.plcs.get(plc).map(|s| s.diag.report())
+    }
+
+    /// The server certificate `plc`'s last session was opened with, or why there is none.
+    pub fn server_certificate(&self, plc: &str) -> Result<ServerCertificate, String> {
+        match self.plcs.get(plc) {
+            Some(s) => s.diag.certificate(Utc::now()),
+            None => Err(format!("no PLC {plc:?}")),
+        }
     }
 
     /// One read round trip: the server's `ServerStatus` (also recorded as an RTT sample).
@@ -196,10 +250,14 @@ impl Engine {
         };
         shared.diag.rtt(rtt);
         let v = |i: usize| values.get(i).and_then(|dv| dv.value.clone());
-        let text = |i: usize| match v(i) {
-            Some(Variant::String(s)) => Some(s.to_string()),
-            Some(Variant::LocalizedText(t)) => Some(t.text.to_string()),
-            _ => None,
+        // A null string is absent (its Display would say "[null]").
+        let text = |i: usize| {
+            match v(i) {
+                Some(Variant::String(s)) => s.value().clone(),
+                Some(Variant::LocalizedText(t)) => t.text.value().clone(),
+                _ => None,
+            }
+            .filter(|s| !s.is_empty())
         };
         let time = |i: usize| match v(i) {
             Some(Variant::DateTime(d)) if !d.is_null() => Some(d.as_chrono()),
@@ -256,5 +314,27 @@ mod tests {
             d.rtt(Duration::from_millis(1));
         }
         assert_eq!(d.inner.lock().rtt_ms.len(), RTT_KEPT);
+    }
+
+    #[test]
+    fn certificate_days_left_and_warning() {
+        let d = PlcDiag::default();
+        let now = Utc::now();
+        assert!(
+            d.certificate(now).is_err(),
+            "nothing before the first connect"
+        );
+        d.server_cert(Ok(("CN=plc".into(), now + chrono::Duration::days(400))));
+        let c = d.certificate(now).unwrap();
+        assert_eq!((c.days_left, c.expires_soon), (400, false));
+        let c = ServerCertificate::new("CN=plc", now + chrono::Duration::hours(29 * 24 + 1), now);
+        assert_eq!((c.days_left, c.expires_soon), (29, true));
+        let c = ServerCertificate::new("CN=plc", now - chrono::Duration::days(2), now);
+        assert_eq!((c.days_left, c.expires_soon), (-2, true));
+        d.server_cert(Err("the server sent no certificate".into()));
+        assert_eq!(
+            d.certificate(now),
+            Err("the server sent no certificate".to_string())
+        );
     }
 }

@@ -386,6 +386,7 @@ impl PlcTask {
         let id = &self.plc.id;
         let session = &conn.session;
         self.cache.set_server_name(id, conn.server_name.clone());
+        self.shared.diag.server_cert(conn.server_cert.clone());
         let limits = discovery::read_limits(session).await;
         let root = self.cfg.root_for(&self.plc);
         let root: opcua::types::NodeId = root
@@ -496,6 +497,7 @@ impl PlcTask {
             session,
             mut event_loop,
             server_name,
+            server_cert,
         } = conn;
         loop {
             tokio::select! {
@@ -515,7 +517,7 @@ impl PlcTask {
                 }
                 _ = shutdown.changed() => {
                     *self.shared.live.write() = None;
-                    connection::close(Connected { session, event_loop, server_name }, Duration::from_millis(500)).await;
+                    connection::close(Connected { session, event_loop, server_name, server_cert }, Duration::from_millis(500)).await;
                     return Outcome::Shutdown;
                 }
             }

@@ -23,6 +23,6 @@ pub mod subscribe;
 pub mod values;
 pub mod write;
 
-pub use diag::{DiagReport, ServerStatus};
+pub use diag::{DiagReport, ServerCertificate, ServerStatus, CERT_WARN_DAYS};
 pub use engine::{Backoff, Engine, EngineOptions, PasswordFn};
 pub use write::{split_element, writable_by_policy, WriteError};

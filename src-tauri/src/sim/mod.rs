@@ -339,6 +339,15 @@ async fn start_park(
         )
         .application_uri("urn:stator:sim")
         .product_uri("urn:stator:sim")
+        // What diagnostics read from ServerStatus/BuildInfo (a real S7 names its firmware).
+        .build_info(opcua::types::BuildInfo {
+            product_uri: "urn:stator:sim".into(),
+            manufacturer_name: "Stator".into(),
+            product_name: "Stator S7-1200 simulator".into(),
+            software_version: env!("CARGO_PKG_VERSION").into(),
+            build_number: "1".into(),
+            build_date: opcua::types::DateTime::now(),
+        })
         .host(host)
         .port(local.port())
         .discovery_urls(vec![endpoint.clone()])

@@ -113,6 +113,8 @@ struct Inner {
     next_reader: AtomicUsize,
     /// The audit head last written to the anchor file (or found at open) and when.
     anchored: Mutex<(i64, Instant)>,
+    /// The audit chain's key when opened keyed (for [`Store::verify_audit_keyed`]).
+    key: Option<AuditKey>,
 }
 
 impl Drop for Inner {
@@ -169,6 +171,7 @@ impl Store {
                 readers,
                 next_reader: AtomicUsize::new(0),
                 anchored: Mutex::new((head, Instant::now())),
+                key: key.cloned(),
             }),
         })
     }
@@ -195,6 +198,12 @@ impl Store {
             c.execute_batch("COMMIT")?;
             r
         })
+    }
+
+    /// [`Store::verify_audit`] with the key this store was opened with (none: [`Store::open`]),
+    /// so a caller holding only the store can check the chain (`diagnostics`). Blocking.
+    pub fn verify_audit_keyed(&self) -> Result<VerifyReport, StoreError> {
+        self.verify_audit(self.inner.key.as_ref())
     }
 
     /// Deletes old ended sessions and old `user_changes` rows ([`sessions::prune`]). Blocking.

@@ -46,7 +46,9 @@ async fn start(extra: Value) -> SimEnv {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = Arc::new(config(dir.path(), extra));
-    let store = stator::store::Store::open(&dir.path().join("stator.db")).unwrap();
+    // Keyed like production: the audit chain is HMAC-chained (diagnostics verify it).
+    let key = stator::store::AuditKey::generate();
+    let store = stator::store::Store::open_keyed(&dir.path().join("stator.db"), &key).unwrap();
     let auth = Auth::new(store, &cfg);
     let cache = Cache::from_config(&cfg);
     let mut opts = EngineOptions::new(dir.path().join("pki"));
@@ -501,6 +503,14 @@ async fn a_two_point_calibration_writes_gain_and_offset_and_the_value_then_match
     let diag: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(diag["parks"][0]["state"], "CONNECTED", "{diag}");
     assert_eq!(diag["parks"][0]["server_status"]["state"], "Running");
+    assert!(
+        diag["parks"][0]["server_certificate"]["days_left"]
+            .as_i64()
+            .unwrap()
+            > 0,
+        "{diag}"
+    );
+    assert_eq!(diag["panel"]["audit_chain"]["state"], "ok", "{diag}");
     // Diagnostics: plausible figures for the park.
     let d = op(api, &sam, json!({"op": "diagnostics"})).await.unwrap();
     let park = &d["parks"][0];
@@ -834,6 +844,117 @@ async fn alarms_raised_in_service_are_marked_in_the_journal_and_incidents() {
         .map(|i| i["during_service"].as_bool().unwrap())
         .collect();
     assert_eq!(marks, [true, false], "newest first: {inc}");
+    api.alarms().stop().await;
+    s.engine.shutdown().await;
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn diagnostics_report_the_server_certificate_and_the_audit_chain() {
+    use chrono::{DateTime, Utc};
+    let s = start(extra()).await;
+    let api = &s.env.api;
+    let sam = panel_login(&s.env, "sam", Role::Serviceman, &["alpha"]).await;
+    let d = op(api, &sam, json!({"op": "diagnostics"})).await.unwrap();
+    // The simulator's certificate, from the endpoint the engine connected to (security None).
+    let cert = &d["parks"][0]["server_certificate"];
+    assert!(cert.is_object(), "{d}");
+    assert!(d["parks"][0]["server_certificate_error"].is_null());
+    let not_after: DateTime<Utc> = serde_json::from_value(cert["not_after"].clone()).unwrap();
+    let days = cert["days_left"].as_i64().unwrap();
+    assert!(not_after > Utc::now(), "{cert}");
+    assert!(days > 0, "{cert}");
+    assert!(
+        ((not_after - Utc::now()).num_days() - days).abs() <= 1,
+        "{cert}"
+    );
+    assert_eq!(cert["expires_soon"], days < 30, "{cert}");
+    assert!(cert["subject"].as_str().unwrap().contains("CN="), "{cert}");
+    // The simulator's BuildInfo (never the "[null]" of an absent string).
+    let status = &d["parks"][0]["server_status"];
+    assert_eq!(
+        status["product_name"], "Stator S7-1200 simulator",
+        "{status}"
+    );
+    assert_eq!(
+        status["software_version"],
+        env!("CARGO_PKG_VERSION"),
+        "{status}"
+    );
+    assert!(status["build_date"].is_string(), "{status}");
+    // CPU over an interval of at least 1 s (since the api started, then between replies).
+    let deadline = tokio::time::Instant::now() + LONG;
+    let cpu = loop {
+        let d = op(api, &sam, json!({"op": "diagnostics"})).await.unwrap();
+        if !d["panel"]["cpu_percent"].is_null() || tokio::time::Instant::now() > deadline {
+            break d["panel"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pct = cpu["cpu_percent"].as_f64().unwrap();
+    assert!((0.0..=100.0 * 64.0).contains(&pct), "{cpu}");
+    assert!(cpu["cpu_interval_s"].as_f64().unwrap() >= 1.0, "{cpu}");
+
+    // The first `diagnostics` started a check; a re-run replies its fresh result.
+    assert!(
+        ["ok", "unknown"].contains(&d["panel"]["audit_chain"]["state"].as_str().unwrap()),
+        "{d}"
+    );
+    let v = op(api, &sam, json!({"op": "diagnostics_audit_verify"}))
+        .await
+        .unwrap();
+    assert_eq!(v["state"], "ok", "{v}");
+    assert!(v["rows"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v.get("error").is_none(), "{v}");
+    let d = op(api, &sam, json!({"op": "diagnostics"})).await.unwrap();
+    assert_eq!(d["panel"]["audit_chain"]["checked_at"], v["checked_at"]);
+    assert_eq!(d["panel"]["audit_chain"]["state"], "ok");
+    let rows = rows_of(&s.env, "audit_verify").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].result, "ok");
+    assert_eq!(rows[0].actor.as_deref(), Some("sam"));
+
+    // Someone with the file rewrites a row: the cache still says ok until a re-run says broken.
+    let db = s.env._dir.path().join("stator.db");
+    tokio::task::spawn_blocking(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch(
+            "DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'mallory' WHERE id = 2;",
+        )
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let d = op(api, &sam, json!({"op": "diagnostics"})).await.unwrap();
+    assert_eq!(d["panel"]["audit_chain"]["state"], "ok", "cached");
+    // Concurrent re-runs are coalesced: five requests, at most two walks of the table.
+    let runs = (0..5).map(|_| op(api, &sam, json!({"op": "diagnostics_audit_verify"})));
+    let replies: Vec<Value> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut walks: Vec<String> = replies
+        .iter()
+        .map(|r| r["checked_at"].as_str().unwrap().to_string())
+        .collect();
+    walks.dedup();
+    assert!(walks.len() <= 2, "{replies:?}");
+    for r in &replies {
+        assert_eq!(r["state"], "broken", "{r}");
+        assert!(r["error"].as_str().unwrap().contains("row 2"), "{r}");
+    }
+    let d = op(api, &sam, json!({"op": "diagnostics"})).await.unwrap();
+    assert_eq!(d["panel"]["audit_chain"]["state"], "broken", "{d}");
+    let rows = rows_of(&s.env, "audit_verify").await;
+    assert_eq!(rows.len(), 6, "one audit row per request");
+    assert!(rows.iter().filter(|r| r.result == "broken").count() == 5);
+    // An operator may not run it (diagnostics permission).
+    let olga = panel_login(&s.env, "olga", Role::Operator, &["alpha"]).await;
+    assert_refused(
+        op(api, &olga, json!({"op": "diagnostics_audit_verify"})).await,
+        "forbidden",
+    );
     api.alarms().stop().await;
     s.engine.shutdown().await;
     s.sim.stop().await;

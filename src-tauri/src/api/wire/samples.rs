@@ -434,6 +434,13 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
         clock_drift_ms: Some(-3),
         rtt_ms: 1.8,
     };
+    let audit_chain = AuditChain {
+        state: "broken",
+        rows: 1_204,
+        checked_at: Some(at(60)),
+        error: Some("row 17: hash does not match".into()),
+        running: false,
+    };
     add(
         "diagnostics",
         &Diagnostics {
@@ -466,6 +473,13 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                 }),
                 server_status: Some(status.clone()),
                 server_status_error: None,
+                server_certificate: Some(crate::plc::ServerCertificate {
+                    subject: "CN=S7-1200 alpha/O=Plant".into(),
+                    not_after: at(86_400 * 21),
+                    days_left: 21,
+                    expires_soon: true,
+                }),
+                server_certificate_error: None,
                 service: Some(banner.clone()),
             }],
             panel: PanelDiagnostics {
@@ -473,6 +487,8 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                 uptime_s: 3600,
                 memory_rss_bytes: Some(52_428_800),
                 cpu_seconds: Some(12.5),
+                cpu_percent: Some(3.2),
+                cpu_interval_s: Some(5.0),
                 database: "/var/lib/stator/stator.db".into(),
                 database_bytes: 1_048_576,
                 disk_free_bytes: Some(8_000_000_000),
@@ -483,9 +499,11 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                     browser: 2,
                 },
                 sessions: 3,
+                audit_chain: audit_chain.clone(),
             },
         },
     );
+    add("diagnostics_audit_verify", &audit_chain);
     add(
         "diagnostics_ping",
         &PingReply {
@@ -790,6 +808,7 @@ fn ts_type(name: &str) -> &'static str {
         "calibrations" => "CalibrationList",
         "diagnostics" => "Diagnostics",
         "diagnostics_ping" => "PingReply",
+        "diagnostics_audit_verify" => "AuditChain",
         "message_sent" => "MessageSent",
         "messages_page" => "MessagesPage",
         "message_read" => "ReadReply",

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::plc::{DiagReport, ServerStatus};
+use crate::plc::{DiagReport, ServerCertificate, ServerStatus};
 use crate::service::calibration::{Point, Record};
 use crate::store::service::ServicePeriod;
 
@@ -156,6 +156,12 @@ pub struct ParkDiagnostics {
     pub server_status: Option<ServerStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_status_error: Option<String>,
+    /// The PLC's server certificate from the last session's endpoint (`null`: see
+    /// `server_certificate_error`).
+    pub server_certificate: Option<ServerCertificate>,
+    /// Why there is no `server_certificate` (not connected yet, none sent, unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_certificate_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceBanner>,
 }
@@ -169,6 +175,13 @@ pub struct PanelDiagnostics {
     pub memory_rss_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_seconds: Option<f64>,
+    /// CPU use of the process over `cpu_interval_s` (100 = one core busy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// The interval `cpu_percent` covers: since the previous `diagnostics` (at least 1 s
+    /// before) or since the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_interval_s: Option<f64>,
     pub database: String,
     /// The database file and its write-ahead log.
     pub database_bytes: u64,
@@ -184,6 +197,25 @@ pub struct PanelDiagnostics {
     pub clients: ClientCounts,
     /// People's sessions alive now that made a request since Stator started.
     pub sessions: usize,
+    /// The cached result of verifying the audit chain.
+    pub audit_chain: AuditChain,
+}
+
+/// The audit chain's state (`stator audit verify`, cached; re-run by
+/// `diagnostics_audit_verify`, which also replies with it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditChain {
+    /// `ok`, `broken` or `unknown` (never checked, or the check failed: see `error`).
+    pub state: &'static str,
+    /// Rows checked by the last run.
+    pub rows: u64,
+    /// When the last run finished.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// Where the chain breaks, or why it could not be checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A run is under way now.
+    pub running: bool,
 }
 
 /// Live clients by kind (the presence registry).
