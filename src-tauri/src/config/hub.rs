@@ -91,10 +91,7 @@ impl HubConfig {
             }
         }
         if self.max_tags_per_park == 0 || self.max_tags_per_park > MAX_TAGS_LIMIT {
-            return err(
-                "max_tags_per_park",
-                format!("must be 1-{MAX_TAGS_LIMIT}"),
-            );
+            return err("max_tags_per_park", format!("must be 1-{MAX_TAGS_LIMIT}"));
         }
         if let Some(u) = &self.username {
             if u.is_empty() || u.len() > 256 {

@@ -229,8 +229,16 @@ mod tests {
     fn birth_properties_become_unit_range_and_writability() {
         let mut b = m(FLOAT, metric::Value::FloatValue(1.0));
         b.properties = Some(props(vec![
-            ("readOnly", property_value::Value::BooleanValue(false), BOOLEAN),
-            ("engUnit", property_value::Value::StringValue("kW".into()), STRING),
+            (
+                "readOnly",
+                property_value::Value::BooleanValue(false),
+                BOOLEAN,
+            ),
+            (
+                "engUnit",
+                property_value::Value::StringValue("kW".into()),
+                STRING,
+            ),
             ("engLow", property_value::Value::DoubleValue(0.0), DOUBLE),
             ("engHigh", property_value::Value::DoubleValue(100.0), DOUBLE),
         ]));

@@ -24,8 +24,8 @@ use super::{values, MqttError, Stats, NAMESPACE};
 use crate::api::{wire::HubStatus, Api, ApiError, HubLink};
 use crate::code::Code;
 use crate::config::BrokerAddr;
-pub use state::{MAX_EDGE_NODES, REBIRTH_EVERY};
 use state::{Counters, HubState, Routes};
+pub use state::{MAX_EDGE_NODES, REBIRTH_EVERY};
 
 /// Largest message accepted (a DBIRTH of 20,000 tags is about 1.5 MB).
 const MAX_INCOMING: usize = 16 * 1024 * 1024;
@@ -93,9 +93,10 @@ impl HubLink for Link {
     }
 
     fn write(&self, park: &str, node: &str, value: &serde_json::Value) -> Result<(), ApiError> {
-        let route = self.routes.read().get(park).cloned().ok_or_else(|| {
-            ApiError::not_connected(format!("{park} is fed by no edge node now"))
-        })?;
+        let route =
+            self.routes.read().get(park).cloned().ok_or_else(|| {
+                ApiError::not_connected(format!("{park} is fed by no edge node now"))
+            })?;
         if node.contains('[') {
             return Err(ApiError::invalid(
                 "array elements are not written over Sparkplug; write the whole tag",

@@ -325,7 +325,9 @@ impl HubState {
         let max = cfg
             .hub
             .as_ref()
-            .map_or(crate::config::DEFAULT_MAX_TAGS_PER_PARK, |h| h.max_tags_per_park);
+            .map_or(crate::config::DEFAULT_MAX_TAGS_PER_PARK, |h| {
+                h.max_tags_per_park
+            });
         let origin = format!("{NAMESPACE}/{}/{edge}/{device}", self.group);
         let generation = self.nodes[edge].generation;
         let mut dev = Device {
@@ -386,7 +388,13 @@ impl HubState {
             },
         );
         self.owners.insert(park.clone(), me);
-        tracing::info!(park, edge, device, tags = dev.tags.len(), "mqtt hub: device born");
+        tracing::info!(
+            park,
+            edge,
+            device,
+            tags = dev.tags.len(),
+            "mqtt hub: device born"
+        );
         let n = self.nodes.get_mut(edge).expect("node tracked");
         n.devices.insert(device.to_string(), dev);
         self.publish_counts();
@@ -464,7 +472,12 @@ impl HubState {
             .set_status(&d.park, PlcStatus::Disconnected, Some(why.to_string()));
         self.owners.remove(&d.park);
         self.routes.write().remove(&d.park);
-        tracing::info!(park = d.park, edge, device, "mqtt hub: park disconnected: {why}");
+        tracing::info!(
+            park = d.park,
+            edge,
+            device,
+            "mqtt hub: park disconnected: {why}"
+        );
         self.publish_counts();
     }
 
@@ -547,7 +560,12 @@ impl HubState {
     /// or removed) are let go, and every edge node is asked to announce itself again so that
     /// newly mapped devices appear. Other changes (alarms, users, tags) touch nothing here.
     pub fn on_config(&mut self, old: &Config, new: &Config, now: Instant) {
-        let ids = |c: &Config| c.plc_config.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+        let ids = |c: &Config| {
+            c.plc_config
+                .iter()
+                .map(|p| p.id.clone())
+                .collect::<Vec<_>>()
+        };
         if old.hub == new.hub && ids(old) == ids(new) {
             return;
         }
@@ -634,7 +652,12 @@ mod tests {
     }
 
     fn born(h: &mut HubState, c: &Config, edge: &str, device: &str, now: Instant) {
-        h.on_message(c, &format!("spBv1.0/g/NBIRTH/{edge}"), &payload(0, vec![]), now);
+        h.on_message(
+            c,
+            &format!("spBv1.0/g/NBIRTH/{edge}"),
+            &payload(0, vec![]),
+            now,
+        );
         h.on_message(
             c,
             &format!("spBv1.0/g/DBIRTH/{edge}/{device}"),
@@ -649,7 +672,12 @@ mod tests {
         let mut h = hub(&c);
         let now = Instant::now();
         // Data before any birth: a rebirth is asked for, nothing applied.
-        h.on_message(&c, "spBv1.0/g/DDATA/e1/alpha", &payload(5, vec![data(7, 2.0)]), now);
+        h.on_message(
+            &c,
+            "spBv1.0/g/DDATA/e1/alpha",
+            &payload(5, vec![data(7, 2.0)]),
+            now,
+        );
         assert_eq!(h.take_rebirths(), vec!["e1".to_string()]);
         assert_eq!(h.cache.status("alpha"), Some(PlcStatus::Disconnected));
         born(&mut h, &c, "e1", "alpha", now + REBIRTH_EVERY);
@@ -657,13 +685,28 @@ mod tests {
         let snap = h.cache.snapshot(|p| p == "alpha");
         assert_eq!(snap.plcs[0].nodes[0].unit.as_deref(), Some("kW"));
         assert_eq!(snap.plcs[0].nodes[0].data_type, "Double");
-        h.on_message(&c, "spBv1.0/g/DDATA/e1/alpha", &payload(2, vec![data(7, 3.0)]), now);
+        h.on_message(
+            &c,
+            "spBv1.0/g/DDATA/e1/alpha",
+            &payload(2, vec![data(7, 3.0)]),
+            now,
+        );
         assert_eq!(h.cache.value("alpha", "P").unwrap().value, json!(3.0));
         assert!(h.take_rebirths().is_empty());
         // A gap: applied, counted, rebirth asked for (once within REBIRTH_EVERY).
         let later = now + REBIRTH_EVERY * 2;
-        h.on_message(&c, "spBv1.0/g/DDATA/e1/alpha", &payload(9, vec![data(7, 4.0)]), later);
-        h.on_message(&c, "spBv1.0/g/DDATA/e1/alpha", &payload(12, vec![data(7, 5.0)]), later);
+        h.on_message(
+            &c,
+            "spBv1.0/g/DDATA/e1/alpha",
+            &payload(9, vec![data(7, 4.0)]),
+            later,
+        );
+        h.on_message(
+            &c,
+            "spBv1.0/g/DDATA/e1/alpha",
+            &payload(12, vec![data(7, 5.0)]),
+            later,
+        );
         assert_eq!(h.counters.seq_gaps.load(Ordering::Relaxed), 2);
         assert_eq!(h.take_rebirths().len(), 1);
         assert_eq!(h.cache.value("alpha", "P").unwrap().value, json!(5.0));
@@ -713,7 +756,11 @@ mod tests {
         let mut h = hub(&c);
         let now = Instant::now();
         born(&mut h, &c, "e1", "beta", now);
-        assert_eq!(h.counters.unmapped.load(Ordering::Relaxed), 1, "beta is pinned to e9");
+        assert_eq!(
+            h.counters.unmapped.load(Ordering::Relaxed),
+            1,
+            "beta is pinned to e9"
+        );
         born(&mut h, &c, "e9", "plant7", now);
         assert_eq!(h.cache.status("beta"), Some(PlcStatus::Connected));
         born(&mut h, &c, "e1", "gamma", now);
@@ -726,7 +773,9 @@ mod tests {
         let mut h = hub(&c);
         let now = Instant::now();
         h.on_message(&c, "spBv1.0/g/NBIRTH/e1", &payload(0, vec![]), now);
-        let many = (0..5).map(|i| birth_metric(&format!("T{i}"), i, 0.0)).collect();
+        let many = (0..5)
+            .map(|i| birth_metric(&format!("T{i}"), i, 0.0))
+            .collect();
         h.on_message(&c, "spBv1.0/g/DBIRTH/e1/alpha", &payload(1, many), now);
         assert_eq!(h.cache.snapshot(|_| true).plcs[0].nodes.len(), 2);
         assert_eq!(h.counters.truncated.load(Ordering::Relaxed), 3);
