@@ -106,3 +106,48 @@ impl HubConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use serde_json::json;
+
+    fn parse(hub: serde_json::Value) -> Result<Config, String> {
+        let v = json!({
+            "plc_config": [{"id": "alpha", "url": "opc.tcp://127.0.0.1:4840", "name": "A"},
+                           {"id": "beta", "url": "opc.tcp://127.0.0.1:4841", "name": "B"}],
+            "common_root_node_id": "ns=1;i=1",
+            "broadcast_interval_seconds": 1,
+            "plc_reconnect_delay_minutes": 1,
+            "hub": hub,
+        });
+        Config::parse(std::path::Path::new("c.json"), &v.to_string()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_hub_section_is_validated_with_its_json_path() {
+        let c = parse(json!({"sources": {"alpha": "panel1/alpha"}})).unwrap();
+        let h = c.hub.unwrap();
+        assert_eq!(h.source("alpha"), Some(("panel1", "alpha")));
+        assert!(!h.allow_writes);
+        assert_eq!(h.max_tags_per_park, super::DEFAULT_MAX_TAGS_PER_PARK);
+        for (bad, path) in [
+            (json!({"sources": {"gamma": "e/d"}}), "$.hub.sources.gamma"),
+            (json!({"sources": {"alpha": "e"}}), "$.hub.sources.alpha"),
+            (
+                json!({"sources": {"alpha": "e/d/x"}}),
+                "$.hub.sources.alpha",
+            ),
+            (
+                json!({"sources": {"alpha": "e/d", "beta": "e/d"}}),
+                "$.hub.sources.beta",
+            ),
+            (json!({"max_tags_per_park": 0}), "$.hub.max_tags_per_park"),
+            (json!({"client_id": ""}), "$.hub.client_id"),
+            (json!({"url": "mqtt://x"}), "$.hub"),
+        ] {
+            let e = parse(bad.clone()).unwrap_err();
+            assert!(e.contains(path), "{bad}: {e}");
+        }
+    }
+}

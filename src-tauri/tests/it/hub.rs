@@ -341,3 +341,69 @@ async fn a_hub_shows_the_edge_parks_live_read_only_and_filtered_by_grants() {
     engine.shutdown().await;
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn a_hub_without_its_broker_runs_retries_and_says_so_and_bad_flags_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = ConfigBuilder::new()
+        .plc("alpha", "opc.tcp://127.0.0.1:48401", "Alpha")
+        .merge(json!({"remote": {"enabled": true}}));
+    std::fs::write(d.join("hub.json"), cfg.text()).unwrap();
+    for (args, why) in [
+        (
+            vec!["hub", "--mqtt", "http://127.0.0.1:1883", "--group", "g"],
+            "--mqtt",
+        ),
+        (
+            vec!["hub", "--mqtt", "mqtt://127.0.0.1:1883", "--group", "a/b"],
+            "--group",
+        ),
+        (
+            vec!["hub", "--mqtt", "mqtt://127.0.0.1:1883"],
+            "--group is required",
+        ),
+    ] {
+        let o = stator(d, &args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _hub = Proc(
+        stator(
+            d,
+            &[
+                "hub",
+                "--mqtt",
+                &format!("mqtt://127.0.0.1:{}", free_port()),
+                "--group",
+                "plants",
+                "--listen",
+                &addr.to_string(),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let reported = eventually(LONG, || async move {
+        let h = health(addr).await;
+        h["hub"]["state"] == "connecting" && h["hub"]["error"].is_string()
+    })
+    .await;
+    assert!(
+        reported,
+        "health says the broker is down: {}",
+        health(addr).await
+    );
+    let h = health(addr).await;
+    assert_eq!(h["subsystems"]["hub"]["state"], "connecting");
+    assert_eq!(
+        h["parks"],
+        json!([]),
+        "no park names for an anonymous caller"
+    );
+    assert_eq!(h["parks_connected"], 0);
+}
