@@ -107,24 +107,40 @@ fn status_of<'a>(m: &'a Value, park: &str) -> Option<&'a str> {
         .as_str()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hub_shows_the_edge_parks_live_read_only_and_filtered_by_grants() {
-    let Some(mosq) = required("mosquitto (Debian package mosquitto)", mosquitto()) else {
-        return;
-    };
+/// A temp dir with mosquitto on a free port, or `None` (skipped) without mosquitto.
+async fn with_broker() -> Option<(tempfile::TempDir, Proc, u16)> {
+    let mosq = required("mosquitto (Debian package mosquitto)", mosquitto())?;
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (_broker, port) = broker(&mosq, d).await;
+    let (b, port) = broker(&mosq, dir.path()).await;
+    Some((dir, b, port))
+}
 
-    // The edge: two simulated parks, the engine, the Sparkplug publisher (unit/range of one
-    // tag configured here only: the hub learns it from the DBIRTH).
+/// A `write` request over the socket; its reply.
+async fn write(ws: &mut Ws, plc: &str, node: &str, value: Value) -> Value {
+    call(
+        ws,
+        json!({"id": format!("w-{node}"), "op": "write", "plc": plc, "node": node, "value": value}),
+    )
+    .await
+}
+
+/// The edge side: two simulated parks, the engine, the Sparkplug publisher (`panel1` in group
+/// `plants`, DCMD writes allowed); the unit/range of one tag is configured here only, so the hub
+/// can only learn it from the DBIRTH.
+struct EdgeRig {
+    sim: stator::sim::SimHandle,
+    cache: Cache,
+    engine: SharedEngine,
+    edge: stator::mqtt::MqttHandle,
+}
+
+async fn edge_rig(d: &Path, port: u16) -> EdgeRig {
     let sim = stator::sim::start(SimOptions {
         plcs: 2,
         ..SimOptions::ephemeral()
     })
     .await
     .unwrap();
-    let addrs = sim.addrs();
     let edge_cfg = Arc::new(
         ConfigBuilder::new()
             .plc("alpha", "opc.tcp://127.0.0.1:48401", "Alpha")
@@ -151,14 +167,7 @@ async fn a_hub_shows_the_edge_parks_live_read_only_and_filtered_by_grants() {
         "allow_writes": true,
     }))
     .unwrap();
-    let edge = stator::mqtt::start(
-        edge_api.clone(),
-        mqtt,
-        None,
-        Duration::from_millis(100),
-        None,
-    )
-    .unwrap();
+    let edge = stator::mqtt::start(edge_api, mqtt, None, Duration::from_millis(100), None).unwrap();
     let connected = eventually(LONG, || {
         let c = cache.clone();
         async move {
@@ -168,19 +177,27 @@ async fn a_hub_shows_the_edge_parks_live_read_only_and_filtered_by_grants() {
     })
     .await;
     assert!(connected, "the edge connects to both simulated parks");
+    EdgeRig {
+        sim,
+        cache,
+        engine,
+        edge,
+    }
+}
 
-    // The hub: the same parks in its own config.json, remote writes allowed (so the refusal
-    // below is the hub's own), started after the edge was born: it must ask for a rebirth.
+/// The `stator hub` binary with the parks `alpha` and `beta`, remote writes allowed (so a
+/// refusal is the hub's own), `hub` merged in, users `op` (operator of alpha) and `root`
+/// (superuser); returns once it feeds both parks.
+async fn start_hub(d: &Path, port: u16, hub: Value) -> (Proc, SocketAddr) {
     let hub_cfg = ConfigBuilder::new()
         .plc("alpha", "opc.tcp://127.0.0.1:48401", "Alpha")
         .plc("beta", "opc.tcp://127.0.0.1:48402", "Beta")
-        .merge(json!({"remote": {"enabled": true, "allow_remote_writes": true}}));
+        .merge(json!({"remote": {"enabled": true, "allow_remote_writes": true}, "hub": hub}));
     std::fs::write(d.join("hub.json"), hub_cfg.text()).unwrap();
     add_user(d, "op", "operator", "alpha");
     add_user(d, "root", "superuser", "");
-    let http_port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
-    let _hub = Proc(
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let proc = Proc(
         stator(
             d,
             &[
@@ -209,6 +226,24 @@ async fn a_hub_shows_the_edge_parks_live_read_only_and_filtered_by_grants() {
         health(addr).await,
         std::fs::read_to_string(d.join("hub.log")).unwrap_or_default()
     );
+    (proc, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_shows_the_edge_parks_live_read_only_and_filtered_by_grants() {
+    let Some((dir, _broker, port)) = with_broker().await else {
+        return;
+    };
+    let d = dir.path();
+    let EdgeRig {
+        sim,
+        cache,
+        engine,
+        edge,
+    } = edge_rig(d, port).await;
+    let addrs = sim.addrs();
+    // Started after the edge was born: the hub must ask for a rebirth to see anything.
+    let (_hub, addr) = start_hub(d, port, json!({})).await;
     let h = health(addr).await;
     assert!(h["hub"]["rebirths_requested"].as_u64() >= Some(1), "{h}");
     assert_eq!(h["hub"]["edge_nodes"], 1);
@@ -258,11 +293,7 @@ async fn a_hub_shows_the_edge_parks_live_read_only_and_filtered_by_grants() {
     // A write at the hub: refused with `forbidden` (hub.allow_writes is false), audited,
     // nothing reaches the simulator.
     let before = sim.value_json(0, "SP_Power_Limit_kW");
-    let r = call(
-        &mut ws,
-        json!({"id": 7, "op": "write", "plc": "alpha", "node": "SP_Power_Limit_kW", "value": 42.5}),
-    )
-    .await;
+    let r = write(&mut ws, "alpha", "SP_Power_Limit_kW", json!(42.5)).await;
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(r["error"]["code"], "forbidden", "{r}");
     let (mut admin, _) = client(addr, "root").await;
@@ -340,6 +371,44 @@ async fn a_hub_shows_the_edge_parks_live_read_only_and_filtered_by_grants() {
     assert!(gone, "NDEATH disconnects the parks: {}", health(addr).await);
     engine.shutdown().await;
     sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_allows_writes_sends_them_to_the_edge_as_dcmd() {
+    let Some((dir, _broker, port)) = with_broker().await else {
+        return;
+    };
+    let d = dir.path();
+    let rig = edge_rig(d, port).await;
+    let (_hub, addr) = start_hub(d, port, json!({"allow_writes": true})).await;
+    let (mut ws, _) = client(addr, "op").await;
+    // The edge (its own mqtt.allow_writes is true) writes through its write path: the value
+    // lands at the simulator and comes back to the hub in the next DDATA.
+    let r = write(&mut ws, "alpha", "SP_Power_Limit_kW", json!(42.5)).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["result"]["value"], 42.5);
+    let landed = eventually(LONG, || {
+        let v = rig.sim.value_json(0, "SP_Power_Limit_kW");
+        async move { v == Some(json!(42.5)) }
+    })
+    .await;
+    assert!(landed, "the DCMD reached the simulator through the edge");
+    until(&mut ws, "the written value back at the hub", |m| {
+        m["type"] == "update"
+            && m["plcs"][0]["changes"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["name"] == "SP_Power_Limit_kW" && c["value"] == 42.5)
+            })
+    })
+    .await;
+    // Grants still hold (beta is not the operator's), and a park's element write is refused.
+    let r = write(&mut ws, "beta", "SP_Power_Limit_kW", json!(1)).await;
+    assert_eq!(r["error"]["code"], "forbidden", "{r}");
+    let r = write(&mut ws, "alpha", "CMD_Instant_Cutoff[3]", json!(true)).await;
+    assert_eq!(r["error"]["code"], "invalid", "{r}");
+    rig.edge.shutdown().await;
+    rig.engine.shutdown().await;
+    rig.sim.stop().await;
 }
 
 #[tokio::test]
