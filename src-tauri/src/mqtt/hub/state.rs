@@ -135,14 +135,15 @@ impl HubState {
             return None;
         }
         let (kind, edge, device) = (it.next()?, it.next()?, it.next());
-        if it.next().is_some() || edge.is_empty() {
+        // Ids are topic levels of at most 64 characters: longer ones are not Sparkplug ids we
+        // keep (and would let a sender grow the node table by megabytes).
+        let id_ok = |v: &str| crate::config::sparkplug_id(v).is_ok();
+        if it.next().is_some() || !id_ok(edge) || !device.is_none_or(id_ok) {
             return None;
         }
         match (kind, device) {
             ("NBIRTH" | "NDATA" | "NDEATH", None) => Some(Topic::Node(kind, edge)),
-            ("DBIRTH" | "DDATA" | "DDEATH", Some(d)) if !d.is_empty() => {
-                Some(Topic::Device(kind, edge, d))
-            }
+            ("DBIRTH" | "DDATA" | "DDEATH", Some(d)) => Some(Topic::Device(kind, edge, d)),
             ("NCMD", None) | ("DCMD", Some(_)) => Some(Topic::Command),
             _ => None,
         }
@@ -713,8 +714,11 @@ mod tests {
         // Garbage and foreign topics are counted and ignored.
         h.on_message(&c, "spBv1.0/g/DDATA/e1/alpha", b"\xff\xff\xff", later);
         h.on_message(&c, "other/topic", b"x", later);
+        let long = format!("spBv1.0/g/NBIRTH/{}", "e".repeat(65));
+        h.on_message(&c, &long, &payload(0, vec![]), later);
         assert_eq!(h.counters.malformed.load(Ordering::Relaxed), 1);
-        assert_eq!(h.counters.foreign.load(Ordering::Relaxed), 1);
+        assert_eq!(h.counters.foreign.load(Ordering::Relaxed), 2);
+        assert_eq!(h.nodes.len(), 1);
         // DDEATH: disconnected, value kept (stale).
         h.on_message(&c, "spBv1.0/g/DDEATH/e1/alpha", &payload(13, vec![]), later);
         assert_eq!(h.cache.status("alpha"), Some(PlcStatus::Disconnected));
