@@ -772,6 +772,26 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_mapping_lets_the_device_go_and_asks_for_rebirths() {
+        let c = cfg(json!({}));
+        let mut h = hub(&c);
+        let now = Instant::now();
+        born(&mut h, &c, "e1", "alpha", now);
+        // Unrelated changes touch nothing.
+        let mut same = c.clone();
+        same.broadcast_interval_seconds = 2.0;
+        h.on_config(&c, &same, now);
+        assert_eq!(h.cache.status("alpha"), Some(PlcStatus::Connected));
+        assert!(h.take_rebirths().is_empty());
+        // alpha is pinned elsewhere now: e1's device no longer feeds it.
+        let pinned = cfg(json!({"hub": {"sources": {"alpha": "e2/a"}}}));
+        h.on_config(&c, &pinned, now);
+        assert_eq!(h.cache.status("alpha"), Some(PlcStatus::Disconnected));
+        assert_eq!(h.take_rebirths(), vec!["e1".to_string()]);
+        assert!(h.routes.read().is_empty());
+    }
+
+    #[test]
     fn tags_beyond_the_bound_are_cut_and_an_unreborn_device_dies() {
         let c = cfg(json!({"hub": {"max_tags_per_park": 2}}));
         let mut h = hub(&c);
