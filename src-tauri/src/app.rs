@@ -1,7 +1,8 @@
-//! The running core shared by `stator serve` and the desktop window: store, auth, live cache,
-//! PLC engine (plus the in-process simulator with `--demo`) and the remote server.
+//! The running core shared by `stator serve`, `stator hub` and the desktop window: store, auth,
+//! live cache, what feeds the cache — the PLC engine (plus the in-process simulator with
+//! `--demo`) or, for a hub, the Sparkplug B subscriber — and the remote server.
 //!
-//! Both front ends start exactly this, so the panel and remote browsers always see the same
+//! Every front end starts exactly this, so the panel and remote browsers always see the same
 //! engine, the same sessions and the same audit trail.
 
 use std::collections::HashMap;
@@ -45,6 +46,20 @@ pub enum CoreError {
     /// The MQTT publisher could not start (e.g. its CA file is unreadable).
     #[error("cannot start the MQTT publisher: {0}")]
     Mqtt(String),
+    /// The Sparkplug hub could not start (e.g. its CA file or broker password is unreadable).
+    #[error("cannot start the hub: {0}")]
+    Hub(String),
+}
+
+/// What feeds the live cache.
+pub enum Feed {
+    /// The PLC engine (`serve`, the desktop); with `demo`, against the built-in simulator.
+    Plcs { demo: bool },
+    /// `stator hub`: the Sparkplug B edge nodes of `group` on `broker`.
+    Hub {
+        broker: crate::config::BrokerAddr,
+        group: String,
+    },
 }
 
 impl CoreError {
@@ -58,7 +73,8 @@ impl CoreError {
 pub struct Core {
     /// The one dispatcher every transport uses.
     pub api: Api,
-    engine: SharedEngine,
+    engine: Option<SharedEngine>,
+    hub: Option<crate::mqtt::hub::HubHandle>,
     history: Option<crate::history::Historian>,
     sim: Option<SimHandle>,
     server: Option<ServerHandle>,
@@ -70,6 +86,13 @@ impl Core {
     /// store (created at the first start), starts the engine (and the simulator with `demo`) and
     /// the remote server.
     pub async fn start(cfg: Config, db: PathBuf, demo: bool) -> Result<Core, CoreError> {
+        Self::start_fed(cfg, db, Feed::Plcs { demo }).await
+    }
+
+    /// Like [`Core::start`], with the cache fed by `feed`: for a hub no engine starts (and the
+    /// `mqtt` edge section is not used), the Sparkplug subscriber does, and writes are refused
+    /// unless `hub.allow_writes`.
+    pub async fn start_fed(cfg: Config, db: PathBuf, feed: Feed) -> Result<Core, CoreError> {
         // Fail closed: without the key no audit row could be written, so nothing starts.
         let key = tokio::task::spawn_blocking(|| audit_key(true))
             .await
@@ -100,30 +123,17 @@ impl Core {
         } else {
             None
         };
-        let mut opts = EngineOptions::new(crate::plc::certs::pki_dir(&cfg));
-        opts.password = Arc::new(|id: &str| {
-            crate::auth::secrets::get(&format!("plc/{id}")).map_err(|e| e.to_string())
-        });
-        let sim = if demo {
-            let so = SimOptions {
-                plcs: cfg.plc_config.len().min(u16::MAX as usize) as u16,
-                ..SimOptions::ephemeral()
-            };
-            let h = crate::sim::start(so).await.map_err(CoreError::Simulator)?;
-            let urls: HashMap<String, String> = cfg
-                .plc_config
-                .iter()
-                .map(|p| p.id.clone())
-                .zip(h.endpoints())
-                .collect();
-            tracing::info!(?urls, "--demo: every PLC points at the built-in simulator");
-            opts.url_override = Some(urls);
-            Some(h)
-        } else {
-            None
+        let (engine, sim, hub_feed) = match feed {
+            Feed::Plcs { demo } => {
+                let (engine, sim) = start_engine(&cfg, &cache, demo).await?;
+                (Some(engine), sim, None)
+            }
+            Feed::Hub { broker, group } => (None, None, Some((broker, group))),
         };
-        let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
-        let api = Api::with_writer(auth, cache, cfg.clone(), engine.clone());
+        let api = match &engine {
+            Some(e) => Api::with_writer(auth, cache, cfg.clone(), e.clone()),
+            None => Api::new(auth, cache, cfg.clone()),
+        };
         if let Some(h) = &history {
             api.attach_history(h.clone());
         }
@@ -135,12 +145,24 @@ impl Core {
         let mut core = Core {
             api,
             engine,
+            hub: None,
             history,
             sim,
             server: None,
             mqtt: None,
         };
-        if let Some(m) = cfg.mqtt.clone() {
+        if let Some((broker, group)) = hub_feed {
+            if cfg.mqtt.is_some() {
+                tracing::warn!("a hub does not publish: the mqtt section is not used");
+            }
+            match start_hub(&core.api, &broker, group).await {
+                Ok(h) => core.hub = Some(h),
+                Err(e) => {
+                    core.shutdown().await;
+                    return Err(e);
+                }
+            }
+        } else if let Some(m) = cfg.mqtt.clone() {
             match start_mqtt(&core.api, m, cfg.broadcast_interval_seconds, spool_dir).await {
                 Ok(h) => core.mqtt = Some(h),
                 Err(e) => {
@@ -180,10 +202,15 @@ impl Core {
         if let Some(m) = self.mqtt {
             m.shutdown().await;
         }
+        if let Some(h) = self.hub {
+            h.shutdown().await;
+        }
         if let Some(s) = self.server {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.shutdown()).await;
+        if let Some(e) = &self.engine {
+            let _ = tokio::time::timeout(Duration::from_secs(5), e.shutdown()).await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.api.alarms().stop()).await;
         if let Some(h) = &self.history {
             let _ = tokio::time::timeout(Duration::from_secs(5), h.shutdown()).await;
@@ -195,6 +222,62 @@ impl Core {
         }
         let _ = tokio::task::spawn_blocking(move || store.anchor_now()).await;
     }
+}
+
+/// Starts the PLC engine (and with `demo` the simulator every PLC then points at).
+async fn start_engine(
+    cfg: &Arc<Config>,
+    cache: &Cache,
+    demo: bool,
+) -> Result<(SharedEngine, Option<SimHandle>), CoreError> {
+    let mut opts = EngineOptions::new(crate::plc::certs::pki_dir(cfg));
+    opts.password = Arc::new(|id: &str| {
+        crate::auth::secrets::get(&format!("plc/{id}")).map_err(|e| e.to_string())
+    });
+    let sim = if demo {
+        let so = SimOptions {
+            plcs: cfg.plc_config.len().min(u16::MAX as usize) as u16,
+            ..SimOptions::ephemeral()
+        };
+        let h = crate::sim::start(so).await.map_err(CoreError::Simulator)?;
+        let urls: HashMap<String, String> = cfg
+            .plc_config
+            .iter()
+            .map(|p| p.id.clone())
+            .zip(h.endpoints())
+            .collect();
+        tracing::info!(?urls, "--demo: every PLC points at the built-in simulator");
+        opts.url_override = Some(urls);
+        Some(h)
+    } else {
+        None
+    };
+    let engine = SharedEngine::new(Engine::start(cfg.clone(), cache.clone(), opts));
+    Ok((engine, sim))
+}
+
+/// Starts the Sparkplug hub with its broker password from the secret store (`mqtt/hub`, when
+/// `hub.username` is configured). A broker that is down is no error: the hub retries.
+async fn start_hub(
+    api: &Api,
+    broker: &crate::config::BrokerAddr,
+    group: String,
+) -> Result<crate::mqtt::hub::HubHandle, CoreError> {
+    let cfg = api.config();
+    let password = if cfg.hub.as_ref().is_some_and(|h| h.username.is_some()) {
+        let name = crate::config::HUB_SECRET;
+        tokio::task::spawn_blocking(move || crate::auth::secrets::get(name))
+            .await
+            .map_err(|e| CoreError::Hub(e.to_string()))?
+            .map_err(|e| CoreError::Hub(format!("secret {name}: {e}")))?
+    } else {
+        None
+    };
+    let (api, broker) = (api.clone(), broker.clone());
+    tokio::task::spawn_blocking(move || crate::mqtt::hub::start(api, &broker, group, password))
+        .await
+        .map_err(|e| CoreError::Hub(e.to_string()))?
+        .map_err(|e| CoreError::Hub(e.0))
 }
 
 /// Starts the MQTT publisher with its broker password from the secret store (when a user name

@@ -27,8 +27,10 @@ pub use messages::MessagesConfig;
 pub mod change;
 mod running;
 pub use running::Running;
+mod hub;
 mod mqtt;
-pub use mqtt::{BrokerAddr, MqttConfig, MqttTls};
+pub use hub::{HubConfig, DEFAULT_MAX_TAGS_PER_PARK, HUB_SECRET};
+pub use mqtt::{parse_url as parse_broker_url, sparkplug_id, BrokerAddr, MqttConfig, MqttTls};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -81,6 +83,9 @@ pub struct Config {
     /// Publish the plant to an MQTT broker as a Sparkplug B edge node (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttConfig>,
+    /// How `stator hub` maps Sparkplug devices to parks and whether it forwards writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubConfig>,
 }
 
 /// One PLC.
@@ -469,6 +474,10 @@ impl Config {
         self.history.validate(file)?;
         if let Some(m) = &self.mqtt {
             m.validate(file)?;
+        }
+        if let Some(h) = &self.hub {
+            let parks: Vec<&str> = self.plc_config.iter().map(|p| p.id.as_str()).collect();
+            h.validate(file, &parks)?;
         }
         let a = &self.auth;
         if a.lockout_attempts == 0 {

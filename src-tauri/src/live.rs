@@ -98,6 +98,15 @@ pub struct TagMeta {
     pub element_node_ids: Vec<String>,
 }
 
+/// Engineering metadata a remote source carries with a tag (a Sparkplug DBIRTH's `engUnit`,
+/// `engLow`/`engHigh`): shown when config `tags` says nothing, so a hub needs no copy of every
+/// edge's tag configuration. Config `tags` wins.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceMeta {
+    pub unit: Option<String>,
+    pub range: Option<[f64; 2]>,
+}
+
 /// The latest value of a tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TagValue {
@@ -282,6 +291,8 @@ struct PlcEntry {
     index: HashMap<String, usize>,
     /// Configured metadata by tag name (unit, range, key, description).
     extras: HashMap<String, TagConfig>,
+    /// Unit and range the source reported by tag name (see [`SourceMeta`]).
+    source: HashMap<String, SourceMeta>,
 }
 
 struct State {
@@ -324,6 +335,7 @@ impl Cache {
                 tags: Vec::new(),
                 index: HashMap::new(),
                 extras: p.tags,
+                source: HashMap::new(),
             })
             .collect();
         let (tx, _) = watch::channel(0);
@@ -499,7 +511,19 @@ impl Cache {
     /// Replaces the tag list after (re)discovery. Tags that still exist keep their last value
     /// (stale until fresh data arrives); tags that vanished are dropped.
     pub fn set_tags(&self, plc: &str, tags: Vec<TagMeta>) {
+        self.set_tags_with(plc, tags, HashMap::new());
+    }
+
+    /// [`Cache::set_tags`] with the unit and range the source reported per tag (a Sparkplug
+    /// DBIRTH); config `tags` still wins in snapshots.
+    pub fn set_tags_with(
+        &self,
+        plc: &str,
+        tags: Vec<TagMeta>,
+        source: HashMap<String, SourceMeta>,
+    ) {
         self.with_plc(plc, |p, seq| {
+            p.source = source;
             let mut old: HashMap<String, TagEntry> =
                 p.tags.drain(..).map(|t| (t.meta.name.clone(), t)).collect();
             p.index.clear();
@@ -608,6 +632,7 @@ impl Cache {
                         .iter()
                         .map(|t| {
                             let extra = p.extras.get(&t.meta.name);
+                            let src = p.source.get(&t.meta.name);
                             NodeSnapshot {
                                 name: t.meta.name.clone(),
                                 node_id: t.meta.node_id.clone(),
@@ -618,8 +643,12 @@ impl Cache {
                                 reason: t.value.reason.clone(),
                                 ts: t.value.ts,
                                 writable: t.meta.writable,
-                                unit: extra.and_then(|e| e.unit.clone()),
-                                range: extra.and_then(|e| e.range),
+                                unit: extra
+                                    .and_then(|e| e.unit.clone())
+                                    .or_else(|| src.and_then(|s| s.unit.clone())),
+                                range: extra
+                                    .and_then(|e| e.range)
+                                    .or_else(|| src.and_then(|s| s.range)),
                                 key: extra.is_some_and(|e| e.key),
                                 description: extra.and_then(|e| e.description.clone()),
                             }

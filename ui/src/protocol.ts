@@ -152,6 +152,8 @@ export interface Health {
   subsystems: Record<string, unknown>
   /** The MQTT (Sparkplug B) broker link, when `mqtt` is configured. */
   mqtt?: MqttStatus
+  /** The Sparkplug B central view, when this Stator is a hub (`stator hub`). */
+  hub?: HubStatus
 }
 
 // --- MQTT (Sparkplug B) ---
@@ -163,6 +165,25 @@ export interface MqttStatus {
   rejected: number
   stored: number
   store_dropped: number
+}
+
+/** `stator hub`: its broker link and what it made of the group's traffic (docs/protocol.md). */
+export interface HubStatus {
+  state: 'connecting' | 'online' | 'stopped'
+  error?: string
+  group: string
+  edge_nodes: number
+  parks_fed: number
+  messages: number
+  metrics: number
+  malformed: number
+  foreign: number
+  seq_gaps: number
+  rebirths_requested: number
+  collisions: number
+  unmapped: number
+  truncated: number
+  dropped: number
 }
 
 export interface UserSummary {

@@ -111,6 +111,22 @@ export const health: Health = {
     "rejected": 1,
     "stored": 0,
     "store_dropped": 0
+  },
+  "hub": {
+    "state": "online",
+    "group": "plants",
+    "edge_nodes": 2,
+    "parks_fed": 2,
+    "messages": 5400,
+    "metrics": 210000,
+    "malformed": 1,
+    "foreign": 0,
+    "seq_gaps": 0,
+    "rebirths_requested": 2,
+    "collisions": 0,
+    "unmapped": 0,
+    "truncated": 0,
+    "dropped": 0
   }
 }
 

@@ -13,7 +13,7 @@ type Keys<T> = { [K in keyof Required<T>]: true }
 const healthKeys: Keys<typeof w.health> = {
   status: true, version: true, needs_setup: true, kiosk: true, uptime_s: true, roles: true,
   parks_connected: true, parks_total: true, parks: true, subsystems: true,
-  alarms_tag_missing: true, alarm_sound: true, history: true, mqtt: true,
+  alarms_tag_missing: true, alarm_sound: true, history: true, mqtt: true, hub: true,
 }
 const userRowKeys: Keys<(typeof w.users_list.users)[number]> = {
   id: true, username: true, role: true, active: true, parks: true, created_at: true,

@@ -191,6 +191,18 @@ struct Inner {
     audit_chain: audit_chain::AuditChainCheck,
     /// The previous CPU sample of `diagnostics` (`cpu_percent`).
     cpu: diagnostics::CpuSampler,
+    /// The Sparkplug hub feeding the cache, when this Stator is one (`stator hub`).
+    hub: std::sync::OnceLock<Arc<dyn HubLink>>,
+}
+
+/// The Sparkplug hub as the api sees it (it lives above `api`, in `mqtt::hub`): its `health`
+/// figures, and the way an allowed write reaches the edge node that owns the park.
+pub trait HubLink: Send + Sync {
+    /// The broker link and traffic counters for `health`.
+    fn status(&self) -> wire::HubStatus;
+    /// Sends `value` for tag `node` of `park` to its edge node as a DCMD (queued, not waited
+    /// for: the edge node decides and its next DDATA shows the outcome).
+    fn write(&self, park: &str, node: &str, value: &serde_json::Value) -> Result<(), ApiError>;
 }
 
 /// Reads the MQTT link's state when `health` is asked (the publisher lives above `api`).
@@ -249,6 +261,7 @@ impl Api {
                 mqtt_status: std::sync::OnceLock::new(),
                 audit_chain: Default::default(),
                 cpu: diagnostics::CpuSampler::new(),
+                hub: std::sync::OnceLock::new(),
             }),
         };
         api.inner
@@ -416,6 +429,7 @@ impl Api {
             Vec::new()
         };
         let mqtt = self.inner.mqtt_status.get().map(|f| f());
+        let hub = self.inner.hub.get().map(|h| h.status());
         // One line per subsystem, so a monitoring tool needs no knowledge of each one's figures.
         let mut subsystems = std::collections::BTreeMap::new();
         subsystems.insert(
@@ -431,6 +445,9 @@ impl Api {
         );
         if let Some(m) = &mqtt {
             subsystems.insert("mqtt".to_string(), serde_json::json!({"state": m.state}));
+        }
+        if let Some(h) = &hub {
+            subsystems.insert("hub".to_string(), serde_json::json!({"state": h.state}));
         }
         wire::Health {
             status: "ok",
@@ -456,7 +473,20 @@ impl Api {
                 .collect(),
             subsystems,
             mqtt,
+            hub,
         }
+    }
+
+    /// Makes this api a hub's: `health` reports it, and writes are refused unless
+    /// `hub.allow_writes`, then sent through it (called once by `mqtt::hub`; later calls are
+    /// ignored).
+    pub fn set_hub(&self, hub: Arc<dyn HubLink>) {
+        let _ = self.inner.hub.set(hub);
+    }
+
+    /// The hub feeding this api, when it is one.
+    pub(crate) fn hub(&self) -> Option<&Arc<dyn HubLink>> {
+        self.inner.hub.get()
     }
 
     /// Lets `health` report the MQTT link (called once by the publisher; later calls are

@@ -83,6 +83,9 @@ pub struct Health {
     /// The MQTT (Sparkplug B) broker link, when `mqtt` is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttStatus>,
+    /// The Sparkplug B central view (`stator hub`), when this Stator is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubStatus>,
 }
 
 /// One park in `health`.
@@ -404,7 +407,7 @@ mod tokens;
 pub use tokens::*;
 
 mod mqtt;
-pub use mqtt::MqttStatus;
+pub use mqtt::{HubStatus, MqttStatus};
 
 mod samples;
 pub use samples::reply_schemas;

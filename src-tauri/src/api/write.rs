@@ -367,6 +367,14 @@ async fn attempt(
             "remote writes are disabled (remote.allow_remote_writes is false)",
         ));
     }
+    // A hub shows parks it does not own: writing is the edge node's business, and off here
+    // unless configured.
+    let hub = api.hub().cloned();
+    if hub.is_some() && !cfg.hub.as_ref().is_some_and(|h| h.allow_writes) {
+        return Err(ApiError::forbidden(
+            "this Stator is a Sparkplug hub and its writes are off (hub.allow_writes is false)",
+        ));
+    }
     if let Err(wait) = api.inner.limiter.take(user_id, Instant::now()) {
         return Err(ApiError::rate_limited(
             format!(
@@ -404,6 +412,12 @@ async fn attempt(
             "{plc} is {}",
             status.as_str()
         )));
+    }
+    if let Some(hub) = hub {
+        let pending = write_entry(p, ctx, ACTION_REQUESTED, plc, node, old, value);
+        write_audit::record_requested(api, pending).await?;
+        hub.write(plc, node, value)?;
+        return Ok(value.clone());
     }
     let Some(engine) = api.inner.writer.as_ref() else {
         return Err(ApiError::not_connected("no PLC engine is running"));

@@ -43,6 +43,9 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Run headless: engine, store and the remote HTTP/WebSocket server.
     Serve(ServeArgs),
+    /// Run headless as a Sparkplug B central view: every edge node's parks from an MQTT broker,
+    /// with the same users, parks, alarms, history and remote server as `serve`.
+    Hub(HubArgs),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -170,6 +173,19 @@ pub struct ServeArgs {
     /// Start the built-in simulator in-process and point every configured PLC at it.
     #[arg(long)]
     pub demo: bool,
+    /// Listen address of the remote server (overrides remote.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HubArgs {
+    /// The broker: mqtt://host[:port] or mqtts://host[:port].
+    #[arg(long, value_name = "URL")]
+    pub mqtt: String,
+    /// The Sparkplug group to show (default: mqtt.group_id of the configuration).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
     /// Listen address of the remote server (overrides remote.listen).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,

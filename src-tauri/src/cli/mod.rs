@@ -13,6 +13,7 @@ mod desktop;
 mod diag;
 pub mod discover;
 mod history;
+mod hub;
 mod secret;
 mod serve;
 mod sim;
@@ -127,6 +128,7 @@ pub fn run() -> i32 {
         Some(Command::Sim(a)) => sim::run(a),
         Some(Command::Discover(a)) => discover::run(a),
         Some(Command::Serve(a)) => serve::run(&cli.global, a),
+        Some(Command::Hub(a)) => hub::run(&cli.global, a),
         Some(Command::User(c)) => user::run(&cli.global, c),
         Some(Command::Audit(c)) => audit::run(&cli.global, c),
         Some(Command::Token(c)) => token::run(&cli.global, c),

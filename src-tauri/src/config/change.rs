@@ -78,6 +78,10 @@ const RESTART: &[&str] = &[
     "/broadcast_interval_seconds",
     "/history/enabled",
     "/history/database",
+    "/hub/username",
+    "/hub/client_id",
+    "/hub/tls",
+    "/hub/max_tags_per_park",
 ];
 
 /// The configuration keys (dotted, e.g. `remote.listen`) whose change between `old` and `new`

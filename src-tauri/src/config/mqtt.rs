@@ -109,7 +109,7 @@ impl MqttConfig {
 }
 
 /// A Sparkplug id (group, edge node, host): a topic level, so no `/`, `+`, `#`.
-fn sparkplug_id(v: &str) -> Result<(), String> {
+pub fn sparkplug_id(v: &str) -> Result<(), String> {
     if v.is_empty() || v.len() > 64 {
         return Err(format!("{v:?} must be 1-64 characters"));
     }
@@ -124,7 +124,7 @@ fn sparkplug_id(v: &str) -> Result<(), String> {
 }
 
 /// `mqtt://host[:port]` or `mqtts://host[:port]`, nothing after the port.
-fn parse_url(url: &str) -> Result<BrokerAddr, String> {
+pub fn parse_url(url: &str) -> Result<BrokerAddr, String> {
     let (rest, tls, default_port) = if let Some(r) = url.strip_prefix("mqtt://") {
         (r, false, 1883)
     } else if let Some(r) = url.strip_prefix("mqtts://") {

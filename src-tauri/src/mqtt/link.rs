@@ -94,11 +94,39 @@ pub fn tls_config(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConf
     Ok(Arc::new(cfg))
 }
 
+/// Who connects and how: an edge node (with its NDEATH will) or the hub (a host application,
+/// no will).
+pub struct LinkOptions {
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The NDEATH will's topic (an edge node); `None` for the hub.
+    pub will_topic: Option<String>,
+    /// Largest message accepted from the broker.
+    pub max_incoming: usize,
+    /// Received messages waiting for their consumer; beyond it they are dropped and counted
+    /// (`Stats::rejected`).
+    pub inbox: usize,
+}
+
+impl LinkOptions {
+    /// An edge node's link for `cfg`.
+    pub fn edge(cfg: &MqttConfig, password: Option<String>) -> Self {
+        Self {
+            client_id: cfg.client_id(),
+            username: cfg.username.clone(),
+            password,
+            will_topic: Some(node_topic(cfg, "NDEATH")),
+            max_incoming: MAX_INCOMING,
+            inbox: INBOX,
+        }
+    }
+}
+
 /// Creates the client and starts the event loop task.
 pub fn start(
-    cfg: &MqttConfig,
+    opts: LinkOptions,
     broker: &BrokerAddr,
-    password: Option<String>,
     tls: Option<Arc<rustls::ClientConfig>>,
     stats: Arc<Stats>,
 ) -> (
@@ -106,33 +134,34 @@ pub fn start(
     mpsc::Receiver<LinkEvent>,
     tokio::task::JoinHandle<()>,
 ) {
-    let mut o = MqttOptions::new(cfg.client_id(), broker.host.clone(), broker.port);
+    let mut o = MqttOptions::new(opts.client_id, broker.host.clone(), broker.port);
     o.set_keep_alive(Duration::from_secs(30));
     o.set_clean_session(true);
-    o.set_max_packet_size(MAX_INCOMING, MAX_OUTGOING);
-    if let Some(user) = &cfg.username {
-        o.set_credentials(user.clone(), password.unwrap_or_default());
+    o.set_max_packet_size(opts.max_incoming, MAX_OUTGOING);
+    if let Some(user) = opts.username {
+        o.set_credentials(user, opts.password.unwrap_or_default());
     }
     if let Some(t) = tls {
         o.set_transport(Transport::Tls(rumqttc::TlsConfiguration::Rustls(t)));
     }
-    let will_topic = node_topic(cfg, "NDEATH");
-    o.set_last_will(LastWill::new(
-        &will_topic,
-        ndeath(0),
-        QoS::AtLeastOnce,
-        false,
-    ));
+    if let Some(will_topic) = &opts.will_topic {
+        o.set_last_will(LastWill::new(
+            will_topic,
+            ndeath(0),
+            QoS::AtLeastOnce,
+            false,
+        ));
+    }
     let (client, el) = AsyncClient::new(o, QUEUE);
-    let (tx, rx) = mpsc::channel(INBOX);
-    let task = tokio::spawn(drive(el, will_topic, tx, stats));
+    let (tx, rx) = mpsc::channel(opts.inbox.max(1));
+    let task = tokio::spawn(drive(el, opts.will_topic, tx, stats));
     (client, rx, task)
 }
 
 /// Polls the event loop until the edge node goes away or the client disconnected cleanly.
 async fn drive(
     mut el: EventLoop,
-    will_topic: String,
+    will_topic: Option<String>,
     tx: mpsc::Sender<LinkEvent>,
     stats: Arc<Stats>,
 ) {
@@ -167,12 +196,14 @@ async fn drive(
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 // The next session's will names the next birth/death sequence number.
                 bd_seq = (bd_seq + 1) % 256;
-                el.mqtt_options.set_last_will(LastWill::new(
-                    &will_topic,
-                    ndeath(bd_seq),
-                    QoS::AtLeastOnce,
-                    false,
-                ));
+                if let Some(t) = &will_topic {
+                    el.mqtt_options.set_last_will(LastWill::new(
+                        t,
+                        ndeath(bd_seq),
+                        QoS::AtLeastOnce,
+                        false,
+                    ));
+                }
             }
         }
     }

@@ -5,8 +5,12 @@
 //! ([`edge`]) reads every value the PLCs report from `Cache::samples()` and publishes with
 //! `try_publish` into the client's bounded queue. Nothing here can make the engine or the panel
 //! wait: a slow or absent broker costs dropped (and counted) messages, never back-pressure.
+//!
+//! [`hub`] is the other side: `stator hub`, a host application that shows every edge node's
+//! parks from the broker.
 
 mod edge;
+pub mod hub;
 mod link;
 pub mod sparkplug_b;
 mod spool;
@@ -126,7 +130,8 @@ pub fn start(
     } else {
         None
     };
-    let (client, events, link_task) = link::start(&cfg, &broker, password, tls, stats.clone());
+    let opts = link::LinkOptions::edge(&cfg, password);
+    let (client, events, link_task) = link::start(opts, &broker, tls, stats.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     stats
         .stored

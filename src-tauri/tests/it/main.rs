@@ -17,6 +17,7 @@ mod config_api;
 mod dispatch;
 mod engine;
 mod history;
+mod hub;
 mod live;
 mod messages;
 mod mqtt;

@@ -26,7 +26,7 @@ use stator::store::AuditFilter;
 const LONG: Duration = Duration::from_secs(20);
 
 /// A tool the test needs, or `None` after saying why it is skipped (a panic under CI).
-fn required(what: &str, found: Option<PathBuf>) -> Option<PathBuf> {
+pub(crate) fn required(what: &str, found: Option<PathBuf>) -> Option<PathBuf> {
     if found.is_none() {
         let msg = format!("mqtt test: {what} not found");
         assert!(
@@ -38,7 +38,7 @@ fn required(what: &str, found: Option<PathBuf>) -> Option<PathBuf> {
     found
 }
 
-fn mosquitto() -> Option<PathBuf> {
+pub(crate) fn mosquitto() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> =
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
     dirs.push("/usr/sbin".into());
@@ -60,7 +60,7 @@ fn python() -> Option<PathBuf> {
     ok.then_some(py)
 }
 
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -68,7 +68,7 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -77,7 +77,7 @@ fn free_port() -> u16 {
 }
 
 /// Mosquitto with a generated config on a free loopback port.
-async fn broker(bin: &PathBuf, dir: &std::path::Path) -> (Proc, u16) {
+pub(crate) async fn broker(bin: &PathBuf, dir: &std::path::Path) -> (Proc, u16) {
     let port = free_port();
     let conf = dir.join("mosquitto.conf");
     std::fs::write(

@@ -288,6 +288,23 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
                 stored: 0,
                 store_dropped: 0,
             }),
+            hub: Some(HubStatus {
+                state: "online",
+                error: None,
+                group: "plants".into(),
+                edge_nodes: 2,
+                parks_fed: 2,
+                messages: 5400,
+                metrics: 210_000,
+                malformed: 1,
+                foreign: 0,
+                seq_gaps: 0,
+                rebirths_requested: 2,
+                collisions: 0,
+                unmapped: 0,
+                truncated: 0,
+                dropped: 0,
+            }),
         },
     );
     add("ping", &Pong { pong: true });
