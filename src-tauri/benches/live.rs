@@ -17,7 +17,9 @@
 //!
 //! Run: `cargo bench --no-default-features --bench live` (release profile). Knobs:
 //! `STATOR_BENCH_TAGS=0,1994` (extra tags: 27 and 2,021 in all), `STATOR_BENCH_SECONDS=10`,
-//! `STATOR_BENCH_RUNS=1`.
+//! `STATOR_BENCH_RUNS=1`, `STATOR_BENCH_HISTORY=1` (the HMI also records every value in the
+//! historian, as `stator serve` does by default; off by default so the rows compare with FUXA,
+//! which has no historian).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -159,12 +161,23 @@ fn hmi_role() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
+        // With STATOR_BENCH_HISTORY=1 the historian records every value (10 Hz: its minimum
+        // interval lowered from the default 1 s), as `stator serve` would: the difference in
+        // the HMI's CPU is its cost.
+        let history = std::env::var("STATOR_BENCH_HISTORY").is_ok_and(|v| v == "1");
         let cfg = Arc::new(
             support::park_config(&url)
                 .set("plc_reconnect_delay_minutes", 10)
+                .merge(serde_json::json!({"history": {"min_interval_seconds": 0.1}}))
                 .build(),
         );
         let cache = stator::live::Cache::from_config(&cfg);
+        let historian = history.then(|| {
+            let h = stator::history::Historian::open(&dir.path().join("history.db"), &cfg.history)
+                .unwrap();
+            h.record(cache.clone(), cfg.clone());
+            h
+        });
         // The engine starts at once, as `stator serve` does; the bench user is set up meanwhile.
         let engine = stator::api::SharedEngine::new(stator::plc::Engine::start(
             cfg.clone(),
@@ -207,6 +220,9 @@ fn hmi_role() {
         watcher.abort();
         server.shutdown().await;
         engine.shutdown().await;
+        if let Some(h) = historian {
+            h.shutdown().await;
+        }
     });
 }
 
@@ -479,7 +495,14 @@ fn run(extra: usize, len: Duration, rep: usize) {
     let tags = 27 + extra;
     let (mut sim, sim_addr, _) = start_sim(extra, "127.0.0.1:0");
     let started = Instant::now();
-    let mut hmi = spawn("hmi", &[("PLC_URL", format!("opc.tcp://{sim_addr}"))]);
+    let history = std::env::var("STATOR_BENCH_HISTORY").unwrap_or_default();
+    let mut hmi = spawn(
+        "hmi",
+        &[
+            ("PLC_URL", format!("opc.tcp://{sim_addr}")),
+            ("STATOR_BENCH_HISTORY", history),
+        ],
+    );
     let line = read_line(&mut hmi.1);
     let mut parts = line.split_whitespace().skip(1);
     let addr = parts.next().expect("HMI did not start").to_string();
