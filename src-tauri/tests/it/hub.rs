@@ -267,6 +267,22 @@ async fn a_hub_shows_the_edge_parks_live_read_only_and_filtered_by_grants() {
     assert_eq!(sp["type"], "Float");
     let edge_tags = cache.snapshot(|p| p == "alpha").plcs[0].nodes.len();
     assert_eq!(plcs[0]["nodes"].as_array().unwrap().len(), edge_tags);
+    // An array travels as a packed Sparkplug BooleanArray and is an array again at the hub.
+    let cutoff = plcs[0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "CMD_Instant_Cutoff")
+        .expect("the array is a tag at the hub")
+        .clone();
+    let at_edge = cache.value("alpha", "CMD_Instant_Cutoff").unwrap().value;
+    assert_eq!(cutoff["type"], "Boolean", "{cutoff}");
+    assert_eq!(cutoff["value"], at_edge, "{cutoff}");
+    assert_eq!(
+        cutoff["array_size"].as_u64(),
+        at_edge.as_array().map(|a| a.len() as u64),
+        "{cutoff}"
+    );
 
     // Live values change at the hub as they change at the simulator.
     let hb0 = plcs[0]["nodes"]

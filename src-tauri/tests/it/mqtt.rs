@@ -288,6 +288,14 @@ async fn sparkplug_births_data_rebirth_commands_and_death_seen_by_an_independent
         8,
         "UInt64"
     );
+    // Arrays are packed Sparkplug arrays, read back by the independent decoder.
+    let cutoff = metric(&dbirth, "CMD_Instant_Cutoff").expect("the array is born");
+    assert_eq!(cutoff["datatype"], 32, "BooleanArray: {cutoff}");
+    assert_eq!(
+        cutoff["value"],
+        cache.value("alpha", "CMD_Instant_Cutoff").unwrap().value,
+        "{cutoff}"
+    );
     let born = dbirth["metrics"].as_array().unwrap().len();
     // Every tag, and every alarm of the park (here only the built-in `alpha.comm`).
     assert_eq!(born, cache.snapshot(|_| true).plcs[0].nodes.len() + 1);

@@ -16,9 +16,12 @@ const TEXT: u32 = 14;
 const UUID: u32 = 15;
 
 /// The OPC UA type name of a Sparkplug datatype (the live cache and the UI speak OPC UA type
-/// names); `None` for what the hub does not show (bytes, datasets, files, templates, packed
-/// arrays).
+/// names; a packed array is shown as an array of its element type); `None` for what the hub
+/// does not show (bytes, datasets, files, templates).
 pub fn type_name(datatype: u32) -> Option<&'static str> {
+    if let Some(element) = element_of(datatype) {
+        return type_name(element);
+    }
     Some(match datatype {
         INT8 => "SByte",
         INT16 => "Int16",
@@ -75,7 +78,11 @@ pub fn tag_meta(origin: &str, name: &str, datatype: u32, m: &Metric) -> (TagMeta
             name: name.to_string(),
             node_id: format!("{origin}/{name}"),
             data_type: type_name(datatype).unwrap_or("String").to_string(),
-            array_size: None,
+            // A packed array's length is the one its birth carries.
+            array_size: element_of(datatype).and_then(|_| {
+                let born = m.value.as_ref().and_then(|x| json(datatype, x))?;
+                u32::try_from(born.as_array()?.len()).ok()
+            }),
             writable,
             element_node_ids: Vec::new(),
         },
@@ -97,12 +104,8 @@ pub fn json(datatype: u32, val: &metric::Value) -> Option<Value> {
     use metric::Value as M;
     match (datatype, val) {
         // An f32 shown with its own shortest digits (1.1, not 1.100000023841858).
-        (_, M::FloatValue(f)) => f
-            .to_string()
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number),
+        (_, M::FloatValue(f)) => v::f32_json(*f),
+        (dt, M::BytesValue(_)) if element_of(dt).is_some() => v::decode(datatype, val).ok(),
         (INT64, M::LongValue(l)) => Some(wide(*l as i64 as i128)),
         (UINT64, M::LongValue(l)) => Some(wide(*l as i128)),
         (TEXT | UUID, M::StringValue(s)) => Some(Value::from(s.clone())),
