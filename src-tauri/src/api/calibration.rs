@@ -297,9 +297,21 @@ async fn apply_inner(
     }
     // Verify: the live value must follow the reference still applied (the last point).
     let target = v.points[1].reference;
-    let written = Utc::now();
     let (plc, tag) = c.tag.split_once('/').unwrap_or(("", &c.tag));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    // Only a value stamped one sampling interval after the writes proves the new gain/offset:
+    // a server that emulates the sampling interval (async-opcua, the simulator) holds a value
+    // that came early and restamps it up to one interval later, so a reading computed with the
+    // old coefficients can carry a stamp just after the write.
+    let cfg = api.config();
+    let sampling = cfg
+        .plc_config
+        .iter()
+        .find(|p| p.id == plc)
+        .and_then(|p| p.sampling_interval_seconds)
+        .unwrap_or(cfg.broadcast_interval_seconds);
+    let sampling = Duration::from_secs_f64(sampling.clamp(0.0, 60.0));
+    let written = Utc::now() + chrono::Duration::from_std(sampling).unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + sampling + Duration::from_secs(5);
     while api
         .cache()
         .value(plc, tag)
