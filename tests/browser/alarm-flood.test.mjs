@@ -13,22 +13,19 @@
 
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { chromium } from 'playwright-core'
 import { ROOT, findBinary, freePort, waitFor } from '../support/util.mjs'
+import { addUser, openPanel, serveDemo, teardown } from './fixture.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
-const VIEWPORT = { width: 1280, height: 400 }
 const PASSWORD = 'operator-pass-1'
 const N = 1000
 const TAG = 'SP_Ramp_Rate_kW_s'
 const PRIORITIES = ['urgent', 'high', 'medium', 'low']
 const BOUND = Number(process.env.LONGTASK_BOUND_MS ?? 50)
 
-let bin, tmp, base, server, serverLog = '', browser, page, token
+let bin, tmp, base, server, browser, page, token
 const pageErrors = []
 
 async function api(method, p, tok, body) {
@@ -96,33 +93,12 @@ describe('the panel during a flood of 1,000 alarms', () => {
     const cfgPath = path.join(tmp, 'config.json')
     const dbPath = path.join(tmp, 'stator.db')
     fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2))
-    const r = spawnSync(bin, ['--config', cfgPath, '--db', dbPath, 'user', 'add', 'op', '--role', 'operator', '--parks', 'eco_solar,isiada', '--password-stdin'], { input: PASSWORD + '\n', cwd: ROOT, encoding: 'utf8', timeout: 30000 })
-    assert.equal(r.status, 0, r.stderr)
-    server = spawn(bin, ['--config', cfgPath, '--db', dbPath, 'serve', '--demo'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    server.stdout.on('data', (d) => (serverLog += d))
-    server.stderr.on('data', (d) => (serverLog += d))
-    await waitFor('GET /health', async () => (await fetch(`${base}/health`)).ok, 60000, 250).catch((e) => {
-      throw new Error(`${e.message}\n--- server log ---\n${serverLog.slice(-4000)}`)
-    })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
-    page = await (await browser.newContext({ viewport: VIEWPORT })).newPage()
-    page.setDefaultTimeout(30000)
-    page.on('pageerror', (e) => pageErrors.push(e.message))
-    await page.goto(base + '/')
+    addUser(bin, cfgPath, dbPath, 'op', 'operator', 'eco_solar,isiada', PASSWORD)
+    server = await serveDemo(bin, cfgPath, dbPath, base)
+    ;({ browser, page } = await openPanel(base, pageErrors, { timeout: 30000 }))
   })
 
-  after(async () => {
-    await browser?.close().catch(() => {})
-    if (server && server.exitCode === null) {
-      server.kill('SIGTERM')
-      await waitFor('server exit', () => server.exitCode !== null || server.signalCode !== null, 5000).catch(() => server.kill('SIGKILL'))
-    }
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
-  })
+  after(() => teardown(browser, server, tmp))
 
   it('keeps every main-thread task short while 1,000 alarms come and go', async () => {
     token = (await api('POST', '/api/login', null, { username: 'op', password: PASSWORD })).body.token

@@ -9,20 +9,17 @@
 
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { chromium } from 'playwright-core'
 import { ROOT, findBinary, freePort, waitFor } from '../support/util.mjs'
+import { addUser, openPanel, serveDemo, teardown } from './fixture.mjs'
 
 const SHOTS = path.join(ROOT, 'tests', 'artifacts', 'screenshots')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
-const VIEWPORT = { width: 1280, height: 400 }
 const PASSWORD = 'operator-pass-1'
 const ALARM = 'eco_cutoff_3'
 
-let bin, tmp, cfgPath, dbPath, base, server, serverLog = '', browser, page
+let bin, tmp, cfgPath, dbPath, base, server, browser, page
 const pageErrors = []
 
 async function api(method, p, token, body) {
@@ -55,33 +52,12 @@ describe('alarms on the panel', () => {
     cfgPath = path.join(tmp, 'config.json')
     dbPath = path.join(tmp, 'stator.db')
     fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2))
-    const r = spawnSync(bin, ['--config', cfgPath, '--db', dbPath, 'user', 'add', 'op', '--role', 'operator', '--parks', 'eco_solar,isiada', '--password-stdin'], { input: PASSWORD + '\n', cwd: ROOT, encoding: 'utf8', timeout: 30000 })
-    assert.equal(r.status, 0, r.stderr)
-    server = spawn(bin, ['--config', cfgPath, '--db', dbPath, 'serve', '--demo'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    server.stdout.on('data', (d) => (serverLog += d))
-    server.stderr.on('data', (d) => (serverLog += d))
-    await waitFor('GET /health', async () => (await fetch(`${base}/health`)).ok, 60000, 250).catch((e) => {
-      throw new Error(`${e.message}\n--- server log ---\n${serverLog.slice(-4000)}`)
-    })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
-    page = await (await browser.newContext({ viewport: VIEWPORT })).newPage()
-    page.setDefaultTimeout(15000)
-    page.on('pageerror', (e) => pageErrors.push(e.message))
-    await page.goto(base + '/')
+    addUser(bin, cfgPath, dbPath, 'op', 'operator', 'eco_solar,isiada', PASSWORD)
+    server = await serveDemo(bin, cfgPath, dbPath, base)
+    ;({ browser, page } = await openPanel(base, pageErrors, { timeout: 15000 }))
   })
 
-  after(async () => {
-    await browser?.close().catch(() => {})
-    if (server && server.exitCode === null) {
-      server.kill('SIGTERM')
-      await waitFor('server exit', () => server.exitCode !== null || server.signalCode !== null, 5000).catch(() => server.kill('SIGKILL'))
-    }
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
-  })
+  after(() => teardown(browser, server, tmp))
 
   it('raises, flashes, and is acknowledged on the summary screen', async () => {
     const { body: lg } = await api('POST', '/api/login', null, { username: 'op', password: PASSWORD })

@@ -14,21 +14,19 @@
 
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { chromium } from 'playwright-core'
 import { ROOT, findBinary, freePort, waitFor } from '../support/util.mjs'
+import { VIEWPORT, addUser as addUserCli, openPanel, serveDemo, teardown } from './fixture.mjs'
 
 const SHOTS = path.join(ROOT, 'tests', 'artifacts', 'screenshots')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
-const VIEWPORT = { width: 1280, height: 400 }
 const PASSWORD = 'service-pass-1'
 const PARK = 'eco_solar'
 const CAL = 'eco_p1'
 
-let bin, tmp, cfgPath, dbPath, base, server, serverLog = '', browser, page
+let bin, tmp, cfgPath, dbPath, base, server, browser, page
 const pageErrors = []
 
 async function api(method, p, token, body) {
@@ -42,13 +40,7 @@ async function api(method, p, token, body) {
 }
 
 function addUser(name, role) {
-  const r = spawnSync(bin, ['--config', cfgPath, '--db', dbPath, 'user', 'add', name, '--role', role, '--parks', 'eco_solar,isiada', '--password-stdin'], {
-    input: PASSWORD + '\n',
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 30000,
-  })
-  assert.equal(r.status, 0, r.stderr)
+  addUserCli(bin, cfgPath, dbPath, name, role, 'eco_solar,isiada', PASSWORD)
 }
 
 /** The raw counts the simulator's P1 sensor reads at `bar` (its gain and offset error, 27648 = full scale). */
@@ -107,31 +99,11 @@ describe('service mode, calibration and diagnostics on the panel', () => {
     fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2))
     addUser('sam', 'serviceman')
     addUser('op', 'operator')
-    server = spawn(bin, ['--config', cfgPath, '--db', dbPath, 'serve', '--demo'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    server.stdout.on('data', (d) => (serverLog += d))
-    server.stderr.on('data', (d) => (serverLog += d))
-    await waitFor('GET /health', async () => (await fetch(`${base}/health`)).ok, 60000, 250).catch((e) => {
-      throw new Error(`${e.message}\n--- server log ---\n${serverLog.slice(-4000)}`)
-    })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
-    page = await (await browser.newContext({ viewport: VIEWPORT, acceptDownloads: true })).newPage()
-    page.setDefaultTimeout(15000)
-    page.on('pageerror', (e) => pageErrors.push(e.message))
-    await page.goto(base + '/')
+    server = await serveDemo(bin, cfgPath, dbPath, base)
+    ;({ browser, page } = await openPanel(base, pageErrors, { context: { acceptDownloads: true } }))
   })
 
-  after(async () => {
-    await browser?.close().catch(() => {})
-    if (server && server.exitCode === null) {
-      server.kill('SIGTERM')
-      await waitFor('server exit', () => server.exitCode !== null || server.signalCode !== null, 5000).catch(() => server.kill('SIGKILL'))
-    }
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
-  })
+  after(() => teardown(browser, server, tmp))
 
   it('puts a park in service, calibrates P1 to a pass, shows the record and diagnostics', async () => {
     const { body: lg } = await api('POST', '/api/login', null, { username: 'sam', password: PASSWORD })
