@@ -25,6 +25,8 @@ use stator::live::{Cache, PlcStatus, Quality, TagMeta, TagValue, ValueUpdate};
 
 mod support;
 
+use support::env;
+
 const TAGS: usize = 5_000;
 const CHANGES: usize = 100_000;
 const FLOOD: usize = 1_000;
@@ -174,19 +176,9 @@ async fn flood(dir: &std::path::Path) {
     api.alarms().stop().await;
 }
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
+/// The `p` percentile (0–100) of sorted figures.
 fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    support::percentile(sorted, p / 100.0)
 }
 
 fn main() {

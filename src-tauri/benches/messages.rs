@@ -27,21 +27,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod support;
 
+use support::env;
+
 const PASSWORD: &str = "bench-password-1";
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
+/// The `p` percentile (0–100) of sorted figures.
 fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    support::percentile(sorted, p / 100.0)
 }
 
 fn main() {

@@ -80,14 +80,14 @@ impl Stats {
     }
 }
 
-/// The running publisher.
+/// The running publisher (or hub, [`hub::HubHandle`]).
 pub struct MqttHandle {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl MqttHandle {
-    /// Publishes NDEATH, disconnects cleanly and stops (bounded: 3 s).
+    /// Stops the task: the edge node publishes NDEATH, both disconnect cleanly (bounded: 3 s).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let mut task = self.task;

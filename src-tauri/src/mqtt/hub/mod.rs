@@ -33,25 +33,8 @@ const MAX_INCOMING: usize = 16 * 1024 * 1024;
 /// message of that edge node then shows a seq gap, and a rebirth repairs the picture).
 const INBOX: usize = 4096;
 
-/// The running hub.
-pub struct HubHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl HubHandle {
-    /// Disconnects from the broker and stops (bounded: 3 s).
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(3), &mut task)
-            .await
-            .is_err()
-        {
-            task.abort();
-        }
-    }
-}
+/// The running hub: stopped like the edge node's publisher (disconnect, bounded: 3 s).
+pub use super::MqttHandle as HubHandle;
 
 /// What the api sees of the hub: `health` and the write route.
 struct Link {
