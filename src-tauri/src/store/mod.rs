@@ -161,6 +161,16 @@ impl Store {
             audit::install_key(&writer, key)?;
         }
         let head = audit::head(&writer)?.map_or(0, |(id, _)| id);
+        // A new database anchors its first audit row at once: until the first anchor `verify`
+        // cannot tell "young" from "anchor file deleted" and calls the chain broken. (Only when
+        // the trail is empty: a missing file beside existing rows stays evidence.)
+        let since = if head == 0 && !audit::anchor_path(path).exists() {
+            Instant::now()
+                .checked_sub(audit::ANCHOR_EVERY)
+                .unwrap_or_else(Instant::now)
+        } else {
+            Instant::now()
+        };
         let readers = (0..READERS)
             .map(|_| open_connection(path, true).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
@@ -170,7 +180,7 @@ impl Store {
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
-                anchored: Mutex::new((head, Instant::now())),
+                anchored: Mutex::new((head, since)),
                 key: key.cloned(),
             }),
         })

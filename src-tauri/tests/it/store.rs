@@ -267,18 +267,41 @@ fn anchors_are_written_every_n_rows_and_at_close() {
     let s = keyed(dir.path(), &key, n + 5);
     let path = audit::anchor_path(&dir.path().join("stator.db"));
     let a = audit::read_anchors(&path).unwrap().unwrap();
-    assert_eq!(a.len(), 1);
+    assert_eq!(a.len(), 2);
+    // A new database anchors its first row at once, then every n rows.
+    assert_eq!((a[0].head_id, a[0].count, a[0].keyed_from), (1, 1, Some(1)));
     assert_eq!(
-        (a[0].head_id, a[0].count, a[0].keyed_from),
-        (n as i64, n as i64, Some(1))
+        (a[1].head_id, a[1].count, a[1].keyed_from),
+        (n as i64 + 1, n as i64 + 1, Some(1))
     );
     drop(s);
     let a = audit::read_anchors(&path).unwrap().unwrap();
-    assert_eq!(a.len(), 2, "closing the store anchors the rest");
-    assert_eq!(a[1].head_id, n as i64 + 5);
+    assert_eq!(a.len(), 3, "closing the store anchors the rest");
+    assert_eq!(a[2].head_id, n as i64 + 5);
     let s = Store::open(&dir.path().join("stator.db")).unwrap();
     let r = s.verify_audit(Some(&key)).unwrap();
-    assert_eq!((r.first_bad, r.anchors), (None, 2));
+    assert_eq!((r.first_bad, r.anchors), (None, 3));
+}
+
+/// A young database (a few rows, minutes old, still open) verifies as intact: its first row was
+/// anchored at once. Deleting the anchor file of a trail with rows is still reported.
+#[test]
+fn a_young_database_verifies_and_a_deleted_anchor_file_is_still_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::generate();
+    let s = keyed(dir.path(), &key, 3);
+    let r = s.verify_audit(Some(&key)).unwrap();
+    assert_eq!((r.first_bad, r.anchors), (None, 1));
+    drop(s);
+    std::fs::remove_file(audit::anchor_path(&dir.path().join("stator.db"))).unwrap();
+    let s = Store::open_keyed(&dir.path().join("stator.db"), &key).unwrap();
+    s.write_blocking(|tx| audit::append(tx, &entry(9), Utc::now()))
+        .unwrap();
+    let r = s.verify_audit(Some(&key)).unwrap();
+    assert!(
+        r.first_bad.is_some(),
+        "a trail with rows and no anchor file"
+    );
 }
 
 #[test]
