@@ -199,26 +199,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n"),
-    )
-    .expect("conf");
-    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("mosquitto is not installed (scripts/setup.sh)");
-    let mut broker = std::process::Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("mosquitto");
+    let (mut broker, port) = support::mosquitto(dir.path(), "max_queued_messages 100000\n");
     let me = std::process::id();
 
     hub_rt.block_on(async {

@@ -105,3 +105,29 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
+
+/// Debian's `mosquitto` on a free loopback port with `extra` lines of configuration (anonymous,
+/// no persistence), its config under `dir`; returns the broker process and its port.
+pub fn mosquitto(dir: &Path, extra: &str) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}"),
+    )
+    .expect("conf");
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mosquitto is not installed (scripts/setup.sh)");
+    let broker = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mosquitto");
+    (broker, port)
+}

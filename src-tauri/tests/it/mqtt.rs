@@ -77,6 +77,17 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// Mosquitto with a generated config on a free loopback port.
+/// A broker and the independent Sparkplug peer subscribed to it; `None` (the test is skipped,
+/// or fails under CI) without mosquitto or the test venv.
+async fn broker_and_peer(dir: &std::path::Path) -> Option<(Proc, u16, Peer)> {
+    let mosq = required("mosquitto (Debian package mosquitto)", mosquitto())?;
+    let py = required("the test venv with pysparkplug", python())?;
+    let (broker, port) = broker(&mosq, dir).await;
+    let mut peer = Peer::start(&py, port);
+    peer.expect("the peer's subscription", is("ready")).await;
+    Some((broker, port, peer))
+}
+
 pub(crate) async fn broker(bin: &PathBuf, dir: &std::path::Path) -> (Proc, u16) {
     let port = free_port();
     let conf = dir.join("mosquitto.conf");
@@ -206,16 +217,10 @@ async fn audit_writes(auth: &Auth) -> Vec<stator::store::AuditRow> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparkplug_births_data_rebirth_commands_and_death_seen_by_an_independent_peer() {
-    let Some(mosq) = required("mosquitto (Debian package mosquitto)", mosquitto()) else {
-        return;
-    };
-    let Some(py) = required("the test venv with pysparkplug", python()) else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
-    let (_broker, port) = broker(&mosq, dir.path()).await;
-    let mut peer = Peer::start(&py, port);
-    peer.expect("the peer's subscription", is("ready")).await;
+    let Some((_broker, port, mut peer)) = broker_and_peer(dir.path()).await else {
+        return;
+    };
 
     // Stator: the engine against one simulated park.
     let sim = stator::sim::start(SimOptions::ephemeral()).await.unwrap();
@@ -465,16 +470,10 @@ async fn a_broker_that_is_down_is_retried_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_primary_host_births_wait_for_it_and_data_is_stored_and_replayed_as_historical() {
-    let Some(mosq) = required("mosquitto (Debian package mosquitto)", mosquitto()) else {
-        return;
-    };
-    let Some(py) = required("the test venv with pysparkplug", python()) else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
-    let (_broker, port) = broker(&mosq, dir.path()).await;
-    let mut peer = Peer::start(&py, port);
-    peer.expect("the peer's subscription", is("ready")).await;
+    let Some((_broker, port, mut peer)) = broker_and_peer(dir.path()).await else {
+        return;
+    };
     let sim = stator::sim::start(SimOptions::ephemeral()).await.unwrap();
     let cfg = Arc::new(
         ConfigBuilder::new()
@@ -565,16 +564,10 @@ async fn with_a_primary_host_births_wait_for_it_and_data_is_stored_and_replayed_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarm_states_are_metrics_of_their_park_born_and_changed() {
-    let Some(mosq) = required("mosquitto (Debian package mosquitto)", mosquitto()) else {
-        return;
-    };
-    let Some(py) = required("the test venv with pysparkplug", python()) else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
-    let (_broker, port) = broker(&mosq, dir.path()).await;
-    let mut peer = Peer::start(&py, port);
-    peer.expect("the peer's subscription", is("ready")).await;
+    let Some((_broker, port, mut peer)) = broker_and_peer(dir.path()).await else {
+        return;
+    };
 
     let sim = stator::sim::start(SimOptions::ephemeral()).await.unwrap();
     let high = |id: &str, limit: f64| {
