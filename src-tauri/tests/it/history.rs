@@ -128,6 +128,20 @@ impl Rig {
         dispatch(&self.env.api, &ctx, req).await
     }
 
+    /// `config_get`, `edit`, then `config_set` with the version read (as the configuration
+    /// screen does); the reply of `config_set`.
+    async fn reconfigure(&self, token: &str, edit: impl FnOnce(&mut Value)) -> Value {
+        let got = self.call(token, json!({"op": "config_get"})).await.unwrap();
+        let mut cfg = got["config"].clone();
+        edit(&mut cfg);
+        self.call(
+            token,
+            json!({"op": "config_set", "config": cfg, "version": got["version"], "password": crate::support::PASSWORD}),
+        )
+        .await
+        .unwrap()
+    }
+
     /// The raw points of one tag over the last hour.
     async fn raw(&self, token: &str, tag: &str) -> Vec<Value> {
         let r = self
@@ -691,17 +705,12 @@ async fn history_settings_change_live_through_config_set() {
     );
 
     // Without the deadband every change is stored, at once (no restart).
-    let got = r.call(&sue, json!({"op": "config_get"})).await.unwrap();
-    let mut cfg = got["config"].clone();
-    cfg["tags"]["alpha/SP_Power_Limit_kW"] = json!({"history": true});
-    cfg["history"]["retention_days"] = json!(30);
     let set = r
-        .call(
-            &sue,
-            json!({"op": "config_set", "config": cfg, "version": got["version"], "password": crate::support::PASSWORD}),
-        )
-        .await
-        .unwrap();
+        .reconfigure(&sue, |cfg| {
+            cfg["tags"]["alpha/SP_Power_Limit_kW"] = json!({"history": true});
+            cfg["history"]["retention_days"] = json!(30);
+        })
+        .await;
     assert_eq!(set["restart_required"], json!([]), "{set}");
     for v in [103.0f32, 104.0, 105.0] {
         r.set_f32(0, TAG, v).await;
@@ -720,17 +729,12 @@ async fn history_settings_change_live_through_config_set() {
     assert_eq!(vals[from..], [json!(103.0), json!(104.0), json!(105.0)]);
 
     // A tag switched off is no longer recorded; switching the historian off needs a restart.
-    let got = r.call(&sue, json!({"op": "config_get"})).await.unwrap();
-    let mut cfg = got["config"].clone();
-    cfg["tags"]["alpha/SP_Power_Limit_kW"] = json!({"history": false});
-    cfg["history"]["enabled"] = json!(false);
     let set = r
-        .call(
-            &sue,
-            json!({"op": "config_set", "config": cfg, "version": got["version"], "password": crate::support::PASSWORD}),
-        )
-        .await
-        .unwrap();
+        .reconfigure(&sue, |cfg| {
+            cfg["tags"]["alpha/SP_Power_Limit_kW"] = json!({"history": false});
+            cfg["history"]["enabled"] = json!(false);
+        })
+        .await;
     assert_eq!(set["restart_required"], json!(["history.enabled"]), "{set}");
     r.set_f32(0, TAG, 150.0).await;
     // Beta's tag is still recorded: once its later value is stored, alpha's was looked at.
@@ -861,16 +865,11 @@ async fn limits_reach_the_client_for_visible_parks_only_and_follow_config_set() 
     );
 
     // A limit moved by config_set reaches the next query (no restart).
-    let got = r.call(&sue, json!({"op": "config_get"})).await.unwrap();
-    let mut cfg = got["config"].clone();
-    cfg["alarms"][1]["limit"] = json!(160.0);
     let set = r
-        .call(
-            &sue,
-            json!({"op": "config_set", "config": cfg, "version": got["version"], "password": crate::support::PASSWORD}),
-        )
-        .await
-        .unwrap();
+        .reconfigure(&sue, |cfg| {
+            cfg["alarms"][1]["limit"] = json!(160.0);
+        })
+        .await;
     assert_eq!(set["restart_required"], json!([]), "{set}");
     let got = r.call(&op, q(&mine)).await.unwrap();
     assert_eq!(
