@@ -550,6 +550,13 @@ impl Config {
         self.plc_config.iter().find(|p| p.id == id)
     }
 
+    /// This PLC's sampling (and publishing) interval in seconds: its own override, else the
+    /// broadcast interval.
+    pub fn sampling_seconds_for(&self, plc: &PlcConfig) -> f64 {
+        plc.sampling_interval_seconds
+            .unwrap_or(self.broadcast_interval_seconds)
+    }
+
     /// The root node to browse for this PLC.
     pub fn root_for<'a>(&'a self, plc: &'a PlcConfig) -> &'a str {
         plc.root_node_id

@@ -303,12 +303,9 @@ async fn apply_inner(
     // that came early and restamps it up to one interval later, so a reading computed with the
     // old coefficients can carry a stamp just after the write.
     let cfg = api.config();
-    let sampling = cfg
-        .plc_config
-        .iter()
-        .find(|p| p.id == plc)
-        .and_then(|p| p.sampling_interval_seconds)
-        .unwrap_or(cfg.broadcast_interval_seconds);
+    let sampling = cfg.plc(plc).map_or(cfg.broadcast_interval_seconds, |p| {
+        cfg.sampling_seconds_for(p)
+    });
     let sampling = Duration::from_secs_f64(sampling.clamp(0.0, 60.0));
     let written = Utc::now() + chrono::Duration::from_std(sampling).unwrap_or_default();
     let deadline = tokio::time::Instant::now() + sampling + Duration::from_secs(5);

@@ -41,9 +41,9 @@ pub(super) async fn report(api: &Api, p: &Principal) -> Diagnostics {
             }
             None => (None, None, Err("no PLC engine is running".into())),
         };
-        let interval = cfg
-            .and_then(|c| c.sampling_interval_seconds)
-            .unwrap_or(api.config().broadcast_interval_seconds);
+        let interval = cfg.map_or(config.broadcast_interval_seconds, |c| {
+            config.sampling_seconds_for(c)
+        });
         parks.push(ParkDiagnostics {
             state: plc.status.as_str().to_string(),
             error: plc.error.clone(),

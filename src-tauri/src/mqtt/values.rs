@@ -234,15 +234,13 @@ fn decode_array(element: u32, b: &[u8]) -> Result<Value, String> {
             let body = b
                 .strip_suffix(&[0])
                 .ok_or("string array without its final NUL")?;
-            {
-                body.split(|&c| c == 0)
-                    .map(|s| {
-                        std::str::from_utf8(s)
-                            .map(Value::from)
-                            .map_err(|e| e.to_string())
-                    })
-                    .collect::<Result<_, _>>()?
-            }
+            body.split(|&c| c == 0)
+                .map(|s| {
+                    std::str::from_utf8(s)
+                        .map(Value::from)
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<_, _>>()?
         }
     };
     Ok(Value::Array(items))

@@ -325,10 +325,7 @@ impl PlcTask {
     }
 
     fn interval(&self) -> Duration {
-        let s = self
-            .plc
-            .sampling_interval_seconds
-            .unwrap_or(self.cfg.broadcast_interval_seconds);
+        let s = self.cfg.sampling_seconds_for(&self.plc);
         Duration::from_secs_f64(s.clamp(0.01, 86_400.0))
     }
 
